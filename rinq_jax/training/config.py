@@ -1,0 +1,131 @@
+"""One immutable configuration per training run, saved with every checkpoint.
+
+`python train.py --model rnn3` builds a `TrainConfig` from its flags; the trainer reads nothing
+else.
+The config round-trips through JSON (`to_json` / `from_json`) so a checkpoint carries the exact
+settings that produced it.
+
+Target normalisation (documented here because eval depends on it): the networks regress
+`y_norm = y_ms / (t1_scale_ms, t2_scale_ms)`. The scales are fixed numbers, not training-set
+statistics, so they are known before any data is read, identical for every split and every resume,
+and the same for every model. The defaults, 4000 ms and 600 ms, are the display windows of the
+paper's Fig. 2 (T1 in 0-4000 ms, T2 in 0-600 ms); they map brain tissue to roughly [0, 1].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+MODELS = ("cnn1", "rnn1", "rnn3", "drone")
+INPUT_KINDS = ("complex", "magnitude")
+TARGETS = ("true", "dm")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Every hyperparameter of one run.
+
+    Attributes:
+      model: registry name, one of `MODELS`.
+      input_kind: "complex" (2 channels, real and imaginary) or "magnitude" (1 channel).
+      target: "true" trains on the phantom's true T1/T2; "dm" on dictionary-matching maps.
+      data_dir: folder of slice files (`*.h5`); None means the cached quick dataset.
+      workdir: where checkpoints, metrics.csv and TensorBoard events go.
+      epochs: number of passes over the training set (ignored when `steps` is set).
+      steps: total number of optimiser steps; overrides `epochs` when not None.
+      learning_rate: Adam step size; None takes the paper's value from `model_spec`.
+      batch_size: global batch (patches per step, over all devices); None takes `model_spec`'s.
+      seed: seeds parameter init, data order and the per-step dropout keys.
+      t1_scale_ms, t2_scale_ms: target normalisation y_norm = y_ms / scale (see module doc).
+      val_fraction, test_fraction: slice fractions of the random slice split (paper: 2/12 each).
+      checkpoint_every_steps: extra checkpoint every N steps inside an epoch (0: epoch ends only).
+      keep_checkpoints: how many of the latest checkpoints are kept (the best one is kept apart).
+      log_every_steps: train-loss rows in metrics.csv / TensorBoard every N steps.
+      max_val_patches: cap on validation patches per evaluation (None: all), to bound eval time.
+      progress: show a tqdm progress bar.
+      model_overrides: keyword overrides for `get_model` (e.g. a smaller hidden size in tests),
+        as a tuple of (name, value) pairs so the config stays hashable.
+
+    """
+
+    model: str = "rnn3"
+    input_kind: str = "complex"
+    target: str = "true"
+    data_dir: str | None = None
+    workdir: str = "runs/rnn3-complex"
+    epochs: int = 1
+    steps: int | None = None
+    learning_rate: float | None = None
+    batch_size: int | None = None
+    seed: int = 0
+    t1_scale_ms: float = 4000.0
+    t2_scale_ms: float = 600.0
+    val_fraction: float = 2 / 12
+    test_fraction: float = 2 / 12
+    checkpoint_every_steps: int = 200
+    keep_checkpoints: int = 3
+    log_every_steps: int = 10
+    max_val_patches: int | None = None
+    progress: bool = True
+    model_overrides: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self):
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+        if self.input_kind not in INPUT_KINDS:
+            raise ValueError(f"input_kind must be one of {INPUT_KINDS}, got {self.input_kind!r}")
+        if self.target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.batch_size is not None and self.batch_size <= 0:
+            raise ValueError(f"batch_size must be > 0, got {self.batch_size}")
+        if self.steps is not None and self.steps <= 0:
+            raise ValueError(f"steps must be > 0, got {self.steps}")
+        if self.epochs <= 0:
+            raise ValueError(f"epochs must be > 0, got {self.epochs}")
+        if not (self.t1_scale_ms > 0 and self.t2_scale_ms > 0):
+            raise ValueError("t1_scale_ms and t2_scale_ms must be > 0")
+        if self.keep_checkpoints < 1:
+            raise ValueError(f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
+        # JSON turns tuples into lists; normalise so equality survives the round trip.
+        object.__setattr__(
+            self, "model_overrides", tuple((str(k), v) for k, v in self.model_overrides)
+        )
+
+    @property
+    def target_scale_ms(self) -> tuple[float, float]:
+        """(T1, T2) scales in ms: y_norm = y_ms / target_scale_ms."""
+        return (self.t1_scale_ms, self.t2_scale_ms)
+
+    def replace(self, **changes) -> TrainConfig:
+        """Return a copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict of all fields."""
+        d = dataclasses.asdict(self)
+        d["model_overrides"] = [list(kv) for kv in self.model_overrides]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """Inverse of `to_dict`; unknown keys are an error (a newer config is not silently cut)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields: {sorted(unknown)}")
+        d = dict(d)
+        d["model_overrides"] = tuple(tuple(kv) for kv in d.get("model_overrides", ()))
+        return cls(**d)
+
+    def to_json(self) -> str:
+        """JSON text of `to_dict`."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainConfig:
+        """Inverse of `to_json`."""
+        return cls.from_dict(json.loads(text))

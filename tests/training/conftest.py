@@ -1,0 +1,64 @@
+"""Small in-memory stand-ins for the data pipeline and the models, for fast trainer tests."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import numpy as np
+import pytest
+
+from rinq_jax.training.loop import Datasets
+
+
+class ToyPatches:
+    """PatchDataset stand-in: random signals whose (T1, T2) in ms are a fixed smooth function.
+
+    x float32[N, P, P, T, C]; y_ms = (1000 + 500 tanh(x.w1), 100 + 50 tanh(x.w2)) of the
+    centre pixel, so a small network can learn it. Order depends on (seed, epoch) only.
+    """
+
+    def __init__(self, n=64, patch_size=1, n_reps=8, channels=2, seed=0, nan_at=None):
+        rng = np.random.default_rng(seed)
+        self.x = rng.normal(size=(n, patch_size, patch_size, n_reps, channels)).astype(np.float32)
+        w = np.random.default_rng(1234).normal(size=(2, n_reps * channels)) / np.sqrt(n_reps)
+        c = patch_size // 2
+        centre = self.x[:, c, c].reshape(n, -1)
+        self.y_ms = np.stack(
+            [1000 + 500 * np.tanh(centre @ w[0]), 100 + 50 * np.tanh(centre @ w[1])], axis=1
+        ).astype(np.float32)
+        if nan_at is not None:
+            self.y_ms[nan_at] = np.nan
+        self.n_patches, self.n_reps = n, n_reps
+
+    def batches(self, batch_size, seed=0, epoch=0, start_batch=0, drop_remainder=True):
+        order = np.random.default_rng([seed, epoch]).permutation(self.n_patches)
+        n_batches = (
+            self.n_patches // batch_size if drop_remainder else -(-self.n_patches // batch_size)
+        )
+        for b in range(start_batch, n_batches):
+            idx = order[b * batch_size : (b + 1) * batch_size]
+            yield {"x": self.x[idx], "y_ms": self.y_ms[idx], "index": idx}
+
+
+class TinyNet(nn.Module):
+    """Flatten -> Dense 32 -> BatchNorm -> ReLU -> Dense 2: BatchNorm makes the data-parallel
+    equality test meaningful (batch statistics must be global)."""
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        h = x.reshape(x.shape[0], -1)
+        # No bias before BatchNorm: its gradient is exactly 0 in theory, rounding noise in
+        # practice, and Adam's first steps (g / |g|) would blow that noise up to +-lr.
+        h = nn.Dense(32, use_bias=False)(h)
+        h = nn.BatchNorm(use_running_average=not train, momentum=0.9)(h)
+        return nn.Dense(2)(nn.relu(h))
+
+
+@pytest.fixture
+def toy_datasets():
+    return Datasets(
+        train=ToyPatches(n=64, seed=0),
+        val=ToyPatches(n=24, seed=1),
+        files={"train": ["toy_train"], "val": ["toy_val"], "test": []},
+        seq_hash="toyhash",
+        signal_normalisation="none (toy)",
+    )

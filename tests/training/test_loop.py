@@ -1,0 +1,123 @@
+"""train_and_evaluate end to end on in-memory data: metrics, checkpoints, resume, NaN stop."""
+
+from __future__ import annotations
+
+import csv
+
+import jax
+import numpy as np
+import pytest
+
+from rinq_jax.training import checkpoints as ckpt
+from rinq_jax.training.config import TrainConfig
+from rinq_jax.training.loop import Datasets, NonFiniteLossError, train_and_evaluate
+from rinq_jax.training.metrics_writer import read_records
+
+from .conftest import TinyNet, ToyPatches
+
+
+def _config(workdir, **kw):
+    base = dict(
+        model="rnn1",
+        input_kind="complex",
+        workdir=str(workdir),
+        epochs=3,
+        learning_rate=1e-2,
+        batch_size=8,
+        checkpoint_every_steps=3,
+        log_every_steps=2,
+        progress=False,
+    )
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _rows(path):
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _params(workdir, step=None):
+    mgr = ckpt.make_manager(workdir / ckpt.LATEST_DIR, 100)
+    step = mgr.latest_step() if step is None else step
+    tree, meta = ckpt._restore(mgr, step, None)
+    return tree, meta
+
+
+def test_run_writes_metrics_and_checkpoints(tmp_path, toy_datasets, capsys):
+    summary = train_and_evaluate(_config(tmp_path), datasets=toy_datasets, model=TinyNet())
+    assert summary["steps_per_epoch"] == 8 and summary["final_step"] == 24
+    assert "best validation loss" in capsys.readouterr().out
+    rows = _rows(tmp_path / "metrics.csv")
+    val = [r for r in rows if r["split"] == "val"]
+    assert [int(r["step"]) for r in val] == [8, 16, 24]
+    assert float(val[-1]["val_loss_ms"]) < 0.8 * float(val[0]["val_loss_ms"])
+    assert summary["best_val_loss_ms"] == pytest.approx(float(val[-1]["val_loss_ms"]))
+    events = list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    assert len(events) == 1 and len(read_records(events[0])) > 5
+    tree, meta = _params(tmp_path)
+    assert meta["step"] == 24 and meta["model"] == "rnn1" and meta["n_reps"] == 8
+    assert meta["target_normalisation"]["scale_ms"] == [4000.0, 600.0]
+    assert TrainConfig.from_dict(meta["config"]) == _config(tmp_path)
+    assert int(tree["step"]) == 24
+    assert (tmp_path / ckpt.BEST_DIR / str(summary["best_step"])).is_dir()
+
+
+def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path, toy_datasets):
+    full = tmp_path / "full"
+    train_and_evaluate(_config(full), datasets=toy_datasets, model=TinyNet())
+    part = tmp_path / "part"
+    # "Kill" after 10 steps: a run with steps=10 stops there; its last checkpoint is step 10
+    # (mid-epoch 1, batch 2), then the same workdir resumes with the full length.
+    train_and_evaluate(_config(part, steps=10), datasets=toy_datasets, model=TinyNet())
+    summary = train_and_evaluate(_config(part), datasets=toy_datasets, model=TinyNet())
+    assert summary["final_step"] == 24
+    a, _ = _params(full)
+    b, _ = _params(part)
+    for x, y in zip(jax.tree.leaves(a["params"]), jax.tree.leaves(b["params"]), strict=True):
+        np.testing.assert_array_equal(x, y)
+    for x, y in zip(jax.tree.leaves(a["opt_state"]), jax.tree.leaves(b["opt_state"]), strict=True):
+        np.testing.assert_array_equal(x, y)
+    rows = {
+        k: [
+            (r["step"], r["split"], r["loss"], r["val_loss_ms"])
+            for r in _rows(d / "metrics.csv")
+            if r["step"] not in ("10",)  # the partial run's end-of-run evaluation at step 10
+        ]
+        for k, d in (("full", full), ("part", part))
+    }
+    assert rows["full"] == [r for r in rows["part"] if not (r[0] == "10" and r[1] == "val")]
+
+
+def test_resume_with_different_settings_is_refused(tmp_path, toy_datasets):
+    train_and_evaluate(_config(tmp_path, steps=2), datasets=toy_datasets, model=TinyNet())
+    with pytest.raises(ValueError, match="learning_rate"):
+        train_and_evaluate(
+            _config(tmp_path, learning_rate=1e-3), datasets=toy_datasets, model=TinyNet()
+        )
+
+
+def test_non_finite_loss_stops_with_the_step_and_keeps_good_checkpoint(tmp_path):
+    # One NaN target; batch order is fixed by (seed, epoch), so find the step that meets it.
+    bad = ToyPatches(n=64, seed=0, nan_at=5)
+    order = np.random.default_rng([0, 1]).permutation(64)
+    bad_step = 8 + int(np.where(order == 5)[0][0]) // 8  # epoch 1, batch with patch 5
+    data = Datasets(train=_SkipEpoch0(bad), val=ToyPatches(n=16, seed=1))
+    with pytest.raises(NonFiniteLossError, match=f"at step {bad_step} "):
+        train_and_evaluate(_config(tmp_path), datasets=data, model=TinyNet())
+    tree, meta = _params(tmp_path)
+    assert meta["step"] <= bad_step
+    assert all(np.isfinite(x).all() for x in jax.tree.leaves(tree["params"]))
+
+
+class _SkipEpoch0:
+    """Epoch 0 without the NaN patch, so the NaN appears mid-run (after a checkpoint)."""
+
+    def __init__(self, ds):
+        self.ds, self.n_patches, self.n_reps = ds, ds.n_patches, ds.n_reps
+
+    def batches(self, batch_size, seed=0, epoch=0, start_batch=0, drop_remainder=True):
+        for b in self.ds.batches(batch_size, seed, epoch, start_batch, drop_remainder):
+            if epoch == 0:
+                b = {**b, "y_ms": np.nan_to_num(b["y_ms"], nan=1000.0)}
+            yield b
