@@ -486,14 +486,15 @@ def _inspect_open(path, f: h5py.File) -> tuple[SliceInfo, dict[str, Any]]:
             raise MrfFormatError(path, name, "missing (required)")
     present = tuple(name for name in FIELDS if name in f)
     _check_pairs(path, present)
+    for name in present:
+        if not isinstance(f[name], h5py.Dataset):
+            raise MrfFormatError(path, name, "expected a dataset, got a group")
     signals = f["signals"]
     if len(signals.shape) != 3:
         raise MrfFormatError(path, "signals", f"expected shape (H, W, T), got {signals.shape}")
     n_rows, n_cols = signals.shape[:2]
     for name in present:
         ds = f[name]
-        if not isinstance(ds, h5py.Dataset):
-            raise MrfFormatError(path, name, "expected a dataset, got a group")
         expected = (n_rows, n_cols, n_reps) if name == "signals" else (n_rows, n_cols)
         why = (
             f" (T = {n_reps} from the sequence)" if name == "signals" else " (H, W of the signals)"

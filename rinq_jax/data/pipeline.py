@@ -247,6 +247,7 @@ class PatchDataset:
         _check_choice("patch_size", patch_size, PATCH_SIZES)
         _check_choice("input_kind", input_kind, INPUT_KINDS)
         _check_choice("target", target, TARGET_PAIRS)
+        files = list(files)
         if not files:
             raise ValueError("PatchDataset needs at least one file")
         if block_rows < 1 or shuffle_shards < 1:

@@ -302,3 +302,16 @@ def test_dict_hash_matches_fisp_sequence(tmp_path):
     assert from_dict.sequence_hash == from_object.sequence_hash == seq.hash
     io.write_slice(tmp_path / "a.h5", from_object)
     assert io.to_fisp_sequence(io.read_slice(tmp_path / "a.h5").sequence) == seq
+
+
+def test_group_instead_of_dataset_and_mask_as_uint8(slice_file):
+    path, s = slice_file
+    _edit(path, _replace("mask", s.mask.astype(np.uint8)))
+    _check_error(path, "mask", "expected dtype bool, got uint8", io.inspect)
+
+    def to_group(f):
+        del f["signals"]
+        f.create_group("signals")
+
+    _edit(path, to_group)
+    _check_error(path, "signals", "expected a dataset, got a group", io.inspect)
