@@ -7,12 +7,14 @@ batches an uninterrupted run would have seen, and ends with the same parameters.
 
 Default split (no explicit datasets given): the data folder's slice files are divided by the
 pipeline's `random_slice_split` in the paper's proportions, 8 : 2 : 2 of 12 slices, i.e.
-`val_fraction = test_fraction = 1/6` of the slices (at least one slice each), scaled to however
-many slices the folder holds. The split depends only on the file names and the seed.
+`round(n * val_fraction)` validation and `round(n * test_fraction)` test slices with
+`val_fraction = test_fraction = 1/6` (at least one slice each), the rest for training, scaled to
+however many slices `n` the folder holds. The split depends only on the slices and the seed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from collections.abc import Iterator
@@ -62,6 +64,10 @@ class Datasets:
     signal_normalisation: str = "unknown"
 
 
+# What `rinq_jax.data.pipeline.normalise_signals` does, recorded in every checkpoint.
+SIGNAL_NORMALISATION = "per-pixel s / ||s||_2 * sqrt(T) (rinq_jax.data.pipeline.normalise_signals)"
+
+
 class NonFiniteLossError(RuntimeError):
     """Training met a NaN/Inf loss or gradient norm; the message names the step."""
 
@@ -106,12 +112,16 @@ def build_datasets(config: TrainConfig, patch_size: int) -> Datasets:
         files = sorted(Path(config.data_dir).glob("*.h5"))
     if not files:
         raise FileNotFoundError(f"no slice files (*.h5) in {config.data_dir}")
-    split = pipeline.random_slice_split(
-        files,
-        val_fraction=config.val_fraction,
-        test_fraction=config.test_fraction,
-        seed=config.seed,
+    n_val, n_test = (
+        max(1, round(len(files) * f)) for f in (config.val_fraction, config.test_fraction)
     )
+    n_train = len(files) - n_val - n_test
+    if n_train < 1:
+        raise ValueError(
+            f"{len(files)} slice files cannot be split into train/val/test "
+            f"({n_train}/{n_val}/{n_test}); at least 3 are needed"
+        )
+    split = pipeline.random_slice_split(files, n_train, n_val, n_test, seed=config.seed)
 
     def make(fs):
         return pipeline.PatchDataset(
@@ -123,8 +133,8 @@ def build_datasets(config: TrainConfig, patch_size: int) -> Datasets:
         train=train,
         val=val,
         files={k: [Path(f).name for f in getattr(split, k)] for k in ("train", "val", "test")},
-        seq_hash=getattr(train, "seq_hash", None),
-        signal_normalisation=getattr(train, "signal_normalisation", "see rinq_jax.data.pipeline"),
+        seq_hash=train.infos[0].sequence_hash,
+        signal_normalisation=SIGNAL_NORMALISATION,
     )
 
 
@@ -144,24 +154,37 @@ def evaluate(
     """
     sums = None
     seen = 0
-    for batch in ds.batches(batch_size, seed=seed, epoch=0, start_batch=0, drop_remainder=False):
-        n = len(batch["y_ms"])
-        if max_patches is not None:
-            n = min(n, max_patches - seen)
-        pad = batch_size - n
-        padded = {
-            "x": np.concatenate([batch["x"][:n], np.zeros_like(batch["x"][:1]).repeat(pad, 0)]),
-            "y_ms": np.concatenate([batch["y_ms"][:n], np.zeros((pad, 2), np.float32)]),
-            "weight": np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)]),
-        }
-        out = jax.device_get(eval_fn(state, steps.shard_batch(padded, mesh)))
-        sums = out if sums is None else jax.tree.map(np.add, sums, out)
-        seen += n
-        if max_patches is not None and seen >= max_patches:
-            break
+    batches = ds.batches(batch_size, seed=seed, epoch=0, start_batch=0, drop_remainder=False)
+    with _closing(batches):
+        for batch in batches:
+            n = len(batch["y_ms"])
+            if max_patches is not None:
+                n = min(n, max_patches - seen)
+            pad = batch_size - n
+            padded = {
+                "x": np.concatenate([batch["x"][:n], np.zeros_like(batch["x"][:1]).repeat(pad, 0)]),
+                "y_ms": np.concatenate([batch["y_ms"][:n], np.zeros((pad, 2), np.float32)]),
+                "weight": np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)]),
+            }
+            out = jax.device_get(eval_fn(state, steps.shard_batch(padded, mesh)))
+            sums = out if sums is None else jax.tree.map(np.add, sums, out)
+            seen += n
+            if max_patches is not None and seen >= max_patches:
+                break
     if sums is None:
         raise ValueError("the validation set yielded no batches")
     return steps.finalize_eval(sums)
+
+
+@contextlib.contextmanager
+def _closing(batches):
+    """Close a batch iterator on exit (stops the pipeline's prefetch thread), if it can be."""
+    try:
+        yield batches
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
 
 
 def _check_resume(saved: dict[str, Any], config: TrainConfig, run_dir: Path) -> None:
@@ -222,7 +245,8 @@ def train_and_evaluate(
             f"{config.batch_size}"
         )
     total_steps = config.steps or config.epochs * steps_per_epoch
-    first = next(iter(train_ds.batches(1, seed=0, epoch=0, start_batch=0, drop_remainder=True)))
+    with _closing(train_ds.batches(1, seed=0, epoch=0, start_batch=0)) as it:
+        first = next(iter(it))
     sample_x = np.asarray(first["x"])
     patch_size, channels = sample_x.shape[1], sample_x.shape[-1]
 
@@ -290,76 +314,78 @@ def train_and_evaluate(
     final_val: dict[str, float] | None = None
     while step < total_steps:
         epoch, start_batch = divmod(step, steps_per_epoch)
-        batches = train_ds.batches(
-            config.batch_size,
-            seed=config.seed,
-            epoch=epoch,
-            start_batch=start_batch,
-            drop_remainder=True,
-        )
-        for batch in batches:
-            t0 = time.perf_counter()
-            state, metrics = p_train_step(state, steps.shard_batch(batch, mesh), train_rng)
-            metrics = jax.device_get(metrics)  # the finite check needs it now
-            if not metrics["finite"]:
-                last = latest_mgr.latest_step()
-                where = run_dir / ckpt.LATEST_DIR / str(last) if last is not None else "none"
-                bar.close()
-                raise NonFiniteLossError(
-                    f"non-finite loss ({metrics['loss']}) or gradient norm "
-                    f"({metrics['grad_norm']}) at step {step} (epoch {epoch}, batch "
-                    f"{step % steps_per_epoch}); training stopped, parameters not updated; "
-                    f"last good checkpoint: {where}"
-                )
-            if step > session_start:  # the session's first step includes compilation
-                train_time += time.perf_counter() - t0
-                train_patches += config.batch_size
-            step += 1
-            losses.append(float(metrics["loss"]))
-            bar.update(1)
-            if step % config.log_every_steps == 0 or step == total_steps:
-                now = time.perf_counter()
-                rate = len(losses) * config.batch_size / (now - t_log)
-                row = {
-                    "epoch": epoch,
-                    "loss": float(np.mean(losses)),
-                    "grad_norm": float(metrics["grad_norm"]),
-                    "patches_per_s": rate,
-                    "wall_s": now - t_start,
-                }
-                writer.write(step, "train", row)
-                bar.set_postfix(loss=f"{row['loss']:.4g}", patches_s=f"{rate:.0f}")
-                losses, t_log = [], now
-            epoch_end = step % steps_per_epoch == 0
-            if epoch_end or step == total_steps:
-                val = evaluate(
-                    p_eval_step,
-                    state,
-                    val_ds,
-                    mesh,
-                    eval_batch,
-                    config.seed,
-                    config.max_val_patches,
-                )
-                final_val = val
-                wall_s = time.perf_counter() - t_start
-                writer.write(step, "val", {"epoch": epoch, **val, "wall_s": wall_s})
-                bar.write(
-                    f"step {step} epoch {epoch}: val loss {val['val_loss_ms']:.1f} ms "
-                    f"(RMSE T1 {val['rmse_t1_ms']:.1f} ms, T2 {val['rmse_t2_ms']:.1f} ms)"
-                )
-                if best is None or val["val_loss_ms"] < best["val_loss_ms"]:
-                    best = {"val_loss_ms": val["val_loss_ms"], "step": step}
-                    inference_tree = jax.device_get(
-                        {"params": state.params, "batch_stats": state.batch_stats}
+        with _closing(
+            train_ds.batches(
+                config.batch_size,
+                seed=config.seed,
+                epoch=epoch,
+                start_batch=start_batch,
+                drop_remainder=True,
+            )
+        ) as batches:
+            for batch in batches:
+                t0 = time.perf_counter()
+                state, metrics = p_train_step(state, steps.shard_batch(batch, mesh), train_rng)
+                metrics = jax.device_get(metrics)  # the finite check needs it now
+                if not metrics["finite"]:
+                    last = latest_mgr.latest_step()
+                    where = run_dir / ckpt.LATEST_DIR / str(last) if last is not None else "none"
+                    bar.close()
+                    raise NonFiniteLossError(
+                        f"non-finite loss ({metrics['loss']}) or gradient norm "
+                        f"({metrics['grad_norm']}) at step {step} (epoch {epoch}, batch "
+                        f"{step % steps_per_epoch}); training stopped, parameters not updated; "
+                        f"last good checkpoint: {where}"
                     )
-                    ckpt.save(best_mgr, inference_tree, meta(step, val), step)
-                save_latest(step, val)
-                t_log = time.perf_counter()  # evaluation time is not training throughput
-            elif config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0:
-                save_latest(step)
-            if step >= total_steps:
-                break
+                if step > session_start:  # the session's first step includes compilation
+                    train_time += time.perf_counter() - t0
+                    train_patches += config.batch_size
+                step += 1
+                losses.append(float(metrics["loss"]))
+                bar.update(1)
+                if step % config.log_every_steps == 0 or step == total_steps:
+                    now = time.perf_counter()
+                    rate = len(losses) * config.batch_size / (now - t_log)
+                    row = {
+                        "epoch": epoch,
+                        "loss": float(np.mean(losses)),
+                        "grad_norm": float(metrics["grad_norm"]),
+                        "patches_per_s": rate,
+                        "wall_s": now - t_start,
+                    }
+                    writer.write(step, "train", row)
+                    bar.set_postfix(loss=f"{row['loss']:.4g}", patches_s=f"{rate:.0f}")
+                    losses, t_log = [], now
+                epoch_end = step % steps_per_epoch == 0
+                if epoch_end or step == total_steps:
+                    val = evaluate(
+                        p_eval_step,
+                        state,
+                        val_ds,
+                        mesh,
+                        eval_batch,
+                        config.seed,
+                        config.max_val_patches,
+                    )
+                    final_val = val
+                    wall_s = time.perf_counter() - t_start
+                    writer.write(step, "val", {"epoch": epoch, **val, "wall_s": wall_s})
+                    bar.write(
+                        f"step {step} epoch {epoch}: val loss {val['val_loss_ms']:.1f} ms "
+                        f"(RMSE T1 {val['rmse_t1_ms']:.1f} ms, T2 {val['rmse_t2_ms']:.1f} ms)"
+                    )
+                    if best is None or val["val_loss_ms"] < best["val_loss_ms"]:
+                        best = {"val_loss_ms": val["val_loss_ms"], "step": step}
+                        inference_tree = jax.device_get(
+                            {"params": state.params, "batch_stats": state.batch_stats}
+                        )
+                        ckpt.save(best_mgr, inference_tree, meta(step, val), step)
+                    save_latest(step, val)
+                    t_log = time.perf_counter()  # evaluation time is not training throughput
+                elif config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0:
+                    save_latest(step)
+                if step >= total_steps:
+                    break
     bar.close()
 
     best_path = None
