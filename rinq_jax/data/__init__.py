@@ -1,0 +1,1 @@
+"""In-vivo-like MRF data: phantoms, spiral acquisition, the HDF5 format and the patch loader."""
