@@ -7,7 +7,6 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from rinq_jax.data.io import MrfSlice, write_slice
 from rinq_jax.training import checkpoints as ckpt
