@@ -188,12 +188,14 @@ def test_fully_sampled_recovers_series_and_undersampling_aliases():
     assert rel_err(avg_under, avg_truth, mask) < 0.1
 
 
-@pytest.mark.parametrize("fully_sampled", [True, False])
-def test_acquire_matches_acquire_series(fully_sampled):
+@pytest.mark.parametrize(
+    "kw", [{"fully_sampled": True}, {}, {"undersampling": 12, "interleaf_order": "golden"}]
+)
+def test_acquire_matches_acquire_series(kw):
     coefficients, basis, _ = phantom_subspace(n_reps=60)
     series = expand(coefficients, basis)
     for snr in (None, 20.0):
-        cfg = small_cfg(fully_sampled=fully_sampled, snr=snr)
+        cfg = small_cfg(snr=snr, **kw)
         a = acq.acquire(coefficients, basis, cfg, np.random.default_rng(5), batch=16)
         b = acq.acquire_series(series, cfg, np.random.default_rng(5), batch=16)
         c = acq.acquire_series(np.moveaxis(series, -1, 0), cfg, np.random.default_rng(5), batch=16)
@@ -202,13 +204,24 @@ def test_acquire_matches_acquire_series(fully_sampled):
         np.testing.assert_array_equal(b, c)
 
 
-def test_noiseless_fast_path_matches_kspace_path():
-    # K * R < T uses the image-domain linear combination; a basis with T small uses k-space.
-    coefficients, basis, _ = phantom_subspace(n_reps=200)
-    cfg = small_cfg(undersampling=4)
-    fast = acq.acquire(coefficients, basis, cfg)  # 3 * 4 < 200
+def test_noiseless_fully_sampled_shortcut_matches_kspace_path():
+    # Noiseless + fully sampled takes K adjoints of the coefficient images; the series
+    # goes through per-repetition k-space data: both must agree.
+    coefficients, basis, _ = phantom_subspace(n_reps=50)
+    cfg = small_cfg(fully_sampled=True)
+    fast = acq.acquire(coefficients, basis, cfg)
     slow = acq.acquire_series(expand(coefficients, basis), cfg)
     np.testing.assert_allclose(fast, slow, atol=1e-3 * np.abs(slow).max())
+
+
+@pytest.mark.parametrize("undersampling", [48, 4])
+def test_result_independent_of_batch(undersampling):
+    coefficients, basis, _ = phantom_subspace(n_reps=100)
+    cfg = small_cfg(undersampling=undersampling)
+    ref = acq.acquire(coefficients, basis, cfg, batch=1)
+    for batch in (7, 50, 192, 1000):
+        out = acq.acquire(coefficients, basis, cfg, batch=batch)
+        np.testing.assert_allclose(out, ref, atol=1e-4 * np.abs(ref).max())
 
 
 @pytest.mark.parametrize("undersampling,fully", [(48, True), (48, False), (12, False)])
