@@ -1,0 +1,127 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rinq_jax.models.lstm import ChunkedLSTM, chunk_signal
+
+
+def _sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def _reference_lstm(x, w_ih, w_hh, bias):
+    """Naive float64 LSTM, one step and one gate at a time (gate order i, f, g, o)."""
+    batch, steps, _ = x.shape
+    hidden = w_hh.shape[0]
+    h = np.zeros((batch, hidden))
+    c = np.zeros((batch, hidden))
+    out = np.zeros((batch, steps, hidden))
+    for t in range(steps):
+        gates = [
+            x[:, t] @ w_ih[:, k * hidden : (k + 1) * hidden]
+            + h @ w_hh[:, k * hidden : (k + 1) * hidden]
+            + bias[k * hidden : (k + 1) * hidden]
+            for k in range(4)
+        ]
+        i, f, g, o = _sigmoid(gates[0]), _sigmoid(gates[1]), np.tanh(gates[2]), _sigmoid(gates[3])
+        c = f * c + i * g
+        h = o * np.tanh(c)
+        out[:, t] = h
+    return out
+
+
+@pytest.fixture(scope="module")
+def small_lstm():
+    batch, steps, features, hidden = 3, 6, 7, 5
+    x = jax.random.normal(jax.random.key(0), (batch, steps, features), jnp.float32)
+    lstm = ChunkedLSTM(hidden)
+    params = lstm.init(jax.random.key(1), x)["params"]
+    # a non-trivial bias, so that every gate's bias slice is exercised
+    params = {**params, "bias": jax.random.normal(jax.random.key(2), (4 * hidden,)) * 0.5}
+    return lstm, params, x
+
+
+def test_matches_naive_step_by_step_reference(small_lstm):
+    lstm, params, x = small_lstm
+    out = lstm.apply({"params": params}, x)
+    ref = _reference_lstm(
+        *(np.asarray(a, np.float64) for a in (x, params["w_ih"], params["w_hh"], params["bias"]))
+    )
+    assert out.shape == ref.shape == (3, 6, 5)
+    np.testing.assert_allclose(out, ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("unroll", [2, 6])
+def test_unroll_does_not_change_results(small_lstm, unroll):
+    lstm, params, x = small_lstm
+    out = ChunkedLSTM(lstm.hidden, unroll=unroll).apply({"params": params}, x)
+    np.testing.assert_allclose(out, lstm.apply({"params": params}, x), atol=1e-6)
+
+
+def test_parameter_count_and_init():
+    features, hidden = 11, 4
+    x = jnp.zeros((2, 3, features))
+    params = ChunkedLSTM(hidden).init(jax.random.key(0), x)["params"]
+    assert {k: v.shape for k, v in params.items()} == {
+        "w_ih": (features, 4 * hidden),
+        "w_hh": (hidden, 4 * hidden),
+        "bias": (4 * hidden,),
+    }
+    # single bias (Keras): 4 * (in*hid + hid*hid + hid)
+    assert sum(v.size for v in params.values()) == 4 * (11 * 4 + 4 * 4 + 4) == 256
+    # forget gate (second quarter) starts at 1, the others at 0
+    np.testing.assert_array_equal(params["bias"], np.repeat([0.0, 1.0, 0.0, 0.0], hidden))
+    # orthogonal recurrent kernel: rows orthonormal
+    w_hh = np.asarray(params["w_hh"])
+    np.testing.assert_allclose(w_hh @ w_hh.T, np.eye(hidden), atol=1e-5)
+
+
+def test_gradient_matches_reference_finite_difference(small_lstm):
+    lstm, params, x = small_lstm
+
+    def loss(w_hh):
+        return jnp.sum(lstm.apply({"params": {**params, "w_hh": w_hh}}, x) ** 2)
+
+    grad = jax.grad(loss)(params["w_hh"])
+    direction = jax.random.normal(jax.random.key(3), params["w_hh"].shape)
+    args = [np.asarray(a, np.float64) for a in (x, params["w_ih"], params["w_hh"], params["bias"])]
+    eps = 1e-4
+
+    def ref_loss(w_hh):
+        return np.sum(_reference_lstm(args[0], args[1], w_hh, args[3]) ** 2)
+
+    d = np.asarray(direction, np.float64)
+    fd = (ref_loss(args[2] + eps * d) - ref_loss(args[2] - eps * d)) / (2 * eps)
+    np.testing.assert_allclose(float(jnp.sum(grad * direction)), fd, rtol=1e-4)
+
+
+def test_chunk_signal_interleaves_real_and_imaginary():
+    n_time, n_steps = 12, 3
+    t = np.arange(n_time, dtype=np.float32)
+    # value = 10 * t + channel, so the layout can be read off
+    x = jnp.asarray(10 * t[:, None] + np.array([0.0, 1.0]))[None, None, None]  # [1,1,1,12,2]
+    steps = chunk_signal(x, n_steps)
+    assert steps.shape == (1, 3, 8)
+    np.testing.assert_array_equal(steps[0, 1], [40, 41, 50, 51, 60, 61, 70, 71])
+
+
+def test_chunk_signal_patch_keeps_the_time_window_per_step():
+    p, n_time, n_steps = 3, 6, 2
+    pixel = np.arange(p * p, dtype=np.float32).reshape(p, p)
+    t = np.arange(n_time, dtype=np.float32)
+    # value = 100 * pixel + 10 * t + channel
+    x = 100 * pixel[:, :, None, None] + 10 * t[None, None, :, None] + np.array([0.0, 1.0])
+    steps = np.asarray(chunk_signal(jnp.asarray(x)[None], n_steps))
+    assert steps.shape == (1, 2, 9 * 3 * 2)
+    # step 1 = time points 3..5 of every pixel; pixel-major, then time, then channel
+    block = steps[0, 1].reshape(9, 3, 2)
+    np.testing.assert_array_equal(block[4, :, 0], 400 + 10 * np.array([3, 4, 5]))
+    np.testing.assert_array_equal(block[:, 0, 1], 100 * np.arange(9) + 31)
+
+
+def test_chunk_signal_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="divisible by n_steps=30"):
+        chunk_signal(jnp.zeros((1, 1, 1, 100, 2)), 30)
+    with pytest.raises(ValueError, match=r"\[batch, P, P, T, C\]"):
+        chunk_signal(jnp.zeros((1, 100, 2)), 10)

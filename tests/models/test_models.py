@@ -1,0 +1,273 @@
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rinq_jax.models import get_model, model_spec
+
+ALL = [
+    ("cnn1", "magnitude"),
+    ("cnn1", "complex"),
+    ("rnn1", "magnitude"),
+    ("rnn1", "complex"),
+    ("rnn3", "complex"),
+    ("drone", "magnitude"),
+    ("drone", "complex"),
+]
+
+
+def _n_params(tree):
+    return sum(int(np.prod(a.shape)) for a in jax.tree.leaves(tree))
+
+
+def _abstract_variables(name, kind, n_time=3000, batch=2, **overrides):
+    """Variables' shapes via eval_shape: full-size models without any init compute."""
+    spec = model_spec(name, kind)
+    model = get_model(name, kind, **overrides)
+    x = jax.ShapeDtypeStruct(
+        (batch, spec.patch_size, spec.patch_size, n_time, spec.channels), jnp.float32
+    )
+    return jax.eval_shape(lambda x: model.init({"params": jax.random.key(0)}, x, train=False), x)
+
+
+def _dense(n_in, n_out):
+    return n_in * n_out + n_out
+
+
+def _lstm(n_in, hidden):
+    return 4 * (n_in * hidden + hidden * hidden + hidden)
+
+
+def _bn(*features):  # trainable scale and bias per feature
+    return 2 * sum(features)
+
+
+def _rnn_expected(n_in, hidden, fc4_in):
+    return (
+        _lstm(n_in, hidden)
+        + _dense(hidden, 500)
+        + _dense(500, 250)
+        + _dense(30 * 250, 360)
+        + _dense(fc4_in, 2)
+        + _bn(hidden, 500, 250, 360)
+    )
+
+
+def _cnn_expected(channels):
+    conv = 15 * channels * 30 + 30 + 10 * 30 * 60 + 60 + 5 * 60 * 120 + 120 + 3 * 120 * 240 + 240
+    fc = _dense(23 * 240, 1000) + _dense(1000, 500) + _dense(500, 300) + _dense(300, 2)
+    return conv + fc + _bn(30, 60, 120, 240, 1000, 500, 300)
+
+
+# (name, kind) -> (hand-computed count, the paper's count in millions or None)
+EXPECTED = {
+    ("cnn1", "magnitude"): (_cnn_expected(1), 6.3),
+    ("cnn1", "complex"): (_cnn_expected(2), 6.3),
+    ("rnn1", "magnitude"): (_rnn_expected(100, 1000, 360), 7.7),
+    ("rnn1", "complex"): (_rnn_expected(200, 1000, 360), 8.1),
+    ("rnn3", "complex"): (_rnn_expected(1800, 500, 40), 7.7),
+    ("drone", "magnitude"): (_dense(3000, 300) + _dense(300, 300) + _dense(300, 2), None),
+    ("drone", "complex"): (_dense(6000, 300) + _dense(300, 300) + _dense(300, 2), None),
+}
+
+
+@pytest.mark.parametrize("name,kind", ALL)
+def test_parameter_counts_match_hand_formula_and_paper(name, kind):
+    variables = _abstract_variables(name, kind)
+    expected, paper_millions = EXPECTED[(name, kind)]
+    assert _n_params(variables["params"]) == expected
+    if paper_millions is not None:
+        assert abs(expected / 1e6 - paper_millions) / paper_millions < 0.02
+        # the statement holds with or without counting BN's running statistics
+        with_stats = expected + _n_params(variables["batch_stats"])
+        assert abs(with_stats / 1e6 - paper_millions) / paper_millions < 0.02
+
+
+def test_paper_counts_are_the_documented_numbers():
+    got = {k: v[0] for k, v in EXPECTED.items()}
+    assert got == {
+        ("cnn1", "magnitude"): 6_318_202,
+        ("cnn1", "complex"): 6_318_652,
+        ("rnn1", "magnitude"): 7_735_052,
+        ("rnn1", "complex"): 8_135_052,
+        ("rnn3", "complex"): 7_681_412,
+        ("drone", "magnitude"): 991_202,
+        ("drone", "complex"): 1_891_202,
+    }
+
+
+def test_stable_parameter_paths():
+    rnn3 = _abstract_variables("rnn3", "complex")["params"]
+    assert sorted(rnn3) == [
+        "bn_fc1",
+        "bn_fc2",
+        "bn_fc3",
+        "bn_lstm",
+        "fc1",
+        "fc2",
+        "fc3",
+        "fc4",
+        "lstm",
+    ]
+    assert rnn3["lstm"]["w_ih"].shape == (1800, 2000)
+    assert rnn3["fc3"]["kernel"].shape == (7500, 360)
+    assert rnn3["fc4"]["kernel"].shape == (40, 2)
+    cnn = _abstract_variables("cnn1", "complex")["params"]
+    assert cnn["conv1"]["kernel"].shape == (15, 2, 30)
+    assert cnn["fc1"]["kernel"].shape == (5520, 1000)
+    drone = _abstract_variables("drone", "complex")["params"]
+    assert sorted(drone) == ["fc1", "fc2", "fc3"]
+
+
+@pytest.mark.parametrize("name,kind", ALL)
+def test_output_shapes_full_size(name, kind):
+    # eval_shape traces the whole forward pass at T = 3000 (flatten 7500 / 5520 included)
+    spec = model_spec(name, kind)
+    model = get_model(name, kind)
+    x = jax.ShapeDtypeStruct(
+        (4, spec.patch_size, spec.patch_size, 3000, spec.channels), jnp.float32
+    )
+    variables = _abstract_variables(name, kind, batch=4)
+    y = jax.eval_shape(lambda v, x: model.apply(v, x, train=False), variables, x)
+    assert (y.shape, y.dtype) == ((4, 2), jnp.float32)
+    y_train, updates = jax.eval_shape(
+        lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"]), variables, x
+    )
+    assert y_train.shape == (4, 2)
+    assert jax.tree.structure(updates.get("batch_stats", {})) == jax.tree.structure(
+        variables.get("batch_stats", {})
+    )
+
+
+# Small concrete models (T = 300 as 30 steps of 10; LSTM 32 units): real numbers in
+# seconds. Everything is jitted: eager Flax dispatches (and compiles) op by op.
+N_TIME = 300
+
+
+@functools.cache
+def _small(name, kind, **overrides):
+    spec = model_spec(name, kind)
+    if name in ("rnn1", "rnn3"):
+        overrides.setdefault("lstm_hidden", 32)
+    model = get_model(name, kind, **overrides)
+    x = jax.random.normal(
+        jax.random.key(1), (4, spec.patch_size, spec.patch_size, N_TIME, spec.channels), jnp.float32
+    )
+    variables = jax.jit(lambda x: model.init({"params": jax.random.key(0)}, x, train=False))(x)
+    apply = jax.jit(model.apply, static_argnames=("train", "mutable", "capture_intermediates"))
+    return model, apply, variables, x
+
+
+@pytest.mark.parametrize(
+    "name,kind", [("cnn1", "complex"), ("rnn1", "magnitude"), ("rnn3", "complex")]
+)
+def test_batch_stats_update_in_train_mode_only(name, kind):
+    _, apply, variables, x = _small(name, kind)
+    y_eval = apply(variables, x, train=False)
+    y_train, updates = apply(variables, x, train=True, mutable=("batch_stats",))
+    assert y_eval.shape == y_train.shape == (4, 2)
+    assert np.all(np.isfinite(y_train))
+    old, new = variables["batch_stats"], updates["batch_stats"]
+    for layer in old:
+        # momentum 0.99: new mean = 0.99 * 0 + 0.01 * batch mean, so it must move
+        assert not np.allclose(old[layer]["mean"], new[layer]["mean"]), layer
+        assert not np.allclose(old[layer]["var"], new[layer]["var"]), layer
+    # batch statistics (train) and running statistics (eval) normalise differently
+    assert not np.allclose(y_eval, y_train)
+
+
+def test_bn_mean_update_equals_momentum_formula():
+    _, apply, variables, x = _small("cnn1", "complex")
+    _, updates = apply(variables, x, train=True, mutable=("batch_stats",))
+    _, state = apply(
+        variables,
+        x,
+        train=True,
+        mutable=("batch_stats", "intermediates"),
+        capture_intermediates=lambda mdl, _: mdl.name == "conv1",
+    )
+    conv1_out = state["intermediates"]["conv1"]["__call__"][0]  # [B, L, 30]
+    expected = 0.01 * np.mean(np.asarray(conv1_out), axis=(0, 1))
+    np.testing.assert_allclose(
+        updates["batch_stats"]["bn_conv1"]["mean"], expected, rtol=1e-4, atol=1e-7
+    )
+
+
+def test_rnn3_output_is_the_median_of_the_nine_neighbour_predictions():
+    _, apply, variables, x = _small("rnn3", "complex")
+    y, state = apply(
+        variables,
+        x,
+        train=False,
+        mutable=("intermediates",),
+        capture_intermediates=lambda mdl, _: mdl.name == "fc4",
+    )
+    per_neighbour = state["intermediates"]["fc4"]["__call__"][0]  # [B, 3, 3, 2]
+    assert per_neighbour.shape == (4, 3, 3, 2)
+    np.testing.assert_array_equal(y, jnp.median(per_neighbour.reshape(4, 9, 2), axis=1))
+
+
+def test_rnn3_gradients_are_finite_and_reach_every_layer():
+    _, apply, variables, x = _small("rnn3", "complex")
+
+    def loss(params):
+        y, _ = apply(
+            {"params": params, "batch_stats": variables["batch_stats"]},
+            x,
+            train=True,
+            mutable=("batch_stats",),
+        )
+        return jnp.mean((y - 0.5) ** 2)
+
+    grads = jax.jit(jax.grad(loss))(variables["params"])
+    for path, g in jax.tree_util.tree_leaves_with_path(grads):
+        assert np.all(np.isfinite(g)), path
+        assert np.any(g != 0), path
+
+
+@pytest.mark.parametrize(
+    "name,kind", [("cnn1", "magnitude"), ("drone", "complex"), ("rnn1", "complex")]
+)
+def test_output_relu_option(name, kind):
+    key = "output_sigmoid" if name == "drone" else "output_relu"
+    _, apply, variables, x = _small(name, kind, **{key: True})
+    y = apply(variables, x, train=False)
+    assert np.all(y >= 0) if name != "drone" else np.all((y > 0) & (y < 1))
+
+
+def test_data_parallel_batch_norm_equals_global_batch():
+    if jax.local_device_count() < 2:
+        pytest.skip("needs 2 devices (tests/conftest.py sets XLA_FLAGS)")
+    _, apply, variables, x = _small("cnn1", "complex")
+    pmodel = get_model("cnn1", "complex", bn_axis_name="batch")
+    y_ref, upd_ref = apply(variables, x, train=True, mutable=("batch_stats",))
+    replicated = jax.tree.map(lambda a: jnp.stack([a, a]), variables)
+    y_par, upd_par = jax.pmap(
+        lambda v, x: pmodel.apply(v, x, train=True, mutable=["batch_stats"]), axis_name="batch"
+    )(replicated, x.reshape(2, 2, *x.shape[1:]))
+    np.testing.assert_allclose(y_par.reshape(4, 2), y_ref, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        upd_par["batch_stats"]["bn_fc1"]["var"][0],
+        upd_ref["batch_stats"]["bn_fc1"]["var"],
+        rtol=1e-4,
+    )
+
+
+@pytest.mark.parametrize(
+    "name,kind,shape,match",
+    [
+        ("rnn3", "complex", (2, 1, 1, 300, 2), "3x3 patches"),
+        ("rnn1", "complex", (2, 1, 1, 300, 1), "2 channel"),
+        ("cnn1", "magnitude", (2, 300, 1), "5 dimensions|got 3 dimensions"),
+        ("rnn1", "magnitude", (2, 1, 1, 310, 1), "divisible by n_steps=30"),
+        ("cnn1", "complex", (2, 1, 1, 60, 2), "needs more time points"),
+        ("drone", "magnitude", (2, 3, 3, 300, 1), "1x1 patches"),
+    ],
+)
+def test_bad_inputs_raise(name, kind, shape, match):
+    model = get_model(name, kind)
+    x = jax.ShapeDtypeStruct(shape, jnp.float32)
+    with pytest.raises(ValueError, match=match):
+        jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), x)
