@@ -321,3 +321,18 @@ def test_bad_arguments_raise():
         acq.interleaf_schedule(cfg, 0)
     with pytest.raises(ValueError, match="nthreads"):
         acq.forward(np.zeros((M, M), np.complex64), np.zeros((10, 2), np.float32), nthreads=0)
+
+
+@pytest.mark.parametrize("fully_sampled", [True, False])
+def test_out_buffer_is_filled_and_returned(fully_sampled):
+    coefficients, basis, _ = phantom_subspace(n_reps=30)
+    cfg = small_cfg(fully_sampled=fully_sampled)
+    ref = acq.acquire(coefficients, basis, cfg)
+    buf = np.full((M, M, 30), np.nan, np.complex64)
+    res = acq.acquire(coefficients, basis, cfg, out=buf, progress=True)
+    assert res is buf
+    np.testing.assert_array_equal(buf, ref)
+    with pytest.raises(ValueError, match="out"):
+        acq.acquire(coefficients, basis, cfg, out=np.zeros((M, M, 29), np.complex64))
+    with pytest.raises(ValueError, match="out"):
+        acq.acquire(coefficients, basis, cfg, out=np.zeros((M, M, 30), np.complex128))
