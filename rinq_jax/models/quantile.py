@@ -108,7 +108,8 @@ def quantile(x: jax.Array, q: float = 0.5, axis: int = -1) -> jax.Array:
 
     The gradient w.r.t. ``x`` is one-hot at the selected element (weights ``1 - frac``
     and ``frac`` on the two neighbouring order statistics when interpolating); ties
-    go to the lowest index. Composes with ``jit``, ``vmap``, ``grad`` and ``pmap``.
+    go to the lowest index. Composes with ``jit``, ``vmap``, ``grad`` and ``pmap``;
+    being a ``custom_vjp``, it supports reverse mode only (no ``jvp``/``jacfwd``).
 
     """
     x = jnp.asarray(x)
