@@ -8,48 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from rinq_jax.data.io import MrfSlice, write_slice
 from rinq_jax.training import checkpoints as ckpt
 from rinq_jax.training.config import TrainConfig
 from rinq_jax.training.loop import train_and_evaluate
 
+from .conftest import write_tiny_slices as _write_slices
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _write_slices(folder: Path, n_files=5, shape=(8, 8, 30)) -> list[Path]:
-    """Small valid slices whose T1/T2 depend on the signal (so there is something to learn)."""
-    rng = np.random.default_rng(0)
-    n_reps = shape[2]
-    seq = {
-        "flip_deg": rng.uniform(5, 74, n_reps).astype(np.float32),
-        "tr_ms": rng.uniform(12, 15, n_reps).astype(np.float32),
-        "phase_deg": np.zeros(n_reps, np.float32),
-        "te_ms": 2.0,
-        "ti_ms": 20.0,
-    }
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    mask = (yy - 3.5) ** 2 + (xx - 3.5) ** 2 < 12
-    paths = []
-    for i in range(n_files):
-        t1 = rng.uniform(300, 3000, shape[:2]).astype(np.float32)
-        t2 = (t1 / 10).astype(np.float32)
-        decay = np.exp(-np.arange(n_reps) * 15.0 / t1[..., None])
-        signals = (decay + 0.05 * rng.normal(size=shape)).astype(np.complex64)
-        path = folder / f"slice{i}.h5"
-        write_slice(
-            path,
-            MrfSlice(
-                subject_id=f"s{i // 2}",
-                slice_id=f"z{i}",
-                sequence=seq,
-                signals=signals,
-                mask=mask,
-                t1_ms=np.where(mask, t1, 0).astype(np.float32),
-                t2_ms=np.where(mask, t2, 0).astype(np.float32),
-            ),
-        )
-        paths.append(path)
-    return paths
 
 
 def test_registry_model_on_slice_files(tmp_path):
