@@ -1,0 +1,129 @@
+"""The paper's grid, SVD compression and template matching of noiseless atoms."""
+
+import numpy as np
+import pytest
+
+from rinq_jax.physics import dictionary as dic
+from rinq_jax.physics.epg import simulate
+from rinq_jax.physics.sequence import paper_sequence
+
+
+def test_paper_grid_reproduces_the_supplementary_table():
+    full = dic.paper_grid(drop_t2_gt_t1=False)
+    t1_values, t2_values = np.unique(full.t1_ms), np.unique(full.t2_ms)
+    assert t1_values.size == 9 + 46 + 25 + 25  # 10:10:90, 100:20:1000, 1040:40:2000, 2050:100:4500
+    assert t2_values.size == 49 + 11 + 15 + 10 + 8 + 7
+    assert len(full) == t1_values.size * t2_values.size
+    for value in (10, 90, 100, 1000, 1040, 2000, 2050, 4450):
+        assert value in t1_values
+    for value in (2, 98, 100, 150, 160, 300, 350, 800, 900, 1600, 1800, 3000):
+        assert value in t2_values
+    assert 4500 not in t1_values  # 2050:100:4500 stops at 4450
+    assert 1020 not in t1_values and 3100 not in t2_values
+    grid = dic.paper_grid()
+    assert np.all(grid.t2_ms <= grid.t1_ms) and len(grid) == np.sum(full.t2_ms <= full.t1_ms)
+    with_b1 = dic.paper_grid(b1_values=[0.9, 1.0, 1.1])
+    assert len(with_b1) == 3 * len(grid) and set(np.unique(with_b1.b1)) == {
+        np.float32(0.9),
+        1.0,
+        np.float32(1.1),
+    }
+
+
+@pytest.fixture(scope="module")
+def paper_dictionaries():
+    seq = paper_sequence()
+    full = dic.build(seq, dic.paper_grid(), progress=False)
+    return seq, full, dic.compress(full, rank=50)
+
+
+def _noiseless_signals(dictionary, index, rng):
+    m0 = (rng.normal(size=index.size) + 1j * rng.normal(size=index.size)).astype(np.complex64)
+    return dictionary.atoms[index] * (dictionary.norms[index] * m0)[:, None], m0
+
+
+def test_atoms_are_normalised_simulations(paper_dictionaries):
+    seq, full, _ = paper_dictionaries
+    np.testing.assert_allclose(np.linalg.norm(full.atoms, axis=-1), 1.0, rtol=1e-5)
+    i = 1234
+    expected = simulate(seq, full.grid.t1_ms[i], full.grid.t2_ms[i])
+    np.testing.assert_allclose(full.atoms[i] * full.norms[i], expected, atol=1e-5)
+
+
+def test_rank_50_keeps_the_energy(paper_dictionaries):
+    _, full, compressed = paper_dictionaries
+    assert compressed.energy_kept >= 0.999
+    assert compressed.atoms.shape == (len(full.grid), 50) and compressed.basis.shape == (50, 3000)
+    np.testing.assert_allclose(compressed.basis @ compressed.basis.conj().T, np.eye(50), atol=1e-5)
+
+
+def test_noiseless_atoms_match_their_own_entries(paper_dictionaries):
+    seq, full, compressed = paper_dictionaries
+    rng = np.random.default_rng(0)
+    index = rng.choice(len(full.grid), 600, replace=False)
+    signals, m0 = _noiseless_signals(full, index, rng)
+    for dictionary in (full, compressed):
+        result = dic.match(signals.reshape(20, 30, -1), dictionary)
+        assert result.t1_ms.shape == (20, 30)
+        found = result.index.ravel()
+        # At TE = 2 ms, T2 = 2 and 4 ms atoms differ by a scale only (correlation
+        # 1 - 1e-7, below float32 resolution); everywhere else the entry is exact.
+        distinguishable = full.grid.t2_ms[index] > 4
+        np.testing.assert_array_equal(found[distinguishable], index[distinguishable])
+        assert np.all(full.grid.t1_ms[found] == full.grid.t1_ms[index])
+        assert np.all(
+            np.abs(np.sum(full.atoms[found].conj() * full.atoms[index], axis=-1)) > 1 - 1e-6
+        )
+        np.testing.assert_allclose(
+            result.m0.ravel()[distinguishable], m0[distinguishable], rtol=1e-3
+        )
+        np.testing.assert_allclose(result.score, 1.0, atol=1e-4)
+    # Projected coefficients match exactly like the full time series.
+    np.testing.assert_array_equal(dic.match(compressed.project(signals), compressed).index, found)
+
+
+def test_match_refuses_signals_of_another_length(paper_dictionaries):
+    _, full, compressed = paper_dictionaries
+    with pytest.raises(ValueError, match="expected 3000 time points or 50 coefficients"):
+        dic.match(np.zeros((4, 100), np.complex64), compressed)
+
+
+def test_save_load_round_trip_and_sequence_check(tmp_path):
+    seq = paper_sequence(200)
+    grid = dic.Grid(
+        np.array([800.0, 1300.0, 4000.0], np.float32), np.array([60.0, 90.0, 2000.0], np.float32)
+    )
+    compressed = dic.compress(dic.build(seq, grid, progress=False), rank=2)
+    path = tmp_path / "d.h5"
+    dic.save(compressed, path, seq)
+    loaded = dic.load(path, seq)
+    for name in ("atoms", "norms", "basis"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(compressed, name))
+    np.testing.assert_array_equal(loaded.grid.t2_ms, grid.t2_ms)
+    assert loaded.energy_kept == compressed.energy_kept and loaded.seq_hash == seq.hash
+    assert [p.name for p in tmp_path.iterdir()] == ["d.h5"]
+    with pytest.raises(ValueError, match="not for this sequence"):
+        dic.load(path, paper_sequence(200, seed=1))
+    (tmp_path / "broken.h5").write_bytes(b"not hdf5")
+    with pytest.raises(ValueError, match="broken.h5"):
+        dic.load(tmp_path / "broken.h5")
+
+
+def test_cached_builds_once(tmp_path):
+    seq = paper_sequence(100)
+    grid = dic.Grid(np.array([500.0, 900.0], np.float32), np.array([50.0, 70.0], np.float32))
+    first = dic.cached(seq, grid, tmp_path, rank=2, progress=False)
+    (path,) = tmp_path.iterdir()
+    assert seq.hash in path.name
+    mtime = path.stat().st_mtime_ns
+    second = dic.cached(seq, grid, tmp_path, rank=2, progress=False)
+    assert path.stat().st_mtime_ns == mtime
+    np.testing.assert_array_equal(first.atoms, second.atoms)
+
+
+def test_cli_builds_and_saves(tmp_path, capsys):
+    out = tmp_path / "cli.h5"
+    assert dic.main(["--out", str(out), "--n-reps", "100", "--rank", "10"]) == 0
+    printed = capsys.readouterr().out
+    assert "8537 entries x 100 repetitions" in printed and "MiB" in printed
+    assert dic.load(out).atoms.shape == (8537, 10)
