@@ -20,8 +20,7 @@ def test_forward_equals_median_for_odd_sizes(shape, axis):
     np.testing.assert_array_equal(quantile(x, 0.5, axis), jnp.median(x, axis=axis))
 
 
-@pytest.mark.parametrize("n", [2, 4, 8, 10])
-@pytest.mark.parametrize("q", [0.0, 0.1, 0.5, 0.75, 1.0])
+@pytest.mark.parametrize("n,q", [(2, 0.5), (4, 0.1), (4, 0.5), (8, 0.75), (10, 0.5), (10, 0.33)])
 def test_forward_matches_numpy_linear_interpolation(n, q):
     x = np.asarray(_normal((5, n), seed=n))
     np.testing.assert_allclose(quantile(x, q), np.quantile(x, q, axis=-1), rtol=1e-6, atol=1e-6)
