@@ -666,7 +666,11 @@ def acquire(
     ``AcquisitionConfig``).  Cost: K forward NUFFTs over all interleaves at once, then per
     repetition a K-term combination in k-space and one adjoint (batched per interleaf
     group with finufft ``n_trans``).  Noiseless and fully sampled, the adjoints are taken of
-    the K coefficient images instead (K adjoints, exact by linearity).
+    the K coefficient images instead (K adjoints, exact by linearity).  The noise is never
+    projected on a subspace: each repetition gets its own independent draw.
+
+    Reproducibility: the same ``rng`` state, ``cfg``, T and ``batch`` give the same noise
+    (``batch`` sets the order of the draws); ``acquire_series`` draws it identically.
 
     Args:
         coefficients: complex[K, H, W] subspace coefficient images (H = W = cfg.matrix).
@@ -702,8 +706,10 @@ def acquire(
     n_comp, n_reps = basis.shape
 
     # ||x||^2 = sum_kl (B B^H)_kl (C C^H)_kl without forming the series.
-    flat = coefficients.reshape(n_comp, -1).astype(np.complex128)
-    energy = np.real(np.sum((basis @ basis.conj().T) * (flat @ flat.conj().T)))
+    # (complex64 Gram matrices: one BLAS call each; float32 precision is ample for an RMS.)
+    flat = coefficients.reshape(n_comp, -1)
+    gram_c = (flat @ flat.conj().T).astype(np.complex128)
+    energy = float(np.real(np.sum((basis @ basis.conj().T).astype(np.complex128) * gram_c)))
     signal_rms = math.sqrt(max(energy, 0.0) / (n_reps * m * m))
 
     if cfg.snr is None and cfg.effective_undersampling == 1:
