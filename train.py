@@ -4,8 +4,8 @@
     python train.py --model rnn1 --input magnitude --data DIR --epochs 20
 
 With no --data the quick synthetic dataset is generated on first use and cached in data/quick.
-Its default length is `QUICK_STEPS` optimiser steps (the run also stops at the end of that many
-steps, with a validation pass); with --data the default is `DEFAULT_EPOCHS` epochs.
+Its default length is `QUICK_STEPS[model]` optimiser steps (validation at every epoch end and after
+the last step); with --data the default is `DEFAULT_EPOCHS` epochs.
 Re-running the same command with the same --workdir resumes from its latest checkpoint.
 """
 
@@ -14,9 +14,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-# Quick data: steps chosen so the default rnn3 run (batch 32) takes about 10 minutes on 2 CPU
-# cores, the other models (batch 128, cheaper per patch) about the same or less.
-QUICK_STEPS = 600
+# Quick data: default optimiser steps per model, so that each default run takes about 10 minutes
+# or less on 2 CPU cores. Measured train-step times there (1 CPU device, paper batch sizes):
+# rnn3 0.56 s (B=32), rnn1 2.6 s (B=128), cnn1 0.34 s (B=128), drone 0.03 s (B=128).
+QUICK_STEPS = {"rnn3": 800, "rnn1": 200, "cnn1": 1500, "drone": 3000}
 DEFAULT_EPOCHS = 10
 MODELS = ("cnn1", "rnn1", "rnn3", "drone")
 
@@ -84,7 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     length.add_argument(
         "--steps",
         type=_positive_int,
-        help=f"total optimiser steps instead of epochs (default on quick data: {QUICK_STEPS})",
+        help="total optimiser steps instead of epochs (default on quick data: "
+        + ", ".join(f"{k} {v}" for k, v in QUICK_STEPS.items())
+        + ")",
     )
     p.add_argument(
         "--lr", type=_positive_float, help="Adam learning rate (default: the paper's, per model)"
@@ -118,7 +121,9 @@ def config_from_args(args: argparse.Namespace):
     from rinq_jax.training.config import TrainConfig
 
     if args.epochs is None and args.steps is None:
-        steps, epochs = (QUICK_STEPS, 1) if args.data is None else (None, DEFAULT_EPOCHS)
+        steps, epochs = (
+            (QUICK_STEPS[args.model], 1) if args.data is None else (None, DEFAULT_EPOCHS)
+        )
     else:
         steps, epochs = args.steps, args.epochs or 1
     return TrainConfig(

@@ -64,7 +64,11 @@ def test_help_explains_each_flag(cli):
 def test_defaults(cli):
     args = cli.build_parser().parse_args(["--model", "rnn3"])
     c = cli.config_from_args(args)
-    assert c.workdir == "runs/rnn3-complex" and c.steps == cli.QUICK_STEPS and c.data_dir is None
+    assert (
+        c.workdir == "runs/rnn3-complex"
+        and c.steps == cli.QUICK_STEPS["rnn3"]
+        and c.data_dir is None
+    )
     assert c.learning_rate is None and c.batch_size is None  # the paper's, filled in by the loop
     args = cli.build_parser().parse_args(
         [
