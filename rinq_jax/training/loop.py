@@ -187,11 +187,21 @@ def _closing(batches):
             close()
 
 
-def _check_resume(saved: dict[str, Any], config: TrainConfig, run_dir: Path) -> None:
+def _check_resume(
+    saved: dict[str, Any], config: TrainConfig, run_dir: Path, new_data_hash: str
+) -> None:
+    """Refuse to continue a run whose trajectory-defining settings or data have changed."""
     old = TrainConfig.from_dict(saved["config"])
     changed = [f for f in _TRAJECTORY_FIELDS if getattr(old, f) != getattr(config, f)]
+    if saved.get("data_hash") != new_data_hash:
+        changed.append("data")
     if changed:
-        diff = ", ".join(f"{f}: {getattr(old, f)!r} -> {getattr(config, f)!r}" for f in changed)
+        diff = ", ".join(
+            f"{f}: {getattr(old, f)!r} -> {getattr(config, f)!r}"
+            if f != "data"
+            else f"data files/sequence hash {saved.get('data_hash')} -> {new_data_hash}"
+            for f in changed
+        )
         raise ValueError(
             f"{run_dir} holds a run with different settings ({diff}); "
             "resume with the same settings or use a new --workdir"
@@ -259,7 +269,7 @@ def train_and_evaluate(
     restored = ckpt.restore_latest(latest_mgr, ckpt.state_to_tree(state, train_rng))
     if restored is not None:
         tree, saved_meta = restored
-        _check_resume(saved_meta, config, run_dir)
+        _check_resume(saved_meta, config, run_dir, data_hash(datasets))
         state = state.replace(
             params=tree["params"],
             batch_stats=tree["batch_stats"],
@@ -279,10 +289,7 @@ def train_and_evaluate(
 
     # --- checkpointing
     def meta(at_step: int, metrics=None):
-        return {**_meta(at_step, metrics), "pending_losses": list(losses)}
-
-    def _meta(at_step: int, metrics=None):
-        return ckpt.make_metadata(
+        saved = ckpt.make_metadata(
             config,
             patch_size=patch_size,
             channels=channels,
@@ -297,6 +304,8 @@ def train_and_evaluate(
             best=best,
             metrics=metrics,
         )
+        # Train losses not yet logged: a resumed run then logs the same averages.
+        return {**saved, "pending_losses": list(losses)}
 
     def save_latest(at_step: int, metrics=None):
         tree = jax.device_get(ckpt.state_to_tree(state, train_rng))
@@ -305,8 +314,7 @@ def train_and_evaluate(
     # --- the loop
     writer = MetricsWriter(run_dir, resume_step=step)
     bar = tqdm(total=total_steps, initial=step, disable=not config.progress, dynamic_ncols=True)
-    # Train losses since the last log row; saved with mid-interval checkpoints so a resumed
-    # run logs the same averages as an uninterrupted one.
+    # Train losses since the last log row (restored, see `meta`).
     losses: list[float] = list(restored[1].get("pending_losses", [])) if restored else []
     session_start = step
     train_time, train_patches = 0.0, 0

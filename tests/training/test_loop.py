@@ -95,6 +95,9 @@ def test_resume_with_different_settings_is_refused(tmp_path, toy_datasets):
         train_and_evaluate(
             _config(tmp_path, learning_rate=1e-3), datasets=toy_datasets, model=TinyNet()
         )
+    other = Datasets(toy_datasets.train, toy_datasets.val, files={"train": ["other"]})
+    with pytest.raises(ValueError, match="data files/sequence hash"):
+        train_and_evaluate(_config(tmp_path), datasets=other, model=TinyNet())
 
 
 def test_non_finite_loss_stops_with_the_step_and_keeps_good_checkpoint(tmp_path):
