@@ -151,9 +151,9 @@ def make_metadata(
         "channels": int(channels),
         "n_reps": int(n_reps),
         "target_normalisation": {
-            "kind": "scale",
-            "formula": "y_norm = y_ms / scale_ms",
-            "scale_ms": [config.t1_scale_ms, config.t2_scale_ms],
+            "formula": "y_norm = (y_ms - offset_ms) / scale_ms",
+            "offset_ms": list(config.target_norm_ms[0]),
+            "scale_ms": list(config.target_norm_ms[1]),
         },
         "signal_normalisation": signal_normalisation,
         "seq_hash": seq_hash,

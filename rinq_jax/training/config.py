@@ -6,10 +6,13 @@ The config round-trips through JSON (`to_json` / `from_json`) so a checkpoint ca
 settings that produced it.
 
 Target normalisation (documented here because eval depends on it): the networks regress
-`y_norm = y_ms / (t1_scale_ms, t2_scale_ms)`. The scales are fixed numbers, not training-set
-statistics, so they are known before any data is read, identical for every split and every resume,
-and the same for every model. The defaults, 4000 ms and 600 ms, are the display windows of the
-paper's Fig. 2 (T1 in 0-4000 ms, T2 in 0-600 ms); they map brain tissue to roughly [0, 1].
+`y_norm = (y_ms - offset_ms) / scale_ms` per parameter (T1, T2), MSE on y_norm. Offsets and scales
+left at None are filled by the trainer with the training split's mean and standard deviation of
+the targets (over all masked training pixels), so both parameters weigh alike in the loss and a
+freshly initialised network (outputs near 0) starts at the mean predictor instead of far from it.
+Set them to fixed numbers (e.g. offset 0, scales 4000 ms and 600 ms, the display windows of the
+paper's Fig. 2) to make the normalisation independent of the data. The resolved numbers are part
+of the config saved with every checkpoint; evaluation de-normalises with them.
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ class TrainConfig:
       learning_rate: Adam step size; None takes the paper's value from `model_spec`.
       batch_size: global batch (patches per step, over all devices); None takes `model_spec`'s.
       seed: seeds parameter init, data order and the per-step dropout keys.
-      t1_scale_ms, t2_scale_ms: target normalisation y_norm = y_ms / scale (see module doc).
+      t1_offset_ms, t2_offset_ms: target offsets (None: training-set mean; see module doc).
+      t1_scale_ms, t2_scale_ms: target scales, > 0 (None: training-set standard deviation).
       val_fraction, test_fraction: slice fractions of the random slice split (paper: 2/12 each).
       checkpoint_every_steps: extra checkpoint every N steps inside an epoch (0: epoch ends only).
       keep_checkpoints: how many of the latest checkpoints are kept (the best one is kept apart).
@@ -60,8 +64,10 @@ class TrainConfig:
     learning_rate: float | None = None
     batch_size: int | None = None
     seed: int = 0
-    t1_scale_ms: float = 4000.0
-    t2_scale_ms: float = 600.0
+    t1_offset_ms: float | None = None
+    t2_offset_ms: float | None = None
+    t1_scale_ms: float | None = None
+    t2_scale_ms: float | None = None
     val_fraction: float = 2 / 12
     test_fraction: float = 2 / 12
     checkpoint_every_steps: int = 200
@@ -86,8 +92,10 @@ class TrainConfig:
             raise ValueError(f"steps must be > 0, got {self.steps}")
         if self.epochs <= 0:
             raise ValueError(f"epochs must be > 0, got {self.epochs}")
-        if not (self.t1_scale_ms > 0 and self.t2_scale_ms > 0):
-            raise ValueError("t1_scale_ms and t2_scale_ms must be > 0")
+        for name in ("t1_scale_ms", "t2_scale_ms"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be > 0, got {value}")
         if self.keep_checkpoints < 1:
             raise ValueError(f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
         # JSON turns tuples into lists; normalise so equality survives the round trip.
@@ -96,9 +104,12 @@ class TrainConfig:
         )
 
     @property
-    def target_scale_ms(self) -> tuple[float, float]:
-        """(T1, T2) scales in ms: y_norm = y_ms / target_scale_ms."""
-        return (self.t1_scale_ms, self.t2_scale_ms)
+    def target_norm_ms(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """((T1, T2) offsets, (T1, T2) scales) in ms: y_norm = (y_ms - offset) / scale."""
+        values = (self.t1_offset_ms, self.t2_offset_ms, self.t1_scale_ms, self.t2_scale_ms)
+        if any(v is None for v in values):
+            raise ValueError("target normalisation not resolved yet (see resolve_target_norm)")
+        return (values[0], values[1]), (values[2], values[3])
 
     def replace(self, **changes) -> TrainConfig:
         """Return a copy with some fields changed (validated again)."""

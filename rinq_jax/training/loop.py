@@ -54,6 +54,8 @@ class Datasets:
       files: {"train", "val", "test"} -> slice file names (recorded in the checkpoint).
       seq_hash: hash of the acquisition sequence all files share, or None.
       signal_normalisation: the pipeline's name for its per-signal normalisation.
+      target_stats_ms: ((T1, T2) mean, (T1, T2) std) in ms over the training targets, or None
+        (then computed by one pass over `train`'s batches, fine for small in-memory data).
 
     """
 
@@ -62,6 +64,7 @@ class Datasets:
     files: dict[str, list[str]] = field(default_factory=dict)
     seq_hash: str | None = None
     signal_normalisation: str = "unknown"
+    target_stats_ms: tuple[tuple[float, float], tuple[float, float]] | None = None
 
 
 # What `rinq_jax.data.pipeline.normalise_signals` does, recorded in every checkpoint.
@@ -80,6 +83,8 @@ _TRAJECTORY_FIELDS = (
     "learning_rate",
     "batch_size",
     "seed",
+    "t1_offset_ms",
+    "t2_offset_ms",
     "t1_scale_ms",
     "t2_scale_ms",
     "model_overrides",
@@ -135,7 +140,43 @@ def build_datasets(config: TrainConfig, patch_size: int) -> Datasets:
         files={k: [Path(f).name for f in getattr(split, k)] for k in ("train", "val", "test")},
         seq_hash=train.infos[0].sequence_hash,
         signal_normalisation=SIGNAL_NORMALISATION,
+        target_stats_ms=_target_stats_from_files(split.train, config.target),
     )
+
+
+def _target_stats_from_files(files, target: str):
+    """Mean and std in ms of (T1, T2) over the masked pixels of `files` (maps only are read)."""
+    from rinq_jax.data.io import TARGET_PAIRS, read_slice
+
+    pair = TARGET_PAIRS[target]
+    y = []
+    for f in files:
+        s = read_slice(f, fields=list(pair))
+        y.append(np.stack([getattr(s, name)[s.mask] for name in pair], -1))
+    y = np.concatenate(y).astype(np.float64)
+    return tuple(y.mean(0).tolist()), tuple(y.std(0).tolist())
+
+
+def target_stats(datasets: Datasets) -> tuple[tuple[float, float], tuple[float, float]]:
+    """((T1, T2) mean, (T1, T2) std) in ms of the training targets."""
+    if datasets.target_stats_ms is not None:
+        return datasets.target_stats_ms
+    train = datasets.train
+    with _closing(train.batches(4096, seed=0, epoch=0, start_batch=0, drop_remainder=False)) as it:
+        y = np.concatenate([np.asarray(b["y_ms"], np.float64) for b in it])
+    return tuple(y.mean(0).tolist()), tuple(y.std(0).tolist())
+
+
+def resolve_target_norm(config: TrainConfig, datasets: Datasets) -> TrainConfig:
+    """Fill offsets and scales left at None with the training targets' mean and std."""
+    fields = ("t1_offset_ms", "t2_offset_ms", "t1_scale_ms", "t2_scale_ms")
+    if all(getattr(config, f) is not None for f in fields):
+        return config
+    (m1, m2), (s1, s2) = target_stats(datasets)
+    if not (s1 > 0 and s2 > 0):
+        raise ValueError(f"training targets have zero spread (std T1 {s1} ms, T2 {s2} ms)")
+    stats = dict(zip(fields, (m1, m2, s1, s2), strict=True))
+    return config.replace(**{f: stats[f] for f in fields if getattr(config, f) is None})
 
 
 def data_hash(datasets: Datasets) -> str:
@@ -247,6 +288,7 @@ def train_and_evaluate(
         from rinq_jax.models import model_spec
 
         datasets = build_datasets(config, model_spec(config.model, config.input_kind).patch_size)
+    config = resolve_target_norm(config, datasets)
     train_ds, val_ds = datasets.train, datasets.val
     steps_per_epoch = train_ds.n_patches // config.batch_size
     if steps_per_epoch == 0:
@@ -283,8 +325,8 @@ def train_and_evaluate(
     step = int(state.step)
 
     # --- update and eval steps (jitted, data-parallel, state donated)
-    p_train_step = steps.make_train_step(mesh, config.target_scale_ms)
-    p_eval_step = steps.make_eval_step(mesh, config.target_scale_ms)
+    p_train_step = steps.make_train_step(mesh, config.target_norm_ms)
+    p_eval_step = steps.make_eval_step(mesh, config.target_norm_ms)
     eval_batch = 4 * config.batch_size  # no gradients: larger batches, fewer dispatches
 
     # --- checkpointing

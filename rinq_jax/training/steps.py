@@ -26,18 +26,23 @@ from rinq_jax.training.state import TrainState
 Batch = dict[str, jax.Array]
 
 
-def normalise_targets(y_ms: jax.Array, target_scale_ms: Sequence[float]) -> jax.Array:
-    """y_ms float32[B, 2] (T1, T2 in ms) -> float32[B, 2] network targets y_ms / scale."""
-    return y_ms / jnp.asarray(target_scale_ms, dtype=y_ms.dtype)
+TargetNorm = tuple[Sequence[float], Sequence[float]]  # ((T1, T2) offsets, (T1, T2) scales), ms
 
 
-def denormalise_targets(y_norm: jax.Array, target_scale_ms: Sequence[float]) -> jax.Array:
+def normalise_targets(y_ms: jax.Array, target_norm_ms: TargetNorm) -> jax.Array:
+    """y_ms float32[B, 2] (T1, T2 in ms) -> float32[B, 2] targets (y_ms - offset) / scale."""
+    offset, scale = (jnp.asarray(v, dtype=y_ms.dtype) for v in target_norm_ms)
+    return (y_ms - offset) / scale
+
+
+def denormalise_targets(y_norm: jax.Array, target_norm_ms: TargetNorm) -> jax.Array:
     """Inverse of `normalise_targets`: network outputs float32[B, 2] -> ms."""
-    return y_norm * jnp.asarray(target_scale_ms, dtype=y_norm.dtype)
+    offset, scale = (jnp.asarray(v, dtype=y_norm.dtype) for v in target_norm_ms)
+    return y_norm * scale + offset
 
 
 def train_step(
-    state: TrainState, batch: Batch, rng: jax.Array, *, target_scale_ms: Sequence[float]
+    state: TrainState, batch: Batch, rng: jax.Array, *, target_norm_ms: TargetNorm
 ) -> tuple[TrainState, dict[str, jax.Array]]:
     """One Adam step on the MSE of normalised (T1, T2).
 
@@ -45,7 +50,7 @@ def train_step(
       state: current TrainState (params, batch_stats, opt_state, step).
       batch: {"x": float32[B, P, P, T, C], "y_ms": float32[B, 2]}.
       rng: the run's root key; this step uses `fold_in(rng, state.step)` (resumable randomness).
-      target_scale_ms: (T1, T2) normalisation scales in ms.
+      target_norm_ms: ((T1, T2) offsets, (T1, T2) scales) in ms, see `normalise_targets`.
 
     Returns:
       (new_state, metrics). metrics: "loss" (normalised MSE), "grad_norm", "finite" (bool),
@@ -55,7 +60,7 @@ def train_step(
 
     """
     step_rng = jax.random.fold_in(rng, state.step)
-    y = normalise_targets(batch["y_ms"], target_scale_ms)
+    y = normalise_targets(batch["y_ms"], target_norm_ms)
 
     def loss_fn(params):
         pred, updates = state.apply_fn(
@@ -74,7 +79,7 @@ def train_step(
         grads=grads, batch_stats=updates.get("batch_stats", state.batch_stats)
     )
     new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, state)
-    err_ms = denormalise_targets(pred - y, target_scale_ms)
+    err_ms = (pred - y) * jnp.asarray(target_norm_ms[1], dtype=pred.dtype)  # offsets cancel
     mse_ms2 = jnp.mean(err_ms**2, axis=0)
     metrics = {
         "loss": loss,
@@ -87,13 +92,13 @@ def train_step(
 
 
 def eval_step(
-    state: TrainState, batch: Batch, *, target_scale_ms: Sequence[float]
+    state: TrainState, batch: Batch, *, target_norm_ms: TargetNorm
 ) -> dict[str, jax.Array]:
     """Sum squared errors in ms over one (possibly padded) batch, BatchNorm in inference mode.
 
     Args:
       state: the TrainState to evaluate.
-      target_scale_ms: (T1, T2) normalisation scales in ms.
+      target_norm_ms: ((T1, T2) offsets, (T1, T2) scales) in ms, see `normalise_targets`.
       batch: {"x": float32[B, P, P, T, C], "y_ms": float32[B, 2], "weight": float32[B]}; padded
         rows have weight 0 so the last, short batch keeps the compiled shape.
 
@@ -106,7 +111,7 @@ def eval_step(
     pred = state.apply_fn(
         {"params": state.params, "batch_stats": state.batch_stats}, batch["x"], train=False
     )
-    pred_ms = denormalise_targets(pred, target_scale_ms)
+    pred_ms = denormalise_targets(pred, target_norm_ms)
     w = batch["weight"]
     err2 = (pred_ms - batch["y_ms"]) ** 2 * w[:, None]
     return {"sse_ms2": jnp.sum(err2, axis=0), "count": jnp.sum(w)}
@@ -162,14 +167,18 @@ def replicate(tree, mesh: Mesh):
     return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
 
 
+def _hashable(target_norm_ms: TargetNorm) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    return tuple(tuple(float(v) for v in part) for part in target_norm_ms)
+
+
 def make_train_step(
-    mesh: Mesh, target_scale_ms: Sequence[float]
+    mesh: Mesh, target_norm_ms: TargetNorm
 ) -> Callable[[TrainState, Batch, jax.Array], tuple[TrainState, dict[str, jax.Array]]]:
     """Jitted, data-parallel `train_step` over `mesh`; donates the input state."""
     repl = NamedSharding(mesh, PartitionSpec())
     data = NamedSharding(mesh, PartitionSpec("data"))
     return jax.jit(
-        functools.partial(train_step, target_scale_ms=tuple(target_scale_ms)),
+        functools.partial(train_step, target_norm_ms=_hashable(target_norm_ms)),
         in_shardings=(repl, data, repl),
         out_shardings=(repl, repl),
         donate_argnums=0,
@@ -177,13 +186,13 @@ def make_train_step(
 
 
 def make_eval_step(
-    mesh: Mesh, target_scale_ms: Sequence[float]
+    mesh: Mesh, target_norm_ms: TargetNorm
 ) -> Callable[[TrainState, Batch], dict[str, jax.Array]]:
     """Jitted, data-parallel `eval_step` over `mesh`."""
     repl = NamedSharding(mesh, PartitionSpec())
     data = NamedSharding(mesh, PartitionSpec("data"))
     return jax.jit(
-        functools.partial(eval_step, target_scale_ms=tuple(target_scale_ms)),
+        functools.partial(eval_step, target_norm_ms=_hashable(target_norm_ms)),
         in_shardings=(repl, data),
         out_shardings=repl,
     )

@@ -13,7 +13,11 @@ from rinq_jax.training.metrics_writer import MetricsWriter, crc32c, encode_event
 def test_config_json_round_trip():
     c = TrainConfig(model="rnn1", steps=5, learning_rate=1e-3, model_overrides=(("n_steps", 5),))
     assert TrainConfig.from_json(c.to_json()) == c
-    assert c.target_scale_ms == (4000.0, 600.0)
+    with pytest.raises(ValueError, match="not resolved"):
+        c.target_norm_ms  # noqa: B018 - None offsets/scales are filled from the training data
+    c = c.replace(t1_offset_ms=0.0, t2_offset_ms=0.0, t1_scale_ms=4000.0, t2_scale_ms=600.0)
+    assert c.target_norm_ms == ((0.0, 0.0), (4000.0, 600.0))
+    assert TrainConfig.from_json(c.to_json()) == c
 
 
 @pytest.mark.parametrize(

@@ -57,8 +57,18 @@ def test_run_writes_metrics_and_checkpoints(tmp_path, toy_datasets, capsys):
     assert len(events) == 1 and len(read_records(events[0])) > 5
     tree, meta = _params(tmp_path)
     assert meta["step"] == 24 and meta["model"] == "rnn1" and meta["n_reps"] == 8
-    assert meta["target_normalisation"]["scale_ms"] == [4000.0, 600.0]
-    assert TrainConfig.from_dict(meta["config"]) == _config(tmp_path)
+    # Target normalisation from the training targets' mean and std, saved in the config too.
+    y = toy_datasets.train.y_ms.astype(np.float64)
+    np.testing.assert_allclose(meta["target_normalisation"]["offset_ms"], y.mean(0))
+    np.testing.assert_allclose(meta["target_normalisation"]["scale_ms"], y.std(0))
+    saved = TrainConfig.from_dict(meta["config"])
+    assert saved.target_norm_ms == (
+        tuple(meta["target_normalisation"]["offset_ms"]),
+        tuple(meta["target_normalisation"]["scale_ms"]),
+    )
+    assert saved.replace(
+        t1_offset_ms=None, t2_offset_ms=None, t1_scale_ms=None, t2_scale_ms=None
+    ) == _config(tmp_path)
     assert int(tree["step"]) == 24
     assert (tmp_path / ckpt.BEST_DIR / str(summary["best_step"])).is_dir()
 
