@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from rinq_jax.data import generate, io, phantom
+from rinq_jax.data import generate, io, phantom, preview
 from rinq_jax.physics import dictionary as dic
 from rinq_jax.physics.epg import simulate
 
@@ -66,6 +66,11 @@ def test_generate_writes_valid_resumable_files(tmp_path, tiny_dictionary):
     generate.generate(TINY, out, cache_dir=tmp_path / "cache", progress=False)
     assert paths[0].stat().st_mtime_ns == mtime
     np.testing.assert_array_equal(io.read_slice(paths[1]).signals, removed)
+    preview.save_preview(paths[0], tmp_path / "preview.png", frame=10)
+    assert (tmp_path / "preview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="frame"):
+        preview.save_preview(paths[0], tmp_path / "bad.png", frame=300)
+    assert not (tmp_path / "bad.png").exists()
 
 
 def test_generation_is_reproducible(tiny_dictionary):
