@@ -1,0 +1,109 @@
+"""Evaluate trained checkpoints on MRF slices: flags -> `rinq_jax.evaluation.evaluate.evaluate`.
+
+    python eval.py --ckpt runs/rnn3-complex                    # best step, the run's test split
+    python eval.py --ckpt runs/rnn3-complex runs/cnn1-complex --compare-dm --nifti
+    python eval.py --ckpt RUN --step 400 --data data/quick/sub-03_slice-01.h5 --out results/x
+
+Writes OUT/metrics.json (per slice and pooled: validation loss sqrt(MSE over T1 and T2) in ms,
+RMSE, MAE, relative mean error +- std per parameter and per tissue, seconds per slice),
+OUT/figures/<slice>.png (Fig. 2-style) and, with --nifti, OUT/nifti/*.nii.gz.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _step(text: str) -> int | str:
+    if text in ("best", "latest"):
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be 'best', 'latest' or a step number, got {text!r}"
+        ) from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a step number must be >= 0, got {value}")
+    return value
+
+
+def _batch(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the command line of eval.py."""
+    p = argparse.ArgumentParser(
+        prog="eval.py",
+        description="Score trained RinQ checkpoints (and dictionary matching) against the true "
+        "T1/T2 maps of MRF slices; write metrics.json, Fig. 2-style PNGs and NIfTI maps.",
+    )
+    p.add_argument(
+        "--ckpt", nargs="+", required=True, metavar="RUN_DIR", help="training run directories"
+    )
+    p.add_argument(
+        "--step", type=_step, default="best", help="'best' (default), 'latest' or a step number"
+    )
+    p.add_argument(
+        "--data",
+        nargs="+",
+        metavar="FILE",
+        help="slice files (default: the first run's test split)",
+    )
+    p.add_argument("--out", type=Path, help="output folder (default: RUN_DIR/eval-<step>)")
+    p.add_argument(
+        "--compare-dm", action="store_true", help="also score and time dictionary matching"
+    )
+    p.add_argument(
+        "--dm-cache", type=Path, help="dictionary cache folder (default: cache/ next to each slice)"
+    )
+    p.add_argument(
+        "--figures",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="write Fig. 2-style PNGs (default: on)",
+    )
+    p.add_argument("--nifti", action="store_true", help="write the predicted maps as NIfTI")
+    p.add_argument(
+        "--batch-size", type=_batch, default=256, help="patches per forward call (default: 256)"
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse flags, evaluate, print a summary; one-line errors for bad input."""
+    args = build_parser().parse_args(argv)
+    from rinq_jax.data.io import MrfFormatError
+    from rinq_jax.evaluation import evaluate, inference
+
+    try:
+        checkpoints = [inference.load_checkpoint(run, args.step) for run in args.ckpt]
+        files = args.data or evaluate.split_test_files(checkpoints[0])
+        out = args.out or Path(args.ckpt[0]) / f"eval-{args.step}"
+        result = evaluate.evaluate(
+            checkpoints,
+            files,
+            out,
+            compare_dm=args.compare_dm,
+            dm_cache=args.dm_cache,
+            make_figures=args.figures,
+            nifti=args.nifti,
+            batch_size=args.batch_size,
+        )
+    except (MrfFormatError, ValueError, FileNotFoundError) as err:
+        print(f"eval.py: error: {err}", file=sys.stderr)
+        return 1
+    for line in evaluate.summary_lines(result):
+        print(line)
+    print(f"wrote {out / 'metrics.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
