@@ -48,6 +48,21 @@ def relative_error_pct(pred_ms: np.ndarray, true_ms: np.ndarray, mask: np.ndarra
     return np.where(mask, np.minimum(error, ERROR_CLIP_PCT), 0.0).astype(np.float32)
 
 
+def crop_box(mask: np.ndarray, margin: int = 2) -> tuple[slice, slice]:
+    """Rows and columns of the mask's bounding box plus ``margin`` pixels (the whole image if empty).
+
+    The brain fills a fraction of the field of view; cropping shows it larger in every panel.
+    """
+    rows, cols = np.nonzero(mask)
+    if rows.size == 0:
+        return slice(None), slice(None)
+    h, w = mask.shape
+    return (
+        slice(max(0, rows.min() - margin), min(h, rows.max() + margin + 1)),
+        slice(max(0, cols.min() - margin), min(w, cols.max() + margin + 1)),
+    )
+
+
 def _panel(ax, image, vmin, vmax, cmap, title, colorbar_label=None):
     im = ax.imshow(image, vmin=vmin, vmax=vmax, cmap=cmap, interpolation="nearest")
     ax.set_title(title, fontsize=8)
@@ -74,7 +89,8 @@ def map_grid(
         rows: predictions (models, dictionary matching), maps float[H, W] in ms.
         true_t1_ms: float[H, W] the true T1 (error maps and RME are against it).
         true_t2_ms: float[H, W] the true T2.
-        mask: bool[H, W] pixels scored; the rest is background.
+        mask: bool[H, W] pixels scored; the rest is background. Panels show the mask's
+            bounding box plus 2 pixels (`crop_box`).
         show_truth: add a first row with the true maps (its error panels are left empty).
         title: figure title.
 
@@ -83,6 +99,13 @@ def map_grid(
 
     """
     mask = np.asarray(mask, bool)
+    box = crop_box(mask)
+    mask, true_t1_ms, true_t2_ms = (
+        mask[box],
+        np.asarray(true_t1_ms)[box],
+        np.asarray(true_t2_ms)[box],
+    )
+    rows = [MapRow(r.label, np.asarray(r.t1_ms)[box], np.asarray(r.t2_ms)[box]) for r in rows]
     n_rows = len(rows) + int(show_truth)
     if n_rows == 0:
         raise ValueError("map_grid needs at least one row")

@@ -114,3 +114,15 @@ def test_display_and_error_maps():
         np.array([[1500.0, 3000.0]]), np.array([[1000.0, 1000.0]]), np.array([[True, True]])
     )
     assert err.tolist() == [[50.0, 100.0]]  # 200 % clipped at 100 %
+
+
+def test_crop_box_keeps_mask_and_margin():
+    from rinq_jax.evaluation import figures
+
+    mask = np.zeros((10, 12), bool)
+    mask[4:6, 3:5] = True
+    rows, cols = figures.crop_box(mask, margin=2)
+    assert (rows.start, rows.stop, cols.start, cols.stop) == (2, 8, 1, 7)
+    mask[0, 11] = True  # margins stop at the image border
+    rows, cols = figures.crop_box(mask, margin=2)
+    assert (rows.start, rows.stop, cols.start, cols.stop) == (0, 8, 1, 12)
