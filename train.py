@@ -43,10 +43,10 @@ def _batch_size(text: str) -> int:
     import jax
 
     value = _positive_int(text)
-    n = jax.local_device_count()
+    n = jax.device_count()  # all hosts' devices after jax.distributed.initialize()
     if value % n:
         raise argparse.ArgumentTypeError(
-            f"{value} is not divisible by the {n} local devices (the batch is split evenly)"
+            f"{value} is not divisible by the {n} devices (the batch is split evenly)"
         )
     return value
 
@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--batch-size",
         type=_batch_size,
-        help="global batch in patches, divisible by the number of local devices "
+        help="global batch in patches, divisible by the number of devices "
         "(default: the paper's, per model)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of init, split and data order")

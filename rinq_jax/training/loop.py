@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -217,6 +218,13 @@ def evaluate(
     return steps.finalize_eval(sums)
 
 
+class _NoWriter:
+    """Stands in for MetricsWriter on hosts other than the first."""
+
+    def write(self, step, split, metrics) -> None:
+        """Do nothing."""
+
+
 @contextlib.contextmanager
 def _closing(batches):
     """Close a batch iterator on exit (stops the pipeline's prefetch thread), if it can be."""
@@ -319,7 +327,8 @@ def train_and_evaluate(
             step=tree["step"],
         )
         train_rng, best = tree["rng"], saved_meta["best"]
-        print(f"resuming {run_dir} from step {int(state.step)}", flush=True)
+        if jax.process_index() == 0:
+            print(f"resuming {run_dir} from step {int(state.step)}", flush=True)
     state = steps.replicate(state, mesh)
     train_rng = steps.replicate(train_rng, mesh)
     step = int(state.step)
@@ -354,8 +363,19 @@ def train_and_evaluate(
         ckpt.save(latest_mgr, tree, meta(at_step, metrics), at_step)
 
     # --- the loop
-    writer = MetricsWriter(run_dir, resume_step=step)
-    bar = tqdm(total=total_steps, initial=step, disable=not config.progress, dynamic_ncols=True)
+    # Several hosts (jax.distributed) all run this loop; only the first one writes and prints.
+    chief = jax.process_index() == 0
+    writer = MetricsWriter(run_dir, resume_step=step) if chief else _NoWriter()
+    bar = tqdm(
+        total=total_steps, initial=step, disable=not (config.progress and chief), dynamic_ncols=True
+    )
+
+    def say(text: str, flush: bool = True) -> None:
+        """Print on the first host only, above the progress bar."""
+        if chief:
+            tqdm.write(text)
+            sys.stdout.flush()
+
     # Train losses since the last log row (restored, see `meta`).
     losses: list[float] = list(restored[1].get("pending_losses", [])) if restored else []
     session_start = step
@@ -420,7 +440,7 @@ def train_and_evaluate(
                     final_val = val
                     wall_s = time.perf_counter() - t_start
                     writer.write(step, "val", {"epoch": epoch, **val, "wall_s": wall_s})
-                    bar.write(
+                    say(
                         f"step {step} epoch {epoch}: val loss {val['val_loss_ms']:.1f} ms "
                         f"(RMSE T1 {val['rmse_t1_ms']:.1f} ms, T2 {val['rmse_t2_ms']:.1f} ms)"
                     )
@@ -441,7 +461,7 @@ def train_and_evaluate(
     best_path = None
     if best is not None:
         best_path = str((run_dir / ckpt.BEST_DIR / str(best["step"])).resolve())
-        print(
+        say(
             f"best validation loss {best['val_loss_ms']:.2f} ms (sqrt of MSE over T1 and T2) "
             f"at step {best['step']}; checkpoint {best_path}",
             flush=True,

@@ -139,8 +139,12 @@ def finalize_eval(sums: dict[str, np.ndarray]) -> dict[str, float]:
 
 
 def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
-    """1-D mesh with axis "data" over `devices` (default: all local devices)."""
-    devices = list(jax.local_devices() if devices is None else devices)
+    """1-D mesh with axis "data" over `devices`.
+
+    Default: all devices, `jax.devices()`, which are the local ones in a single process and every
+    host's after `jax.distributed.initialize()` (multi-host data parallelism, see `shard_batch`).
+    """
+    devices = list(jax.devices() if devices is None else devices)
     return Mesh(np.asarray(devices), ("data",))
 
 
@@ -148,18 +152,26 @@ def check_batch_divisible(batch_size: int, n_devices: int) -> None:
     """Raise ValueError unless the global batch splits evenly over the devices."""
     if batch_size % n_devices:
         raise ValueError(
-            f"batch size {batch_size} is not divisible by the {n_devices} local devices; "
+            f"batch size {batch_size} is not divisible by the {n_devices} devices; "
             f"use a multiple of {n_devices}"
         )
 
 
 def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> Batch:
-    """Place a host batch on the mesh, split along its first (batch) axis."""
+    """Place a host batch on the mesh, split along its first (batch) axis.
+
+    `batch` is the *global* batch. Every process holds the same one (the pipeline's order
+    depends only on seed and epoch) and puts only the rows of its own devices, so the same code
+    runs on one host or several (`make_array_from_callback` asks for addressable shards only).
+    """
     sharding = NamedSharding(mesh, PartitionSpec("data"))
     arrays = {k: np.asarray(v) for k, v in batch.items() if k != "index"}  # index stays on host
     for v in arrays.values():
         check_batch_divisible(v.shape[0], mesh.devices.size)
-    return {k: jax.device_put(v, sharding) for k, v in arrays.items()}
+    return {
+        k: jax.make_array_from_callback(v.shape, sharding, lambda idx, v=v: v[idx])
+        for k, v in arrays.items()
+    }
 
 
 def replicate(tree, mesh: Mesh):

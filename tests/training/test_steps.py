@@ -82,7 +82,7 @@ def test_two_device_step_equals_one_device_step():
 
 def test_batch_not_divisible_by_devices_is_refused():
     mesh = steps.make_mesh(jax.local_devices()[:2])
-    with pytest.raises(ValueError, match="not divisible by the 2 local devices"):
+    with pytest.raises(ValueError, match="not divisible by the 2 devices"):
         steps.shard_batch(_batch(ToyPatches(n=16), 15), mesh)
 
 

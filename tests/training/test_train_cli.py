@@ -29,7 +29,7 @@ def cli():
         (["--model", "resnet"], "invalid choice: 'resnet'"),
         (["--model", "rnn3", "--lr=-1e-3"], "must be > 0"),
         (["--model", "rnn3", "--lr", "0"], "must be > 0"),
-        (["--model", "rnn3", "--batch-size", "33"], "not divisible by the 2 local devices"),
+        (["--model", "rnn3", "--batch-size", "33"], "not divisible by the 2 devices"),
         (["--model", "rnn3", "--batch-size", "0"], "positive integer"),
         (["--model", "rnn3", "--epochs", "2", "--steps", "5"], "not allowed with argument"),
         (["--model", "rnn3", "--input", "phase"], "invalid choice: 'phase'"),
