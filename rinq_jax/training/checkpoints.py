@@ -18,6 +18,7 @@ skipped with a warning naming it, and the next older one is used.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from pathlib import Path
 from typing import Any
@@ -74,9 +75,9 @@ def save(
 
 
 def _restore(manager: ocp.CheckpointManager, step: int, target: Any | None):
-    state_args = ocp.args.StandardRestore(target) if target is not None else None
-    if state_args is None:
-        state_args = ocp.args.StandardRestore()
+    state_args = (
+        ocp.args.StandardRestore(target) if target is not None else ocp.args.StandardRestore()
+    )
     out = manager.restore(
         step, args=ocp.args.Composite(state=state_args, metadata=ocp.args.JsonRestore())
     )
@@ -168,6 +169,20 @@ def make_metadata(
     }
 
 
+def _read(directory: Path, step: int | None):
+    """Read checkpoint `step` (None: the newest readable) of `directory` without writing there."""
+    options = ocp.CheckpointManagerOptions(read_only=True, enable_async_checkpointing=False)
+    manager = ocp.CheckpointManager(
+        directory.resolve(), options=options, item_names=("state", "metadata")
+    )
+    with contextlib.closing(manager):
+        if step is None:
+            return restore_latest(manager)
+        if step not in manager.all_steps():
+            raise FileNotFoundError(f"no checkpoint {step} in {directory}: {manager.all_steps()}")
+        return _restore(manager, step, None)
+
+
 def _to_device_tree(tree):
     return jax.tree.map(lambda a: jax.numpy.asarray(np.asarray(a)), tree)
 
@@ -193,11 +208,12 @@ def load_for_inference(run_dir: str | Path, step: int | str | None = "best"):
         raise FileNotFoundError(f"no run directory {run_dir}")
     found = None
     if step == "best" and (run_dir / BEST_DIR).is_dir():
-        found = restore_latest(make_manager(run_dir / BEST_DIR, 1))
-    if found is None and step in ("best", None):
-        found = restore_latest(make_manager(run_dir / LATEST_DIR, 1_000_000))
-    elif isinstance(step, int):
-        found = _restore(make_manager(run_dir / LATEST_DIR, 1_000_000), step, None)
+        found = _read(run_dir / BEST_DIR, None)
+    if found is None and (run_dir / LATEST_DIR).is_dir():
+        if step in ("best", None):
+            found = _read(run_dir / LATEST_DIR, None)
+        elif isinstance(step, int):
+            found = _read(run_dir / LATEST_DIR, step)
     if found is None:
         raise FileNotFoundError(f"no readable checkpoint in {run_dir}")
     tree, metadata = found

@@ -278,6 +278,14 @@ def train_and_evaluate(
         step, and no checkpoint after the last good one is written.
 
     """
+    with contextlib.ExitStack() as cleanup:
+        return _train_and_evaluate(config, datasets, model, cleanup)
+
+
+def _train_and_evaluate(
+    config: TrainConfig, datasets: Datasets | None, model, cleanup: contextlib.ExitStack
+) -> dict[str, Any]:
+    """Body of `train_and_evaluate`; `cleanup` closes the checkpoint managers on any exit."""
     t_start = time.perf_counter()
     config = resolve_config(config)
     run_dir = Path(config.workdir)
@@ -315,6 +323,8 @@ def train_and_evaluate(
     state = create_train_state(model, init_rng, sample_x, config.learning_rate)
     latest_mgr = ckpt.make_manager(run_dir / ckpt.LATEST_DIR, config.keep_checkpoints)
     best_mgr = ckpt.make_manager(run_dir / ckpt.BEST_DIR, 1)
+    cleanup.callback(latest_mgr.close)
+    cleanup.callback(best_mgr.close)
     best: dict[str, Any] | None = None
     restored = ckpt.restore_latest(latest_mgr, ckpt.state_to_tree(state, train_rng))
     if restored is not None:

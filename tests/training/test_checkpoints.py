@@ -89,3 +89,11 @@ def test_load_for_inference_rebuilds_a_registry_model(tmp_path, toy_datasets):
     assert y.shape == (4, 2) and np.isfinite(np.asarray(y)).all()
     _, latest_vars, latest_meta = ckpt.load_for_inference(tmp_path, step=None)
     assert latest_meta["step"] == 8
+    assert ckpt.load_for_inference(tmp_path, step=8)[2]["step"] == 8
+    with pytest.raises(FileNotFoundError, match="no checkpoint 999"):
+        ckpt.load_for_inference(tmp_path, step=999)
+    empty = tmp_path / "empty_run"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="no readable checkpoint"):
+        ckpt.load_for_inference(empty)
+    assert list(empty.iterdir()) == []  # reading creates nothing
