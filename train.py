@@ -29,6 +29,15 @@ def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    if value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be finite, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text}")
     return value
 
 
@@ -101,7 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="global batch in patches, divisible by the number of devices "
         "(default: the paper's, per model)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of init, split and data order")
+    p.add_argument(
+        "--seed", type=_non_negative_int, default=0, help="seed of init, split and data order"
+    )
     p.add_argument(
         "--target",
         default="true",
@@ -110,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--checkpoint-every",
-        type=int,
+        type=_non_negative_int,
         default=200,
         help="also checkpoint every N steps inside an epoch, 0 for epoch ends only "
         "(default: %(default)s)",

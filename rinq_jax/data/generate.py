@@ -15,6 +15,9 @@ For each subject and slice position:
 
 Files that already exist and pass `rinq_jax.data.io.inspect` are skipped, so a killed run
 resumes where it stopped; a file is only ever complete or absent (temp name, then rename).
+A writer killed with SIGKILL cannot remove its temporary file (``<name>.tmp-<pid>``); readers
+ignore such files (they do not end in ``.h5``) and the next run removes those of processes that
+are no longer running, in the output folder and the dictionary cache.
 
 Run ``python -m rinq_jax.data.generate --out data/quick --preset quick`` (a few minutes
 on 2 CPU cores; what ``train.py`` uses when no ``--data`` is given), or e.g.
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 from pathlib import Path
@@ -194,6 +198,31 @@ def _is_complete(path: Path) -> bool:
     return True
 
 
+def _pid_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: existence check only
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Remove ``*.tmp-<pid>`` files (atomic writers' temporaries) whose process has ended.
+
+    Temporaries of running processes (e.g. a concurrent generator) are kept; a reused pid
+    merely keeps a stale file until a later run. Returns the removed files.
+    """
+    removed = []
+    for path in sorted(Path(folder).glob("*.tmp-*")):
+        pid = path.name.rsplit(".tmp-", 1)[1].split(".")[0]
+        if path.is_file() and pid.isdigit() and not _pid_running(int(pid)):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
 def generate(
     config: GenerateConfig, out_dir: Path, cache_dir: Path | None = None, progress: bool = True
 ) -> list[Path]:
@@ -204,6 +233,10 @@ def generate(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    cache_dir = Path(cache_dir or out_dir / "cache")
+    for folder in (out_dir, cache_dir):
+        for path in remove_stale_temp_files(folder):
+            print(f"removed {path} (left by a killed writer)", file=sys.stderr)
     paths = {
         (subject, s): slice_path(out_dir, subject, s)
         for subject in range(config.n_subjects)
@@ -211,7 +244,7 @@ def generate(
     }
     todo = [key for key, path in paths.items() if not _is_complete(path)]
     if todo:
-        dictionary = matching_dictionary(config, Path(cache_dir or out_dir / "cache"))
+        dictionary = matching_dictionary(config, cache_dir)
         for subject, s in tqdm(todo, desc="slices", unit="slice", disable=not progress):
             io.write_slice(paths[subject, s], generate_slice(config, subject, s, dictionary))
     return sorted(paths.values())
@@ -220,6 +253,15 @@ def generate(
 def ensure_quick_dataset(cache_dir: Path = Path("data/quick")) -> list[Path]:
     """The embedded default data: the ``quick`` preset, generated on first use and cached."""
     return generate(PRESETS["quick"], Path(cache_dir))
+
+
+def _check_counts(config: GenerateConfig) -> None:
+    """Refuse counts that cannot describe a dataset (before any work is done)."""
+    for name in ("n_subjects", "n_slices", "n_reps", "rank"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
+    if config.rank > config.n_reps:
+        raise ValueError(f"rank {config.rank} exceeds the {config.n_reps} repetitions")
 
 
 def main(argv=None) -> int:
@@ -245,6 +287,10 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--n-reps", type=int, help="repetitions of the sequence")
     parser.add_argument("--seed", type=int, help="seed of anatomies, tissue values and noise")
+    parser.add_argument(
+        "--rank", type=int, help="SVD rank of the dictionary subspace (default 50, the paper's)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--cache", type=Path, help="dictionary cache folder (default OUT/cache)")
     args = parser.parse_args(argv)
     overrides = {
@@ -257,16 +303,18 @@ def main(argv=None) -> int:
             "undersampling": args.undersampling,
             "n_reps": args.n_reps,
             "seed": args.seed,
+            "rank": args.rank,
         }.items()
         if value is not None
     }
     try:
         config = dataclasses.replace(PRESETS[args.preset], **overrides)
         config.acquisition()  # validates matrix, undersampling and SNR before any work
+        _check_counts(config)
     except ValueError as error:
         parser.error(str(error))
     start = time.perf_counter()
-    paths = generate(config, args.out, args.cache)
+    paths = generate(config, args.out, args.cache, progress=not args.no_progress)
     size_mib = sum(p.stat().st_size for p in paths) / 2**20
     print(
         f"{len(paths)} slices in {args.out} ({size_mib:.0f} MiB), {time.perf_counter() - start:.0f} s"

@@ -76,6 +76,14 @@ class MrfFormatError(ValueError):
         super().__init__(f"{self.path}: field '{field}': {message}")
 
 
+class MrfFileNotFoundError(MrfFormatError, FileNotFoundError):
+    """The slice file does not exist (field ``file``).
+
+    Both an :class:`MrfFormatError` (one type for every problem with an input file) and a
+    ``FileNotFoundError`` (what callers checking for a missing file expect).
+    """
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class MrfSlice:
     """One MRF slice: image time series, maps and metadata.
@@ -284,13 +292,23 @@ def _check_values(path, name: str, values: np.ndarray, mask: np.ndarray, row0: i
             )
 
 
+def _is_real_number(value: Any) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+        value, bool | np.bool_
+    )
+
+
 def _check_sequence(path, sequence: Mapping[str, Any]) -> int:
-    """Check the sequence arrays (1-D, equal length, finite); return T."""
+    """Check the sequence arrays (1-D, real, finite, equal length) and its scalars; return T."""
     lengths = set()
     for key in SEQUENCE_ARRAYS:
         if key not in sequence:
             raise MrfFormatError(path, f"sequence/{key}", "missing (expected float32[T])")
         arr = np.asarray(sequence[key])
+        if arr.dtype.kind not in "iuf":
+            raise MrfFormatError(
+                path, f"sequence/{key}", f"expected a real-valued float32[T], got dtype {arr.dtype}"
+            )
         if arr.ndim != 1 or not np.isfinite(arr).all():
             raise MrfFormatError(
                 path, f"sequence/{key}", f"expected finite float32[T], got shape {arr.shape}"
@@ -298,7 +316,22 @@ def _check_sequence(path, sequence: Mapping[str, Any]) -> int:
         lengths.add(arr.shape[0])
     if len(lengths) != 1:
         raise MrfFormatError(path, "sequence", f"arrays differ in length: {sorted(lengths)}")
-    return lengths.pop()
+    n_reps = lengths.pop()
+    if n_reps == 0:
+        raise MrfFormatError(path, "sequence", "expected at least one repetition, got T = 0")
+    if "te_ms" not in sequence:
+        raise MrfFormatError(path, "sequence/te_ms", "missing attribute (expected a float in ms)")
+    te_ms = sequence["te_ms"]
+    if not _is_real_number(te_ms) or not np.isfinite(te_ms):
+        raise MrfFormatError(
+            path, "sequence/te_ms", f"expected a finite number (ms), got {te_ms!r}"
+        )
+    ti_ms = sequence.get("ti_ms")
+    if ti_ms is not None and not (_is_real_number(ti_ms) and np.isfinite(ti_ms)):
+        raise MrfFormatError(
+            path, "sequence/ti_ms", f"expected a number (ms) or NaN for no inversion, got {ti_ms!r}"
+        )
+    return n_reps
 
 
 def _check_pairs(path, present: Iterable[str]) -> None:
@@ -399,7 +432,9 @@ def _open(path: str | os.PathLike) -> Iterator[h5py.File]:
     """Open a slice file read-only; an unreadable file becomes an MrfFormatError."""
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise FileNotFoundError(path)
+        raise MrfFileNotFoundError(path, "file", "no such file")
+    if os.path.isdir(path):
+        raise MrfFormatError(path, "file", "is a directory, expected an HDF5 slice file")
     try:
         f = h5py.File(path, "r")
     except OSError as err:
@@ -407,7 +442,14 @@ def _open(path: str | os.PathLike) -> Iterator[h5py.File]:
             path, "file", f"cannot open as HDF5 (truncated or corrupt?): {err}"
         ) from err
     with f:
-        yield f
+        try:
+            yield f
+        except (OSError, RuntimeError, KeyError) as err:
+            # h5py reports corrupt metadata (an attribute, a group or a dataset header that
+            # cannot be decoded) this way; every read of the file happens inside this block.
+            raise MrfFormatError(
+                path, "file", f"cannot read (truncated or corrupt?): {type(err).__name__}: {err}"
+            ) from err
 
 
 def _read(path, f: h5py.File, name: str, selection=()) -> np.ndarray:
@@ -435,6 +477,8 @@ def _read_sequence(path, f: h5py.File) -> dict[str, Any]:
     group = f["sequence"]
     seq: dict[str, Any] = {}
     for key in group:
+        if not isinstance(group[key], h5py.Dataset):
+            raise MrfFormatError(path, f"sequence/{key}", "expected a dataset, got a group")
         seq[key] = _read(path, f, f"sequence/{key}")
     for key, value in group.attrs.items():
         value = _plain(value)

@@ -268,26 +268,7 @@ class PatchDataset:
     # ---- construction
 
     def _check_consistent(self) -> None:
-        first = self.infos[0]
-        pair = TARGET_PAIRS[self.target]
-        for info in self.infos:
-            if info.n_reps != first.n_reps:
-                raise MrfFormatError(
-                    info.path,
-                    "signals",
-                    f"expected T = {first.n_reps} repetitions like {first.path}, got {info.n_reps}",
-                )
-            if info.sequence_hash != first.sequence_hash:
-                raise MrfFormatError(
-                    info.path,
-                    "attrs/sequence_hash",
-                    f"expected the sequence of {first.path} ({first.sequence_hash}), "
-                    f"got {info.sequence_hash}",
-                )
-            if not info.has_target(self.target):
-                raise MrfFormatError(
-                    info.path, pair[0], f"missing; target={self.target!r} needs {pair}"
-                )
+        _check_consistent(self.infos, self.target)
 
     def _index_pixels(self) -> None:
         """Masked pixels (file, row, col, targets), row-major per file, and their shards."""
@@ -441,6 +422,58 @@ class PatchDataset:
 
 def _info(f: str | os.PathLike | SliceInfo) -> SliceInfo:
     return f if isinstance(f, SliceInfo) else inspect(f)
+
+
+def _check_consistent(infos: Sequence[SliceInfo], target: str | None) -> None:
+    """Raise unless every file shares the first one's T and sequence hash and has the target."""
+    first = infos[0]
+    for info in infos:
+        if info.n_reps != first.n_reps:
+            raise MrfFormatError(
+                info.path,
+                "signals",
+                f"expected T = {first.n_reps} repetitions like {first.path}, got {info.n_reps}",
+            )
+        if info.sequence_hash != first.sequence_hash:
+            raise MrfFormatError(
+                info.path,
+                "attrs/sequence_hash",
+                f"expected the sequence of {first.path} ({first.sequence_hash}), "
+                f"got {info.sequence_hash}",
+            )
+        if target is not None and not info.has_target(target):
+            pair = TARGET_PAIRS[target]
+            raise MrfFormatError(info.path, pair[0], f"missing; target={target!r} needs {pair}")
+
+
+def check_files(
+    files: Iterable[str | os.PathLike | SliceInfo], target: str | None = None
+) -> list[SliceInfo]:
+    """Check a set of slice files before training on (or evaluating) them, cheaply.
+
+    Every file's metadata (:func:`~rinq_jax.data.io.inspect`) and every value of its 2-D maps
+    (mask, T1/T2 in ms, M0, B1, ...) are checked, and all files must share the number of
+    repetitions T and the sequence hash, and hold ``target``'s map pair when ``target`` is given.
+    The signals are not read here (a paper-size slice holds 1.5 GB of them): their values are
+    checked block by block as the loader reads them, so a NaN/Inf signal raises
+    :class:`MrfFormatError` naming the file before it can reach a model (never masked).
+
+    Returns:
+        The files' SliceInfos, in the given order.
+
+    Raises:
+        MrfFormatError: the first problem found, naming the file and the field.
+        ValueError: no files given.
+
+    """
+    infos = [_info(f) for f in files]
+    if not infos:
+        raise ValueError("check_files needs at least one file")
+    _check_consistent(infos, target)
+    for info in infos:
+        maps = [name for name in info.fields if name != "signals"]
+        read_slice(info.path, fields=maps)  # raises on NaN/Inf, units, ranges, empty mask
+    return infos
 
 
 # --------------------------------------------------------------------------- evaluation

@@ -18,6 +18,8 @@ import numpy as np  # noqa: E402
 
 from rinq_jax.data import io  # noqa: E402
 
+PROG = "python -m rinq_jax.data.preview"
+
 
 def save_preview(
     slice_file: str | os.PathLike, out_png: str | os.PathLike, frame: int = 100
@@ -33,14 +35,19 @@ def save_preview(
     if not 0 <= frame < s.n_reps:
         raise ValueError(f"save_preview: frame must lie in [0, {s.n_reps}), got {frame}")
     background = np.where(s.mask, 0, np.nan)
+    absent = np.full(s.mask.shape, np.nan, np.float32)  # optional maps a user file may lack
+    t1_ms, t2_ms, dm_t1_ms, dm_t2_ms, m0 = (
+        absent if getattr(s, name) is None else getattr(s, name)
+        for name in ("t1_ms", "t2_ms", "dm_t1_ms", "dm_t2_ms", "m0")
+    )
     fig, axes = plt.subplots(2, 4, figsize=(13, 6.5))
     panels = [
-        (s.t1_ms + background, "true T1 [ms]", (0, 4000)),
-        (s.t2_ms + background, "true T2 [ms]", (0, 600)),
-        (np.abs(s.m0), "|M0|", None),
+        (t1_ms + background, "true T1 [ms]", (0, 4000)),
+        (t2_ms + background, "true T2 [ms]", (0, 600)),
+        (np.abs(m0), "|M0|", None),
         (np.abs(s.signals[..., frame]), f"|frame {frame}| (1 of 48 interleaves)", None),
-        (s.dm_t1_ms + background, "dictionary matching T1 [ms]", (0, 4000)),
-        (s.dm_t2_ms + background, "dictionary matching T2 [ms]", (0, 600)),
+        (dm_t1_ms + background, "dictionary matching T1 [ms]", (0, 4000)),
+        (dm_t2_ms + background, "dictionary matching T2 [ms]", (0, 600)),
         (np.abs(s.signals.mean(axis=-1)), "|time average|", None),
     ]
     for ax, (image, title, window) in zip(axes.ravel(), panels, strict=False):
@@ -55,7 +62,7 @@ def save_preview(
     ax.plot(np.abs(series) / np.abs(series).max(), linewidth=0.5)
     ax.set_title(
         f"fingerprint at ({rows[centre]}, {cols[centre]}): "
-        f"T1 {s.t1_ms[rows[centre], cols[centre]]:.0f}, T2 {s.t2_ms[rows[centre], cols[centre]]:.0f} ms",
+        f"T1 {t1_ms[rows[centre], cols[centre]]:.0f}, T2 {t2_ms[rows[centre], cols[centre]]:.0f} ms",
         fontsize=8,
     )
     ax.set_xlabel("repetition")
@@ -76,12 +83,16 @@ def save_preview(
 
 def main(argv=None) -> int:
     """Command line: ``python -m rinq_jax.data.preview SLICE.h5 --out PNG [--frame N]``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("slice_file", type=Path, help="HDF5 slice file (docs/data_format.md)")
     parser.add_argument("--out", type=Path, required=True, help="PNG to write")
     parser.add_argument("--frame", type=int, default=100, help="time frame to show (default 100)")
     args = parser.parse_args(argv)
-    save_preview(args.slice_file, args.out, args.frame)
+    try:
+        save_preview(args.slice_file, args.out, args.frame)
+    except (io.MrfFormatError, ValueError, OSError) as err:  # one line, no traceback
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -118,6 +118,10 @@ def build_datasets(config: TrainConfig, patch_size: int) -> Datasets:
         files = sorted(Path(config.data_dir).glob("*.h5"))
     if not files:
         raise FileNotFoundError(f"no slice files (*.h5) in {config.data_dir}")
+    # Every file's metadata and maps, and agreement on T and the sequence, before the split: a
+    # malformed file fails here with one MrfFormatError naming it, even one bound for the test
+    # split. Signals are checked as they are read (pipeline.check_files).
+    files = pipeline.check_files(files, config.target)
     n_val, n_test = (
         max(1, round(len(files) * f)) for f in (config.val_fraction, config.test_fraction)
     )

@@ -1,0 +1,511 @@
+"""A corpus of malformed slice files, each built from a valid tiny slice written by io.write_slice.
+
+Every case is a `Case(name, field, pattern, mutate)`: `mutate(path)` breaks the valid file at
+`path` in place (or replaces it, e.g. by a directory), and every reader must then raise
+`MrfFormatError` with `.field == field` and a message matching `pattern`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from rinq_jax.data import io
+from rinq_jax.data.io import MrfSlice
+
+SHAPE = (8, 10, 30)  # H != W, so a transposed map has the wrong shape
+
+
+def make_sequence(n_reps: int = SHAPE[2], seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    return {
+        "flip_deg": rng.uniform(5, 74, n_reps).astype(np.float32),
+        "tr_ms": rng.uniform(12, 15, n_reps).astype(np.float32),
+        "phase_deg": np.zeros(n_reps, np.float32),
+        "te_ms": 2.0,
+        "ti_ms": 20.0,
+    }
+
+
+def make_slice(slice_id: str = "z00", shape=SHAPE, seed: int = 0) -> MrfSlice:
+    """A valid slice with every field: an ellipse mask, random signals, plausible maps."""
+    rng = np.random.default_rng(seed)
+    n_rows, n_cols, n_reps = shape
+    yy, xx = np.mgrid[:n_rows, :n_cols]
+    mask = ((yy - n_rows / 2 + 0.5) / (0.45 * n_rows)) ** 2 + (
+        (xx - n_cols / 2 + 0.5) / (0.45 * n_cols)
+    ) ** 2 < 1
+    signals = (rng.normal(size=shape) + 1j * rng.normal(size=shape)).astype(np.complex64)
+    t1 = np.where(mask, rng.uniform(300, 4000, mask.shape), 0).astype(np.float32)
+    t2 = np.where(mask, rng.uniform(20, 300, mask.shape), 0).astype(np.float32)
+    return MrfSlice(
+        subject_id="s00",
+        slice_id=slice_id,
+        sequence=make_sequence(n_reps),
+        signals=signals,
+        mask=mask,
+        t1_ms=t1,
+        t2_ms=t2,
+        m0=(rng.normal(size=mask.shape) + 1j).astype(np.complex64),
+        b1=rng.uniform(0.8, 1.2, mask.shape).astype(np.float32),
+        tissue=rng.integers(0, 6, mask.shape).astype(np.uint8),
+        dm_t1_ms=(t1 + 10 * mask).astype(np.float32),
+        dm_t2_ms=(t2 + 2 * mask).astype(np.float32),
+        acquisition={"undersampling": 48.0, "snr": 30.0, "n_interleaves": 48, "matrix": 10},
+        generator={"program": "tests/reliability"},
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    name: str
+    field: str
+    pattern: str
+    mutate: Callable[[Path], None]
+    # False for file-system cases that cannot sit in a data folder as *.h5 slices
+    in_folder: bool = True
+
+
+# ----------------------------------------------------------------------------- mutations
+
+
+def _edit(fn):
+    def mutate(path):
+        with h5py.File(path, "r+") as f:
+            fn(f)
+
+    return mutate
+
+
+def _delete(name):
+    return _edit(lambda f: f.__delitem__(name))
+
+
+def _replace_with(name, make):
+    """Replace dataset `name` by `make(old_values)`."""
+
+    def fn(f):
+        old = f[name][()]
+        del f[name]
+        f.create_dataset(name, data=make(old))
+
+    return _edit(fn)
+
+
+def _to_group(name):
+    def fn(f):
+        del f[name]
+        f.create_group(name)
+
+    return _edit(fn)
+
+
+def _set_at(name, index, value):
+    def make(old):
+        new = old.copy()
+        new[index] = value
+        return new
+
+    return _replace_with(name, make)
+
+
+def _inside_mask(name, fn):
+    """Apply `fn` to the values of map `name` inside the mask."""
+
+    def edit(f):
+        mask = f["mask"][()]
+        values = f[name][()]
+        values[mask] = fn(values[mask])
+        del f[name]
+        f.create_dataset(name, data=values)
+
+    return _edit(edit)
+
+
+def _set_attr(key, value, group="/"):
+    return _edit(lambda f: f[group].attrs.__setitem__(key, value))
+
+
+def _del_attr(key, group="/"):
+    return _edit(lambda f: f[group].attrs.__delitem__(key))
+
+
+def _truncate(at):
+    def mutate(path):
+        size = os.path.getsize(path)
+        with open(path, "r+b") as handle:
+            handle.truncate(at(size))
+
+    return mutate
+
+
+def _overwrite_bytes(offset_fn, data: bytes):
+    def mutate(path):
+        size = os.path.getsize(path)
+        with open(path, "r+b") as handle:
+            handle.seek(offset_fn(size))
+            handle.write(data)
+
+    return mutate
+
+
+def _write_bytes(data: bytes):
+    return lambda path: Path(path).write_bytes(data)
+
+
+def _make_directory(path):
+    os.remove(path)
+    os.mkdir(path)
+
+
+def _remove(path):
+    os.remove(path)
+
+
+def _sequence_as_dataset(f):
+    del f["sequence"]
+    f.create_dataset("sequence", data=np.zeros(3, np.float32))
+
+
+# ----------------------------------------------------------------------------- the cases
+
+H, W, T = SHAPE
+CASES: list[Case] = [
+    # missing fields and halves of map pairs
+    Case("missing signals", "signals", "missing", _delete("signals")),
+    Case("missing mask", "mask", "missing", _delete("mask")),
+    Case("missing t1_ms of pair", "t1_ms", "missing while 't2_ms'", _delete("t1_ms")),
+    Case("missing t2_ms of pair", "t2_ms", "missing while 't1_ms'", _delete("t2_ms")),
+    Case("missing dm_t1_ms of pair", "dm_t1_ms", "missing while", _delete("dm_t1_ms")),
+    Case("missing dm_t2_ms of pair", "dm_t2_ms", "missing while", _delete("dm_t2_ms")),
+    # wrong dtypes, one per field (and a few more for the signals)
+    Case(
+        "signals complex128",
+        "signals",
+        "dtype complex64, got complex128",
+        _replace_with("signals", lambda v: v.astype(np.complex128)),
+    ),
+    Case(
+        "signals real float32",
+        "signals",
+        "dtype complex64, got float32",
+        _replace_with("signals", lambda v: v.real.astype(np.float32)),
+    ),
+    Case(
+        "mask uint8",
+        "mask",
+        "dtype bool, got uint8",
+        _replace_with("mask", lambda v: v.astype(np.uint8)),
+    ),
+    Case(
+        "t1_ms float64",
+        "t1_ms",
+        "dtype float32, got float64",
+        _replace_with("t1_ms", lambda v: v.astype(np.float64)),
+    ),
+    Case(
+        "t2_ms int32",
+        "t2_ms",
+        "dtype float32, got int32",
+        _replace_with("t2_ms", lambda v: v.astype(np.int32)),
+    ),
+    Case(
+        "m0 float32",
+        "m0",
+        "dtype complex64, got float32",
+        _replace_with("m0", lambda v: v.real.astype(np.float32)),
+    ),
+    Case(
+        "b1 float64",
+        "b1",
+        "dtype float32, got float64",
+        _replace_with("b1", lambda v: v.astype(np.float64)),
+    ),
+    Case(
+        "tissue int64",
+        "tissue",
+        "dtype uint8, got int64",
+        _replace_with("tissue", lambda v: v.astype(np.int64)),
+    ),
+    Case(
+        "dm_t1_ms float16",
+        "dm_t1_ms",
+        "dtype float32, got float16",
+        _replace_with("dm_t1_ms", lambda v: v.astype(np.float16)),
+    ),
+    Case(
+        "dm_t2_ms float64",
+        "dm_t2_ms",
+        "dtype float32, got float64",
+        _replace_with("dm_t2_ms", lambda v: v.astype(np.float64)),
+    ),
+    # wrong shapes: T against the sequence, H/W against the signals, wrong ranks
+    Case(
+        "signals T - 1",
+        "signals",
+        rf"\(T = {T} from the sequence\), got \({H}, {W}, {T - 1}\)",
+        _replace_with("signals", lambda v: v[..., :-1]),
+    ),
+    Case(
+        "signals T + 1",
+        "signals",
+        rf"got \({H}, {W}, {T + 1}\)",
+        _replace_with("signals", lambda v: np.concatenate([v, v[..., :1]], -1)),
+    ),
+    Case(
+        "signals 2-D",
+        "signals",
+        r"expected shape \(H, W, T\)",
+        _replace_with("signals", lambda v: v[..., 0]),
+    ),
+    Case(
+        "signals transposed H/W",
+        "mask",
+        rf"expected shape \({W}, {H}\)",
+        _replace_with("signals", lambda v: v.transpose(1, 0, 2).copy()),
+    ),
+    Case(
+        "mask W - 1",
+        "mask",
+        rf"expected shape \({H}, {W}\).*got \({H}, {W - 1}\)",
+        _replace_with("mask", lambda v: v[:, :-1]),
+    ),
+    Case(
+        "t1_ms transposed",
+        "t1_ms",
+        rf"got \({W}, {H}\)",
+        _replace_with("t1_ms", lambda v: v.T.copy()),
+    ),
+    Case(
+        "t2_ms H - 1", "t2_ms", rf"got \({H - 1}, {W}\)", _replace_with("t2_ms", lambda v: v[:-1])
+    ),
+    Case("b1 3-D", "b1", rf"got \({H}, {W}, 1\)", _replace_with("b1", lambda v: v[..., None])),
+    Case("m0 flattened", "m0", rf"got \({H * W},\)", _replace_with("m0", lambda v: v.ravel())),
+    Case(
+        "tissue H + 1",
+        "tissue",
+        rf"got \({H + 1}, {W}\)",
+        _replace_with("tissue", lambda v: np.concatenate([v, v[:1]])),
+    ),
+    Case("signals is a group", "signals", "expected a dataset, got a group", _to_group("signals")),
+    Case("t1_ms is a group", "t1_ms", "expected a dataset, got a group", _to_group("t1_ms")),
+    # non-finite values in the signals and in each map
+    Case(
+        "signals NaN",
+        "signals",
+        r"1 NaN/Inf \(first at index \(3, 4, 5\)\)",
+        _set_at("signals", (3, 4, 5), np.nan),
+    ),
+    Case(
+        "signals +Inf",
+        "signals",
+        r"first at index \(7, 9, 29\)",
+        _set_at("signals", (7, 9, 29), np.inf),
+    ),
+    Case(
+        "signals -Inf imaginary",
+        "signals",
+        r"first at index \(0, 0, 0\)",
+        _set_at("signals", (0, 0, 0), complex(0.0, -np.inf)),
+    ),
+    Case(
+        "signals NaN outside mask",
+        "signals",
+        r"first at index \(0, 0, 3\)",
+        _set_at("signals", (0, 0, 3), np.nan),
+    ),
+    Case(
+        "t1_ms NaN",
+        "t1_ms",
+        r"NaN/Inf \(first at index \(4, 5\)\)",
+        _set_at("t1_ms", (4, 5), np.nan),
+    ),
+    Case("t2_ms Inf", "t2_ms", "NaN/Inf", _set_at("t2_ms", (4, 5), np.inf)),
+    Case(
+        "dm_t1_ms NaN outside mask",
+        "dm_t1_ms",
+        r"first at index \(0, 0\)",
+        _set_at("dm_t1_ms", (0, 0), np.nan),
+    ),
+    Case("dm_t2_ms -Inf", "dm_t2_ms", "NaN/Inf", _set_at("dm_t2_ms", (4, 5), -np.inf)),
+    Case("m0 NaN", "m0", "NaN/Inf", _set_at("m0", (2, 2), complex(np.nan, 0.0))),
+    Case("b1 Inf", "b1", "NaN/Inf", _set_at("b1", (4, 4), np.inf)),
+    # implausible units and ranges
+    Case(
+        "t1_ms in seconds", "t1_ms", "suggests seconds", _inside_mask("t1_ms", lambda v: v / 1000)
+    ),
+    Case(
+        "t2_ms in seconds", "t2_ms", "suggests seconds", _inside_mask("t2_ms", lambda v: v / 1000)
+    ),
+    Case(
+        "dm_t1_ms in seconds",
+        "dm_t1_ms",
+        "suggests seconds",
+        _inside_mask("dm_t1_ms", lambda v: v / 1000),
+    ),
+    Case(
+        "dm_t2_ms in seconds",
+        "dm_t2_ms",
+        "suggests seconds",
+        _inside_mask("dm_t2_ms", lambda v: v / 1000),
+    ),
+    Case("negative t2_ms", "t2_ms", "expected positive values", _set_at("t2_ms", (4, 5), -50.0)),
+    Case(
+        "zero t1_ms inside mask", "t1_ms", "expected positive values", _set_at("t1_ms", (4, 5), 0.0)
+    ),
+    Case("t1_ms above 10 s", "t1_ms", "<= 10000 ms", _set_at("t1_ms", (4, 5), 12000.0)),
+    Case("t2_ms above 5 s", "t2_ms", "<= 5000 ms", _set_at("t2_ms", (4, 5), 6000.0)),
+    Case("b1 in percent", "b1", "percent", _inside_mask("b1", lambda v: v * 100)),
+    Case("empty mask", "mask", "empty mask", _replace_with("mask", np.zeros_like)),
+    # root attributes
+    Case(
+        "format_version 2",
+        "attrs/format_version",
+        "unsupported format_version 2",
+        _set_attr("format_version", 2),
+    ),
+    Case(
+        "format_version 0",
+        "attrs/format_version",
+        "unsupported format_version 0",
+        _set_attr("format_version", 0),
+    ),
+    Case(
+        "format_version string",
+        "attrs/format_version",
+        "expected an int",
+        _set_attr("format_version", "1"),
+    ),
+    Case(
+        "format_version float",
+        "attrs/format_version",
+        "expected an int",
+        _set_attr("format_version", 1.0),
+    ),
+    Case(
+        "missing format_version",
+        "attrs/format_version",
+        "missing attribute",
+        _del_attr("format_version"),
+    ),
+    Case("missing subject_id", "attrs/subject_id", "missing attribute", _del_attr("subject_id")),
+    Case("missing slice_id", "attrs/slice_id", "missing attribute", _del_attr("slice_id")),
+    Case(
+        "missing sequence_hash",
+        "attrs/sequence_hash",
+        "missing attribute",
+        _del_attr("sequence_hash"),
+    ),
+    Case(
+        "subject_id not a string",
+        "attrs/subject_id",
+        "expected a string",
+        _set_attr("subject_id", 7),
+    ),
+    # the sequence group
+    Case("sequence group missing", "sequence", "missing group", _delete("sequence")),
+    Case("sequence is a dataset", "sequence", "missing group", _edit(_sequence_as_dataset)),
+    Case("sequence/flip_deg missing", "sequence/flip_deg", "missing", _delete("sequence/flip_deg")),
+    Case("sequence/tr_ms missing", "sequence/tr_ms", "missing", _delete("sequence/tr_ms")),
+    Case(
+        "sequence/phase_deg missing", "sequence/phase_deg", "missing", _delete("sequence/phase_deg")
+    ),
+    Case(
+        "sequence arrays of unequal length",
+        "sequence",
+        "differ in length",
+        _replace_with("sequence/tr_ms", lambda v: v[:-2]),
+    ),
+    Case(
+        "sequence/flip_deg NaN",
+        "sequence/flip_deg",
+        "finite",
+        _set_at("sequence/flip_deg", 3, np.nan),
+    ),
+    Case(
+        "sequence/tr_ms 2-D",
+        "sequence/tr_ms",
+        "float32\\[T\\]",
+        _replace_with("sequence/tr_ms", lambda v: v[None]),
+    ),
+    Case(
+        "sequence/flip_deg strings",
+        "sequence/flip_deg",
+        "expected a real-valued",
+        _replace_with("sequence/flip_deg", lambda v: np.array([b"x"] * v.size)),
+    ),
+    Case(
+        "sequence/phase_deg is a group",
+        "sequence/phase_deg",
+        "expected a dataset",
+        _to_group("sequence/phase_deg"),
+    ),
+    Case(
+        "sequence te_ms missing",
+        "sequence/te_ms",
+        "missing attribute",
+        _del_attr("te_ms", "sequence"),
+    ),
+    Case(
+        "sequence te_ms a string",
+        "sequence/te_ms",
+        "expected a finite number",
+        _set_attr("te_ms", "2 ms", "sequence"),
+    ),
+    Case(
+        "sequence ti_ms a string",
+        "sequence/ti_ms",
+        "expected a number",
+        _set_attr("ti_ms", "none", "sequence"),
+    ),
+    Case(
+        "sequence of length 0",
+        "sequence",
+        "at least one repetition",
+        _edit(
+            lambda f: [
+                f.__delitem__(f"sequence/{k}")
+                or f.create_dataset(f"sequence/{k}", data=np.zeros(0, np.float32))
+                for k in io.SEQUENCE_ARRAYS
+            ]
+        ),
+    ),
+    # damaged files
+    Case("zero-length file", "file", "cannot open as HDF5", _truncate(lambda n: 0)),
+    Case("truncated to 8 bytes", "file", "cannot open as HDF5", _truncate(lambda n: 8)),
+    Case("truncated to 100 bytes", "file", "cannot open as HDF5", _truncate(lambda n: 100)),
+    Case("truncated to 1 KiB", "file", "cannot open as HDF5", _truncate(lambda n: 1024)),
+    Case("truncated to 4 KiB", "file", "cannot open as HDF5", _truncate(lambda n: 4096)),
+    Case("truncated to half", "file", "cannot open as HDF5", _truncate(lambda n: n // 2)),
+    Case("truncated by 100 bytes", "file", "cannot open as HDF5", _truncate(lambda n: n - 100)),
+    Case("truncated by 1 byte", "file", "cannot open as HDF5", _truncate(lambda n: n - 1)),
+    Case("garbage bytes", "file", "cannot open as HDF5", _write_bytes(b"garbage!" * 512)),
+    Case(
+        "HDF5 signature then garbage",
+        "file",
+        "cannot open as HDF5",
+        _write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(range(256)) * 16),
+    ),
+    Case(
+        "zeroed superblock", "file", "cannot open as HDF5", _overwrite_bytes(lambda n: 0, bytes(64))
+    ),
+    Case("a directory", "file", "is a directory", _make_directory, in_folder=False),
+    Case("a non-existent path", "file", "no such file", _remove, in_folder=False),
+]
+
+
+def write_valid(path: Path, slice_id: str = "z00") -> Path:
+    io.write_slice(path, make_slice(slice_id))
+    return path
+
+
+def write_case(path: Path, case: Case, slice_id: str = "z00") -> Path:
+    """A valid slice at `path`, then broken by `case`."""
+    write_valid(path, slice_id)
+    case.mutate(path)
+    return path

@@ -1,0 +1,194 @@
+"""Fault injection: every malformed slice file of the corpus gives one specific, one-line error.
+
+The corpus (`corpus.CASES`, 84 files) is built from a valid tiny slice written by
+`io.write_slice`. Each case must raise `MrfFormatError` naming the file and the field from the
+library readers, and from the command lines that read data (`train.py --data DIR` and
+`python -m rinq_jax.data.preview FILE`) print exactly one stderr line starting with the
+program's name, no traceback, and exit non-zero. The CLIs run in-process (`main(argv)`) for
+every case and as real subprocesses for a few.
+"""
+
+from __future__ import annotations
+
+import collections
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rinq_jax.data import io, pipeline, preview
+from rinq_jax.data.io import MrfFormatError
+
+from .corpus import CASES, SHAPE, make_sequence, make_slice, write_case, write_valid
+
+ROOT = Path(__file__).resolve().parents[2]
+PREVIEW_PROG = "python -m rinq_jax.data.preview"
+IDS = [case.name for case in CASES]
+FOLDER_CASES = [case for case in CASES if case.in_folder]
+
+
+@pytest.fixture(scope="module")
+def train_cli():
+    spec = importlib.util.spec_from_file_location("train_cli", ROOT / "train.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _field_class(field: str) -> str:
+    return field.split("/")[0] if "/" in field else field
+
+
+def test_corpus_is_large_and_covers_every_class():
+    assert len(CASES) >= 50
+    assert len(set(IDS)) == len(IDS)
+    fields = collections.Counter(case.field for case in CASES)
+    # every dataset of the format, the sequence, the attributes and damaged files
+    for field in (*io.FIELDS, "sequence", "attrs/format_version", "file"):
+        assert fields[field] >= 1, field
+
+
+def _assert_error(err: MrfFormatError, path: Path, case) -> None:
+    assert err.field == case.field
+    assert err.path == str(path)
+    assert str(err).startswith(f"{path}: field '{case.field}': ")
+    assert re.search(case.pattern, str(err)), str(err)
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+@pytest.mark.parametrize("reader", [io.validate, io.read_slice], ids=["validate", "read_slice"])
+def test_readers_raise_the_specific_error(tmp_path, case, reader):
+    path = write_case(tmp_path / "bad.h5", case)
+    with pytest.raises(MrfFormatError) as err:
+        reader(path)
+    _assert_error(err.value, path, case)
+
+
+def test_missing_file_is_also_a_file_not_found_error(tmp_path):
+    with pytest.raises(FileNotFoundError) as err:
+        io.inspect(tmp_path / "nope.h5")
+    assert isinstance(err.value, MrfFormatError) and err.value.field == "file"
+
+
+def _one_error_line(err: str, prog: str) -> str:
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"{prog}: error: "), err
+    return lines[0]
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_preview_cli_prints_one_line(tmp_path, capsys, case):
+    path = write_case(tmp_path / "bad.h5", case)
+    out = tmp_path / "p.png"
+    assert preview.main([str(path), "--out", str(out)]) == 1
+    line = _one_error_line(capsys.readouterr().err, PREVIEW_PROG)
+    assert f"{path}: field '{case.field}'" in line
+    assert sorted(os.listdir(tmp_path)) == sorted(["bad.h5"] if path.exists() else [])
+
+
+def _train_argv(data: Path, run: Path) -> list[str]:
+    return ["--model", "rnn3", "--data", str(data), "--workdir", str(run), "--no-progress"]
+
+
+@pytest.mark.parametrize("case", FOLDER_CASES, ids=[c.name for c in FOLDER_CASES])
+def test_train_cli_prints_one_line(tmp_path, capsys, train_cli, case):
+    """A data folder of three slices, all broken the same way (so whichever is read first fails)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    paths = [write_case(data / f"z{i}.h5", case, slice_id=f"z{i}") for i in range(3)]
+    assert train_cli.main(_train_argv(data, tmp_path / "run")) == 1
+    line = _one_error_line(capsys.readouterr().err, "train.py")
+    assert any(f"{p}: field '{case.field}'" in line for p in paths), line
+
+
+# ----------------------------------------------------------------------------- across files
+
+
+def _other_sequence_slice(slice_id):
+    s = make_slice(slice_id)
+    seq = make_sequence(seed=1)
+    return io.MrfSlice(**{**s.__dict__, "sequence": seq, "sequence_hash": ""})
+
+
+def _shorter_slice(slice_id):
+    n_rows, n_cols, n_reps = SHAPE
+    return make_slice(slice_id, shape=(n_rows, n_cols, n_reps - 5))
+
+
+def _without_true_maps(slice_id):
+    s = make_slice(slice_id)
+    return io.MrfSlice(**{**s.__dict__, "t1_ms": None, "t2_ms": None})
+
+
+FOLDER_PROBLEMS = {
+    "wrong number of repetitions": (_shorter_slice, "signals", "expected T = 30 repetitions"),
+    "different sequence": (_other_sequence_slice, "attrs/sequence_hash", "expected the sequence"),
+    "no target maps": (_without_true_maps, "t1_ms", "target='true' needs"),
+}
+
+
+@pytest.mark.parametrize("problem", sorted(FOLDER_PROBLEMS))
+def test_inconsistent_folder(tmp_path, capsys, train_cli, problem):
+    make, field, pattern = FOLDER_PROBLEMS[problem]
+    data = tmp_path / "data"
+    data.mkdir()
+    good = [write_valid(data / f"a{i}.h5", slice_id=f"a{i}") for i in range(3)]
+    odd = data / "b.h5"
+    io.write_slice(odd, make("b"))
+    io.validate(odd)  # the file alone is valid; only the set is not
+    with pytest.raises(MrfFormatError, match=pattern) as err:
+        pipeline.check_files([*good, odd], target="true")
+    assert err.value.field == field and err.value.path == str(odd)
+    with pytest.raises(MrfFormatError, match=pattern):
+        pipeline.PatchDataset([*good, odd])
+    assert train_cli.main(_train_argv(data, tmp_path / "run")) == 1
+    line = _one_error_line(capsys.readouterr().err, "train.py")
+    assert f"{odd}: field '{field}'" in line
+
+
+def test_check_files_returns_infos_of_good_files(tmp_path):
+    good = [write_valid(tmp_path / f"a{i}.h5", slice_id=f"a{i}") for i in range(2)]
+    infos = pipeline.check_files(good, target="dm")
+    assert [i.path for i in infos] == [str(p) for p in good]
+    with pytest.raises(ValueError, match="at least one file"):
+        pipeline.check_files([])
+
+
+# ----------------------------------------------------------------------------- subprocesses
+
+SUBPROCESS_CASES = ["truncated to half", "t1_ms in seconds", "signals NaN"]
+
+
+def _run(argv: list[str]) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.run(
+        [sys.executable, *argv], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300
+    )
+
+
+@pytest.mark.parametrize("name", SUBPROCESS_CASES)
+def test_preview_subprocess(tmp_path, name):
+    case = CASES[IDS.index(name)]
+    path = write_case(tmp_path / "bad.h5", case)
+    done = _run(["-m", "rinq_jax.data.preview", str(path), "--out", str(tmp_path / "p.png")])
+    assert done.returncode == 1
+    line = _one_error_line(done.stderr, PREVIEW_PROG)
+    assert f"{path}: field '{case.field}'" in line
+
+
+def test_train_subprocess(tmp_path):
+    case = CASES[IDS.index("signals NaN")]  # found when the first rows are read, mid-start-up
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(3):
+        write_case(data / f"z{i}.h5", case, slice_id=f"z{i}")
+    done = _run([str(ROOT / "train.py"), *_train_argv(data, tmp_path / "run")])
+    assert done.returncode == 1
+    line = _one_error_line(done.stderr, "train.py")
+    assert "field 'signals'" in line and "NaN/Inf" in line
