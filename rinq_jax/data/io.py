@@ -567,7 +567,8 @@ def inspect(path: str | os.PathLike) -> SliceInfo:
 
     Raises:
         MrfFormatError: unreadable file, missing attribute/field, wrong dtype or shape,
-            unsupported format_version.
+            unsupported format_version; a directory (field ``file``); a path that does not
+            exist as :class:`MrfFileNotFoundError` (also a ``FileNotFoundError``).
 
     """
     with _open(path) as f:

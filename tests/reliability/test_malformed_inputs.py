@@ -192,3 +192,16 @@ def test_train_subprocess(tmp_path):
     assert done.returncode == 1
     line = _one_error_line(done.stderr, "train.py")
     assert "field 'signals'" in line and "NaN/Inf" in line
+
+
+def test_a_bad_map_in_any_file_of_the_folder_stops_train_py(tmp_path, capsys, train_cli):
+    """Every file's maps are checked before the split, so a bad file bound for the test split
+    (or a bad map that is not the training target) is reported too."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(5):
+        write_valid(data / f"a{i}.h5", slice_id=f"a{i}")
+    bad = write_case(data / "b.h5", CASES[IDS.index("dm_t2_ms -Inf")], slice_id="b")
+    assert train_cli.main(_train_argv(data, tmp_path / "run")) == 1
+    line = _one_error_line(capsys.readouterr().err, "train.py")
+    assert f"{bad}: field 'dm_t2_ms'" in line
