@@ -511,9 +511,21 @@ def bench_epg(n_atoms: int, rounds: int, with_mrpro: bool, n_states: int = 50) -
 # ----------------------------------------------------------------------------- memory
 
 
+def _peak_rss_bytes() -> int:
+    """This process's resident high-water mark: VmHWM, which exec resets (ru_maxrss does not:
+    Linux carries the parent's maximum into an exec'd child), else ru_maxrss."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def child_memory(kind: str, n_pixels: int, chunk: int) -> None:
     """In a child process: run a whole-slice workload once, print peak RSS in bytes as JSON."""
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    base = _peak_rss_bytes()
     t = time.perf_counter()
     if kind == "match":
         from rinq_jax.physics.dictionary import match
@@ -543,7 +555,7 @@ def child_memory(kind: str, n_pixels: int, chunk: int) -> None:
         for start in range(0, n_pixels, chunk):
             n = min(chunk, n_pixels - start)
             out[start : start + n] = np.asarray(apply(variables, x))[:n]
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = _peak_rss_bytes()
     print(
         json.dumps(
             {"peak_rss_bytes": peak, "import_rss_bytes": base, "seconds": time.perf_counter() - t}
