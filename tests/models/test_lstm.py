@@ -42,9 +42,11 @@ def small_lstm():
     return lstm, params, x
 
 
-def test_matches_naive_step_by_step_reference(small_lstm):
+@pytest.mark.parametrize("fuse_input", [None, True, False])
+def test_matches_naive_step_by_step_reference(small_lstm, fuse_input):
+    # None picks by width (here F > H: separate input projection); both paths must agree.
     lstm, params, x = small_lstm
-    out = lstm.apply({"params": params}, x)
+    out = ChunkedLSTM(lstm.hidden, fuse_input=fuse_input).apply({"params": params}, x)
     ref = _reference_lstm(
         *(np.asarray(a, np.float64) for a in (x, params["w_ih"], params["w_hh"], params["bias"]))
     )
