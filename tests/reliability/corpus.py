@@ -17,48 +17,19 @@ import numpy as np
 
 from rinq_jax.data import io
 from rinq_jax.data.io import MrfSlice
+from tests.data import test_io
 
 SHAPE = (8, 10, 30)  # H != W, so a transposed map has the wrong shape
 
 
 def make_sequence(n_reps: int = SHAPE[2], seed: int = 0) -> dict:
-    rng = np.random.default_rng(seed)
-    return {
-        "flip_deg": rng.uniform(5, 74, n_reps).astype(np.float32),
-        "tr_ms": rng.uniform(12, 15, n_reps).astype(np.float32),
-        "phase_deg": np.zeros(n_reps, np.float32),
-        "te_ms": 2.0,
-        "ti_ms": 20.0,
-    }
+    """The io tests' sequence, at this corpus' length."""
+    return test_io.make_sequence(n_reps, seed)
 
 
 def make_slice(slice_id: str = "z00", shape=SHAPE, seed: int = 0) -> MrfSlice:
-    """A valid slice with every field: an ellipse mask, random signals, plausible maps."""
-    rng = np.random.default_rng(seed)
-    n_rows, n_cols, n_reps = shape
-    yy, xx = np.mgrid[:n_rows, :n_cols]
-    mask = ((yy - n_rows / 2 + 0.5) / (0.45 * n_rows)) ** 2 + (
-        (xx - n_cols / 2 + 0.5) / (0.45 * n_cols)
-    ) ** 2 < 1
-    signals = (rng.normal(size=shape) + 1j * rng.normal(size=shape)).astype(np.complex64)
-    t1 = np.where(mask, rng.uniform(300, 4000, mask.shape), 0).astype(np.float32)
-    t2 = np.where(mask, rng.uniform(20, 300, mask.shape), 0).astype(np.float32)
-    return MrfSlice(
-        subject_id="s00",
-        slice_id=slice_id,
-        sequence=make_sequence(n_reps),
-        signals=signals,
-        mask=mask,
-        t1_ms=t1,
-        t2_ms=t2,
-        m0=(rng.normal(size=mask.shape) + 1j).astype(np.complex64),
-        b1=rng.uniform(0.8, 1.2, mask.shape).astype(np.float32),
-        tissue=rng.integers(0, 6, mask.shape).astype(np.uint8),
-        dm_t1_ms=(t1 + 10 * mask).astype(np.float32),
-        dm_t2_ms=(t2 + 2 * mask).astype(np.float32),
-        acquisition={"undersampling": 48.0, "snr": 30.0, "n_interleaves": 48, "matrix": 10},
-        generator={"program": "tests/reliability"},
-    )
+    """The io tests' valid slice (every field present), at this corpus' H != W shape."""
+    return test_io.make_slice(seed, shape, slice_id=slice_id)
 
 
 @dataclasses.dataclass(frozen=True)
