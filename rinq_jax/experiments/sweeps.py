@@ -186,6 +186,7 @@ def plot(rows: Sequence[dict[str, Any]], label: str) -> Figure:
             ys = [math.nan if y is None else y for y in ys]
             ax.plot(xs, ys, marker=marker, label=key)
         ax.set_xscale("log")
+        ax.minorticks_off()  # only the sweep's values are labelled
         ax.set_xticks(xs, [_value_text(r["value"]) for r in points])
         ax.set_xlabel(xlabel)
         ax.set_ylabel("sqrt(MSE) over T1 and T2 [ms]")

@@ -265,13 +265,16 @@ def train_config(row: Row, preset: Preset, workdir: Path, data_dir: str, max_ste
 
 
 def train_row(row: Row, config, datasets, log=print) -> dict[str, Any]:
-    """Train one row unless its ``done.json`` exists; returns the training summary."""
+    """Train one row unless its ``done.json`` says it ran its steps; returns the training summary."""
     from rinq_jax.training.loop import train_and_evaluate
 
     done = Path(config.workdir) / DONE_FILE
     if done.exists():
-        log(f"{row.key}: finished earlier ({done}), skipped")
-        return json.loads(done.read_text())
+        summary = json.loads(done.read_text())
+        # A longer run asked for (more --steps) continues from the last checkpoint instead.
+        if config.steps is None or summary.get("final_step", 0) >= config.steps:
+            log(f"{row.key}: finished earlier ({done}), skipped")
+            return summary
     log(f"{row.key}: training {config.steps or str(config.epochs) + ' epochs'} steps ...")
     summary = train_and_evaluate(config, datasets=datasets)
     export.write_json(done, summary)

@@ -61,6 +61,13 @@ def test_table1_smoke_and_resume(tmp_path):
     # Re-running skips finished rows (their done.json) and gives the same table.
     again = table1.run(preset, tmp_path / "runs", rows=rows, compare_dm=False, log=lambda *_: None)
     assert again["rnn3-complex"]["best_val_loss_ms"] == results["rnn3-complex"]["best_val_loss_ms"]
+    # Asking for more steps continues the finished runs from their checkpoints.
+    longer = dataclasses.replace(preset, steps=dict.fromkeys(table1.QUICK_STEPS, 4))
+    more = table1.run(
+        longer, tmp_path / "runs", rows=["drone-complex"], compare_dm=False, log=lambda *_: None
+    )
+    assert more["drone-complex"]["steps"] == 4
+    assert json.loads((out / "drone-complex" / "done.json").read_text())["final_step"] == 4
 
 
 def test_loso_split_and_unknown_rows(tmp_path):
