@@ -150,7 +150,7 @@ def evaluate(
         rows: list[figures.MapRow] = []
         for label, c, forward in zip(labels, checkpoints, forwards, strict=True):
             p = inference.predict_slice(c, path, batch_size=batch_size, forward=forward)
-            m, pixels, labels_px = _score(p.t1_ms, p.t2_ms, truth, truth.mask)
+            m, pixels, _ = _score(p.t1_ms, p.t2_ms, truth, truth.mask)
             per_slice[label][path.name] = {**m, "seconds": p.seconds}
             pooled[label].append((pixels, p.seconds))
             rows.append(figures.MapRow(label, p.t1_ms, p.t2_ms))
