@@ -260,8 +260,8 @@ def _check_counts(config: GenerateConfig) -> None:
     for name in ("n_subjects", "n_slices", "n_reps", "rank"):
         if getattr(config, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
-    if config.rank > config.n_reps:
-        raise ValueError(f"rank {config.rank} exceeds the {config.n_reps} repetitions")
+    if config.rank >= config.n_reps:
+        raise ValueError(f"rank {config.rank} must be below the {config.n_reps} repetitions")
 
 
 def main(argv=None) -> int:

@@ -193,8 +193,11 @@ def compress(dictionary: Dictionary, rank: int = 50) -> Dictionary:
     """
     if dictionary.basis is not None:
         raise ValueError("compress: the dictionary is already compressed")
-    if not 1 <= rank <= dictionary.n_reps:
-        raise ValueError(f"compress: rank must lie in [1, {dictionary.n_reps}], got {rank}")
+    # rank = T would compress nothing, and `match` tells coefficients from time series by length.
+    if not 1 <= rank < dictionary.n_reps:
+        raise ValueError(
+            f"compress: rank must lie in [1, {dictionary.n_reps - 1}] (below T), got {rank}"
+        )
     atoms = dictionary.atoms
     gram = (atoms.conj().T @ atoms).astype(np.complex128)
     _, basis_t = _leading_eigenvectors(gram, rank)
@@ -482,7 +485,7 @@ def main(argv=None) -> int:
     total_s = time.perf_counter() - start
     save(dictionary, args.out, seq)
     kept = (
-        f", rank {args.rank} keeps {100 * dictionary.energy_kept:.4f}% of the energy"
+        f", rank {args.rank} loses {1 - dictionary.energy_kept:.1e} of the energy"
         if args.rank
         else ""
     )

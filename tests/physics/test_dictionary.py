@@ -82,6 +82,16 @@ def test_noiseless_atoms_match_their_own_entries(paper_dictionaries):
     np.testing.assert_array_equal(dic.match(compressed.project(signals), compressed).index, found)
 
 
+def test_compress_refuses_ranks_outside_one_to_t_minus_one():
+    seq = paper_sequence(20)
+    full = dic.build(
+        seq, dic.Grid(np.array([800.0], np.float32), np.array([60.0], np.float32)), progress=False
+    )
+    for rank in (0, 20):
+        with pytest.raises(ValueError, match=r"rank must lie in \[1, 19\]"):
+            dic.compress(full, rank)
+
+
 def test_match_refuses_signals_of_another_length(paper_dictionaries):
     _, full, compressed = paper_dictionaries
     with pytest.raises(ValueError, match="expected 3000 time points or 50 coefficients"):
