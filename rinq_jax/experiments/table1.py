@@ -214,32 +214,12 @@ def loso_splits(small: Sequence[Path], more: Sequence[Path]) -> Splits:
     )
 
 
-def _target_stats(files: Sequence[str]) -> tuple[tuple[float, float], tuple[float, float]]:
-    """(T1, T2) mean and std in ms over the masked training pixels (the trainer's default norm)."""
-    y = []
-    for f in files:
-        s = io.read_slice(f, fields=["t1_ms", "t2_ms"])
-        y.append(np.stack([s.t1_ms[s.mask], s.t2_ms[s.mask]], -1))
-    y = np.concatenate(y).astype(np.float64)
-    return tuple(y.mean(0).tolist()), tuple(y.std(0).tolist())
-
-
 def datasets_for(split: pipeline.Split, model: str, input_kind: str):
     """`rinq_jax.training.loop.Datasets` of an explicit split (as the trainer builds its own)."""
     from rinq_jax.models import model_spec
-    from rinq_jax.training.loop import SIGNAL_NORMALISATION, Datasets
+    from rinq_jax.training.loop import datasets_from_split
 
-    patch = model_spec(model, input_kind).patch_size
-    train = pipeline.PatchDataset(split.train, patch_size=patch, input_kind=input_kind)
-    val = pipeline.PatchDataset(split.val, patch_size=patch, input_kind=input_kind)
-    return Datasets(
-        train=train,
-        val=val,
-        files={k: [Path(f).name for f in getattr(split, k)] for k in ("train", "val", "test")},
-        seq_hash=train.infos[0].sequence_hash,
-        signal_normalisation=SIGNAL_NORMALISATION,
-        target_stats_ms=_target_stats(split.train),
-    )
+    return datasets_from_split(split, model_spec(model, input_kind).patch_size, input_kind)
 
 
 # --------------------------------------------------------------------------- training

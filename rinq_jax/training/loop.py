@@ -132,10 +132,16 @@ def build_datasets(config: TrainConfig, patch_size: int) -> Datasets:
             f"({n_train}/{n_val}/{n_test}); at least 3 are needed"
         )
     split = pipeline.random_slice_split(files, n_train, n_val, n_test, seed=config.seed)
+    return datasets_from_split(split, patch_size, config.input_kind, config.target)
+
+
+def datasets_from_split(split, patch_size: int, input_kind: str, target: str = "true") -> Datasets:
+    """Wrap an explicit `pipeline.Split` in PatchDatasets, with the training targets' statistics."""
+    from rinq_jax.data import pipeline
 
     def make(fs):
         return pipeline.PatchDataset(
-            fs, patch_size=patch_size, input_kind=config.input_kind, target=config.target
+            fs, patch_size=patch_size, input_kind=input_kind, target=target
         )
 
     train, val = make(split.train), make(split.val)
@@ -145,7 +151,7 @@ def build_datasets(config: TrainConfig, patch_size: int) -> Datasets:
         files={k: [Path(f).name for f in getattr(split, k)] for k in ("train", "val", "test")},
         seq_hash=train.infos[0].sequence_hash,
         signal_normalisation=SIGNAL_NORMALISATION,
-        target_stats_ms=_target_stats_from_files(split.train, config.target),
+        target_stats_ms=_target_stats_from_files(split.train, target),
     )
 
 
