@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from rinq_jax.atomic import atomic_path  # noqa: E402
 from rinq_jax.data import io  # noqa: E402
 
 PROG = "python -m rinq_jax.data.preview"
@@ -71,14 +72,11 @@ def save_preview(
         fontsize=10,
     )
     fig.tight_layout()
-    out_png = Path(out_png)
-    tmp = out_png.with_name(f"{out_png.stem}.tmp-{os.getpid()}.png")
     try:
-        fig.savefig(tmp, dpi=80)
-        os.replace(tmp, out_png)
+        with atomic_path(out_png) as tmp:
+            fig.savefig(tmp, dpi=80)
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
 
 
 def main(argv=None) -> int:

@@ -9,7 +9,6 @@ and 256) and the slice thickness (the paper's 5 mm).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
+from rinq_jax.atomic import atomic_path
 from rinq_jax.data import io
 from rinq_jax.evaluation.metrics import jsonable
 
@@ -77,42 +77,25 @@ def write_nifti(
     affine = np.diag([pixel_mm, pixel_mm, slice_thickness_mm, 1.0])
     image = nib.Nifti1Image(to_nifti_array(map_2d), affine)
     image.header.set_xyzt_units(xyz="mm")
-    # nibabel picks the format from the name, so the temporary name keeps the suffix.
-    tmp = path.with_name(f".{path.name[: -len(suffix)]}.tmp-{os.getpid()}{suffix}")
-    try:
+    with atomic_path(path) as tmp:
         nib.save(image, tmp)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
     return path
 
 
 def write_json(path: str | Path, data: Any) -> Path:
     """Write ``data`` as indented strict JSON (NaN -> null) atomically: temp name, then rename."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w") as f:
-            json.dump(jsonable(data), f, indent=2, allow_nan=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        json.dump(jsonable(data), f, indent=2, allow_nan=False)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
     return path
 
 
 def write_text(path: str | Path, text: str) -> Path:
     """Write a text file (e.g. a markdown table) atomically."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
     return path

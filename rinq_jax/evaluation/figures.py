@@ -10,15 +10,14 @@ and saved atomically.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from rinq_jax.atomic import atomic_path
 from rinq_jax.evaluation.metrics import parameter_metrics
 
 T1_WINDOW_MS = (0.0, 4000.0)
@@ -171,11 +170,6 @@ def panel_titles(fig: Figure) -> list[str]:
 def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
     """Save as PNG atomically (temp name, then rename)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.png")
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
     return path

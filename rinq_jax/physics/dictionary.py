@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
+from rinq_jax.atomic import atomic_path
 from rinq_jax.physics import epg
 from rinq_jax.physics.sequence import FispSequence, paper_sequence
 
@@ -369,8 +370,7 @@ def match(signals, dictionary: Dictionary, *, chunk_size: int = 256) -> MatchRes
 def save(dictionary: Dictionary, path: str | os.PathLike, seq: FispSequence | None = None) -> None:
     """Write ``dictionary`` (and optionally a copy of its sequence) to HDF5 atomically."""
     path = Path(path)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["format_version"] = FORMAT_VERSION
             f.attrs["seq_hash"] = dictionary.seq_hash
@@ -391,9 +391,6 @@ def save(dictionary: Dictionary, path: str | os.PathLike, seq: FispSequence | No
                 group = f.create_group("sequence")
                 for key, value in seq.to_dict().items():
                     group.attrs[key] = np.nan if value is None else value
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def load(path: str | os.PathLike, seq: FispSequence | None = None) -> Dictionary:

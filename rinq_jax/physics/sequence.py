@@ -27,10 +27,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from rinq_jax.atomic import atomic_path
 
 FORMAT_FIELDS = ("flip_deg", "tr_ms", "phase_deg")
 
@@ -293,11 +294,5 @@ def save_sequence(seq: FispSequence, path: str | os.PathLike) -> None:
     path = Path(path)
     d = seq.to_dict()
     d["ti_ms"] = np.nan if d["ti_ms"] is None else d["ti_ms"]
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp.npz")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         np.savez(tmp, **d)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
