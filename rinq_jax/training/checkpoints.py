@@ -171,7 +171,10 @@ def make_metadata(
 
 def _read(directory: Path, step: int | None):
     """Read checkpoint `step` (None: the newest readable) of `directory` without writing there."""
-    options = ocp.CheckpointManagerOptions(read_only=True, enable_async_checkpointing=False)
+    # create/save_interval_steps as read_only implies them, so Orbax has nothing to warn about.
+    options = ocp.CheckpointManagerOptions(
+        read_only=True, create=False, save_interval_steps=0, enable_async_checkpointing=False
+    )
     manager = ocp.CheckpointManager(
         directory.resolve(), options=options, item_names=("state", "metadata")
     )
