@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -11,18 +10,14 @@ import numpy as np
 import pytest
 
 from rinq_jax.evaluation import inference
+from tests.scripts import load_script
 
 from .conftest import SHAPE, write_eval_slices
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def cli():
-    spec = importlib.util.spec_from_file_location("eval_cli", ROOT / "eval.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("eval.py")
 
 
 def test_eval_py_end_to_end(cli, tiny_run, tmp_path, capsys):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import h5py
@@ -11,10 +10,9 @@ import pytest
 
 from rinq_jax.data import io, pipeline, preview
 from rinq_jax.data.io import MrfFormatError
+from tests.scripts import load_script
 
 from .corpus import SHAPE, make_slice, write_valid
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _poison_signals(path: Path, row: int, value=np.nan) -> None:
@@ -82,10 +80,7 @@ def test_preview_of_a_user_file_without_maps(tmp_path):
 
 @pytest.fixture(scope="module")
 def cli():
-    spec = importlib.util.spec_from_file_location("train_cli", ROOT / "train.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("train.py")
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,6 @@ every case and as real subprocesses for a few.
 from __future__ import annotations
 
 import collections
-import importlib.util
 import os
 import re
 import subprocess
@@ -22,6 +21,7 @@ import pytest
 
 from rinq_jax.data import io, pipeline, preview
 from rinq_jax.data.io import MrfFormatError
+from tests.scripts import load_script
 
 from .corpus import CASES, SHAPE, make_sequence, make_slice, write_case, write_valid
 
@@ -33,10 +33,7 @@ FOLDER_CASES = [case for case in CASES if case.in_folder]
 
 @pytest.fixture(scope="module")
 def train_cli():
-    spec = importlib.util.spec_from_file_location("train_cli", ROOT / "train.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("train.py")
 
 
 def _field_class(field: str) -> str:

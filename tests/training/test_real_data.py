@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 
 from rinq_jax.training import checkpoints as ckpt
 from rinq_jax.training.config import TrainConfig
 from rinq_jax.training.loop import train_and_evaluate
+from tests.scripts import load_script
 
 from .conftest import write_tiny_slices as _write_slices
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_registry_model_on_slice_files(tmp_path):
@@ -47,9 +44,7 @@ def test_train_py_end_to_end_full_size_rnn3(tmp_path, capsys):
     data = tmp_path / "data"
     data.mkdir()
     _write_slices(data)
-    spec = importlib.util.spec_from_file_location("train_cli", ROOT / "train.py")
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    cli = load_script("train.py")
     run = tmp_path / "run"
     argv = ["--model", "rnn3", "--data", str(data), "--workdir", str(run), "--steps", "2"]
     assert cli.main([*argv, "--no-progress"]) == 0
