@@ -208,6 +208,19 @@ def evaluate(
     return result
 
 
+def entry_summary(entry: dict[str, Any]) -> dict[str, float]:
+    """The headline figures of one model's `evaluate` entry: loss, RME ± std per parameter, time."""
+    a = entry["aggregate"]
+    return {
+        "loss_ms": a["val_loss_ms"],
+        "t1_rme_pct": a["t1"]["rme_pct"],
+        "t1_rme_std_pct": a["t1"]["rme_std_pct"],
+        "t2_rme_pct": a["t2"]["rme_pct"],
+        "t2_rme_std_pct": a["t2"]["rme_std_pct"],
+        "seconds_per_slice": entry["seconds_per_slice"],
+    }
+
+
 def summary_lines(result: dict[str, Any]) -> list[str]:
     """Human-readable one line per model of an `evaluate` result."""
     lines = []

@@ -126,16 +126,7 @@ def run(
         )
         row: dict[str, Any] = {"parameter": setting.parameter, "value": setting.value}
         for method, key in ((label, "network"), (evaluate_lib.DM_LABEL, "dictionary matching")):
-            entry = result["models"][method]
-            a = entry["aggregate"]
-            row[key] = {
-                "loss_ms": a["val_loss_ms"],
-                "t1_rme_pct": a["t1"]["rme_pct"],
-                "t1_rme_std_pct": a["t1"]["rme_std_pct"],
-                "t2_rme_pct": a["t2"]["rme_pct"],
-                "t2_rme_std_pct": a["t2"]["rme_std_pct"],
-                "seconds_per_slice": entry["seconds_per_slice"],
-            }
+            row[key] = evaluate_lib.entry_summary(result["models"][method])
         log(
             f"{setting.name}: {label} {row['network']['loss_ms']:.1f} ms, "
             f"dictionary matching {row['dictionary matching']['loss_ms']:.1f} ms"

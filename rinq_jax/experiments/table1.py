@@ -315,17 +315,8 @@ def detail_table(results: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 def _result_row(label: str, entry: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    a = entry["aggregate"]
-    return {
-        "label": label,
-        "test_loss_ms": a["val_loss_ms"],
-        "t1_rme_pct": a["t1"]["rme_pct"],
-        "t1_rme_std_pct": a["t1"]["rme_std_pct"],
-        "t2_rme_pct": a["t2"]["rme_pct"],
-        "t2_rme_std_pct": a["t2"]["rme_std_pct"],
-        "seconds_per_slice": entry["seconds_per_slice"],
-        **extra,
-    }
+    summary = evaluate_lib.entry_summary(entry)
+    return {"label": label, "test_loss_ms": summary.pop("loss_ms"), **summary, **extra}
 
 
 # --------------------------------------------------------------------------- the experiment
