@@ -9,13 +9,25 @@ Equations (Hochreiter & Schmidhuber 1997, with forget gate; Keras/PyTorch gate o
 Speed: two ways to compute ``z_t``, chosen by the input width (``fuse_input``):
 
 * F > H (RNN3: F = 1800, H = 500): the input projection ``x W_ih + b`` does not depend on
-  the recurrence, so it is hoisted out of the loop as one ``[S*B, F] @ [F, 4H]`` matmul
-  (the bulk of the FLOPs) and the loop (``lax.scan``) only does ``[B, H] @ [H, 4H]``.
+  the recurrence, so it is hoisted out of the step as one ``[k*B, F] @ [F, 4H]`` matmul per
+  block of k steps (the bulk of the FLOPs); the steps only do ``[B, H] @ [H, 4H]``. k is
+  the largest divisor of S with ``k*B <= projection_rows``: the whole sequence at the
+  training batch (B = 32: k = 30), a few steps at inference batches (B = 512: k = 2).
+  XLA:CPU's matmul runs [1024, 1800] @ [1800, 2000] ~20 % faster than the [15360, 1800]
+  one, whose 123 MB output also goes out to memory and back.
 * F <= H (RNN1: F = 200, H = 1000): one fused ``[x_t, h_{t-1}] @ [W_ih; W_hh]`` per step.
   The hoisted product would be a [S, B, 4H] buffer written once and read once, 20 times
   larger than the input; the fused step never materialises it. Measured on 2 CPU cores
   (CPU seconds): RNN1 inference at B = 512 1.76 -> 1.39 s, a training step at B = 128
   1.47 -> 1.30 s; RNN3 gets slower fused (0.72 -> 0.79 s, 0.31 -> 0.46 s), hence the rule.
+
+Input layout: the LSTM reads either chunked steps ``[B, S, F]`` or the grouped layout
+``[B, G, S, L]`` of ``group_steps`` (step s is ``x[:, :, s, :]`` flattened, F = G*L), a free
+reshape of a [B, P, P, T, C] patch. With the grouped layout each block's steps are gathered
+inside the loop into a cache-sized buffer, instead of transposing the whole input first
+(110 MB at B = 512 for RNN3). Measured together (RNN3 LSTM, B = 512, 2 CPU cores, median
+of 7): one hoisted projection 640 ms, blocks of k = 2 542 ms, gathered blocks with the k
+steps unrolled 501 ms.
 
 Parameters (stable names for checkpoints): ``w_ih`` float32[F, 4H], ``w_hh``
 float32[H, 4H], ``bias`` float32[4H] -- ``4 * (F*H + H*H + H)`` in total. This is the
@@ -36,13 +48,26 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-__all__ = ["ChunkedLSTM", "chunk_signal", "DEFAULT_UNROLL"]
+__all__ = ["ChunkedLSTM", "chunk_signal", "group_steps", "DEFAULT_UNROLL"]
 
 # Measured on the 2 shared CPU cores (benchmark: RNN3, B = 32, S = 30, H = 500, jitted
 # forward + backward, best of 5): unroll 1 / 2 / 5 / 10 / 30 -> 112 / 200 / 205 / 238 /
 # 304 ms, compile 1.9 / 2.2 / 5.1 / 4.5 / 19.6 s. The hoisted input projection dominates,
 # so a rolled loop loses nothing and compiles fastest; re-measure on accelerators.
 DEFAULT_UNROLL = 1
+
+# Rows of one block's input projection (see the module docstring), and the largest block
+# whose steps are unrolled (more would only lengthen compilation).
+PROJECTION_ROWS = 1024
+MAX_UNROLLED_BLOCK = 5
+
+
+def steps_per_block(n_steps: int, batch: int, rows: int) -> int:
+    """The largest divisor k of ``n_steps`` with ``k * batch <= rows`` (at least 1)."""
+    k = max(1, min(n_steps, rows // batch))
+    while n_steps % k:
+        k -= 1
+    return k
 
 
 def _forget_bias_init(hidden: int, forget_bias: float):
@@ -85,8 +110,10 @@ class ChunkedLSTM(nn.Module):
       fuse_input: compute ``x_t W_ih`` inside the loop, fused with ``h W_hh`` (True), or
         hoisted before it (False); None picks fused when F <= H (see the module docstring).
         Same parameters and results either way.
+      projection_rows: target rows of one block's hoisted input projection (speed only).
 
-    Call: ``x`` float32[B, S, F] -> float32[B, S, H].
+    Call: ``x`` float32[B, S, F], or float32[B, G, S, L] from ``group_steps`` (F = G*L),
+    -> float32[B, S, H].
 
     """
 
@@ -94,31 +121,74 @@ class ChunkedLSTM(nn.Module):
     unroll: int = DEFAULT_UNROLL
     forget_bias: float = 1.0
     fuse_input: bool | None = None
+    projection_rows: int = PROJECTION_ROWS
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        """Run the LSTM: x float32[B, S, F] -> hidden states float32[B, S, H]."""
-        if x.ndim != 3:
+        """Run the LSTM: x float32[B, S, F] or [B, G, S, L] -> hidden states float32[B, S, H]."""
+        if x.ndim == 3:
+            x = x[:, None]  # [B, 1, S, F]: the grouped layout with one group
+        if x.ndim != 4:
             raise ValueError(
-                f"ChunkedLSTM expects x of shape [batch, steps, features], got {x.shape}"
+                "ChunkedLSTM expects x of shape [batch, steps, features] or "
+                f"[batch, groups, steps, features per group], got {x.shape}"
             )
-        batch, _, features = x.shape
+        batch, groups, n_steps, group_len = x.shape
+        features = groups * group_len
         h4 = 4 * self.hidden
         w_ih = self.param("w_ih", nn.initializers.glorot_uniform(), (features, h4), jnp.float32)
         w_hh = self.param("w_hh", nn.initializers.orthogonal(), (self.hidden, h4), jnp.float32)
         bias = self.param("bias", _forget_bias_init(self.hidden, self.forget_bias), (h4,))
-        xs = jnp.swapaxes(x, 0, 1)  # [S, B, F]: time-major for scan (cheaper than [S, B, 4H])
         zeros = jnp.zeros((batch, self.hidden), x.dtype)
         fuse = features <= self.hidden if self.fuse_input is None else self.fuse_input
         if fuse:
             w = jnp.concatenate([w_ih, w_hh], axis=0)  # [F + H, 4H]
             step = functools.partial(_fused_lstm_step, w, bias)
+            xs = _time_major(x)  # [S, B, F]
+            _, hs = jax.lax.scan(step, (zeros, zeros), xs, unroll=self.unroll)
         else:
-            # Hoisted input projection: one matmul for all steps.
-            xs = xs @ w_ih + bias  # [S, B, 4H]
-            step = functools.partial(_lstm_step, w_hh)
-        _, hs = jax.lax.scan(step, (zeros, zeros), xs, unroll=self.unroll)
+            hs = self._blocked(x, w_ih, w_hh, bias, zeros)
         return jnp.swapaxes(hs, 0, 1)  # [B, S, H]
+
+    def _blocked(self, x, w_ih, w_hh, bias, zeros):
+        """Hoisted input projection, block by block: x [B, G, S, L] -> hidden states [S, B, H]."""
+        n_steps = x.shape[2]
+        k = steps_per_block(n_steps, x.shape[0], self.projection_rows)
+        unroll = True if k <= MAX_UNROLLED_BLOCK else self.unroll
+        step = functools.partial(_lstm_step, w_hh)
+
+        def block(carry, start):
+            x_block = _time_major(jax.lax.dynamic_slice_in_dim(x, start, k, axis=2))
+            return jax.lax.scan(step, carry, x_block @ w_ih + bias, unroll=unroll)
+
+        _, hs = jax.lax.scan(block, (zeros, zeros), jnp.arange(0, n_steps, k))
+        return hs.reshape(n_steps, *hs.shape[2:])  # [S/k, k, B, H] -> [S, B, H]
+
+
+def _time_major(x: jax.Array) -> jax.Array:
+    """Grouped steps [B, G, S, L] -> time-major steps [S, B, G*L]."""
+    batch, groups, n_steps, group_len = x.shape
+    return jnp.transpose(x, (2, 0, 1, 3)).reshape(n_steps, batch, groups * group_len)
+
+
+def group_steps(x: jax.Array, n_steps: int) -> jax.Array:
+    """The patch float32[B, P, P, T, C] as grouped steps float32[B, P*P, S, (T/S)*C].
+
+    A reshape (no copy). ``ChunkedLSTM`` reads it as the steps of ``chunk_signal``: step s is
+    ``x[:, :, s, :]`` flattened, i.e. ``chunk_signal(x, n_steps)[:, s]``.
+    """
+    if x.ndim != 5:
+        raise ValueError(f"expected x of shape [batch, P, P, T, C], got {x.shape}")
+    batch, p0, p1, n_time, channels = x.shape
+    _check_divisible(n_time, n_steps)
+    return x.reshape(batch, p0 * p1, n_steps, n_time // n_steps * channels)
+
+
+def _check_divisible(n_time: int, n_steps: int) -> None:
+    if n_time % n_steps:
+        raise ValueError(
+            f"the number of time points T={n_time} must be divisible by n_steps={n_steps}"
+        )
 
 
 def chunk_signal(x: jax.Array, n_steps: int) -> jax.Array:
@@ -140,10 +210,7 @@ def chunk_signal(x: jax.Array, n_steps: int) -> jax.Array:
     if x.ndim != 5:
         raise ValueError(f"expected x of shape [batch, P, P, T, C], got {x.shape}")
     batch, p0, p1, n_time, channels = x.shape
-    if n_time % n_steps:
-        raise ValueError(
-            f"the number of time points T={n_time} must be divisible by n_steps={n_steps}"
-        )
+    _check_divisible(n_time, n_steps)
     step_len = n_time // n_steps
     x = x.reshape(batch, p0, p1, n_steps, step_len, channels)
     x = jnp.transpose(x, (0, 3, 1, 2, 4, 5))  # [B, S, P, P, T/S, C]

@@ -48,7 +48,7 @@ import flax.linen as nn
 import jax
 
 from rinq_jax.models.common import batch_norm, check_input
-from rinq_jax.models.lstm import DEFAULT_UNROLL, ChunkedLSTM, chunk_signal
+from rinq_jax.models.lstm import DEFAULT_UNROLL, ChunkedLSTM, group_steps
 from rinq_jax.models.quantile import quantile
 
 __all__ = ["RNN1", "RNN3"]
@@ -61,7 +61,7 @@ def _recurrent_trunk(module: nn.Module, x: jax.Array, train: bool) -> jax.Array:
     belong to ``module``.
     """
     axis_name = module.bn_axis_name
-    h = chunk_signal(x, module.n_steps)
+    h = group_steps(x, module.n_steps)  # read by the LSTM as chunk_signal's steps
     h = ChunkedLSTM(module.lstm_hidden, unroll=module.lstm_unroll, name="lstm")(h)
     h = batch_norm(train, axis_name, "bn_lstm")(nn.relu(h))
     h = nn.Dense(500, name="fc1")(h)

@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rinq_jax.models.lstm import ChunkedLSTM, chunk_signal
+from rinq_jax.models.lstm import ChunkedLSTM, chunk_signal, group_steps, steps_per_block
 
 
 def _sigmoid(z):
@@ -52,6 +52,41 @@ def test_matches_naive_step_by_step_reference(small_lstm, fuse_input):
     )
     assert out.shape == ref.shape == (3, 6, 5)
     np.testing.assert_allclose(out, ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("rows", [1, 3, 6, 9, 1000])
+def test_blocked_projection_matches_reference(small_lstm, rows):
+    # batch 3, 6 steps: rows 1, 3, 6, 9, 1000 -> blocks of 1, 1, 2, 3 and 6 steps.
+    lstm, params, x = small_lstm
+    out = ChunkedLSTM(lstm.hidden, fuse_input=False, projection_rows=rows).apply(
+        {"params": params}, x
+    )
+    ref = _reference_lstm(
+        *(np.asarray(a, np.float64) for a in (x, params["w_ih"], params["w_hh"], params["bias"]))
+    )
+    np.testing.assert_allclose(out, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_steps_per_block_divides_the_sequence():
+    assert steps_per_block(30, 32, 1024) == 30
+    assert steps_per_block(30, 512, 1024) == 2
+    assert steps_per_block(30, 300, 1024) == 3
+    assert steps_per_block(30, 4096, 1024) == 1
+    assert steps_per_block(7, 1, 6) == 1  # 7 is prime
+
+
+@pytest.mark.parametrize("fuse_input", [True, False])
+def test_grouped_layout_reads_the_chunked_steps(fuse_input):
+    # group_steps is a free reshape; the LSTM must see exactly chunk_signal's steps.
+    x = jax.random.normal(jax.random.key(4), (4, 3, 3, 12, 2), jnp.float32)
+    lstm = ChunkedLSTM(5, fuse_input=fuse_input, projection_rows=8)
+    chunked = chunk_signal(x, 4)  # [4, 4, 54]
+    params = lstm.init(jax.random.key(5), chunked)
+    np.testing.assert_allclose(
+        lstm.apply(params, group_steps(x, 4)), lstm.apply(params, chunked), atol=1e-6
+    )
+    with pytest.raises(ValueError, match="divisible"):
+        group_steps(x, 5)
 
 
 @pytest.mark.parametrize("unroll", [2, 6])
