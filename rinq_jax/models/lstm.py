@@ -43,12 +43,13 @@ through the cell state.
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-__all__ = ["ChunkedLSTM", "chunk_signal", "group_steps", "DEFAULT_UNROLL"]
+__all__ = ["ChunkedLSTM", "LSTMConfig", "lstm", "chunk_signal", "group_steps", "DEFAULT_UNROLL"]
 
 # Measured on the 2 shared CPU cores (benchmark: RNN3, B = 32, S = 30, H = 500, jitted
 # forward + backward, best of 5): unroll 1 / 2 / 5 / 10 / 30 -> 112 / 200 / 205 / 238 /
@@ -80,24 +81,136 @@ def _forget_bias_init(hidden: int, forget_bias: float):
     return init
 
 
-def _gates(z: jax.Array, c: jax.Array):
-    """LSTM cell update from the pre-activations ``z`` float32[B, 4H] and cell ``c`` [B, H]."""
+class LSTMConfig(NamedTuple):
+    """How ``lstm`` computes (speed only; every choice gives the same results).
+
+    Attributes:
+      fuse_input: compute ``x_t W_ih`` inside the step, fused with ``h W_hh`` (True), or
+        hoisted out of it in blocks of steps (False); see the module docstring.
+      projection_rows: target rows of one block's hoisted input projection.
+      unroll: ``lax.scan`` unroll factor of the steps.
+    """
+
+    fuse_input: bool
+    projection_rows: int = PROJECTION_ROWS
+    unroll: int = DEFAULT_UNROLL
+
+
+def _cell(z: jax.Array, c: jax.Array):
+    """LSTM cell from the pre-activations z float32[B, 4H] and cell c [B, H].
+
+    Returns the new (h, c) and the gate activations (i, f, g, o), each [B, H].
+    """
     i, f, g, o = jnp.split(z, 4, axis=-1)
-    c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-    h = jax.nn.sigmoid(o) * jnp.tanh(c)
-    return (h, c), h
+    i, f, g, o = jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
+    c = f * c + i * g
+    return o * jnp.tanh(c), c, (i, f, g, o)
 
 
-def _lstm_step(w_hh: jax.Array, carry, xp_t: jax.Array):
-    """One LSTM step given the precomputed input projection ``xp_t`` float32[B, 4H]."""
-    h, c = carry
-    return _gates(xp_t + h @ w_hh, c)
+def _run(cfg: LSTMConfig, x, w_ih, w_hh, bias, save: bool):
+    """The recurrence over grouped steps x [B, G, S, L]: hidden states [S, B, H].
+
+    With ``save``, also every step's cell state [S, B, H] and gate activations
+    [S, B, 4H], which the backward pass reads instead of recomputing them.
+    """
+    batch, _, n_steps, _ = x.shape
+    zeros = jnp.zeros((batch, w_hh.shape[0]), x.dtype)
+
+    def cell(z, c):
+        h, c, gates = _cell(z, c)
+        return (h, c), ((h, c, jnp.concatenate(gates, axis=-1)) if save else h)
+
+    if cfg.fuse_input:
+        w = jnp.concatenate([w_ih, w_hh], axis=0)  # [F + H, 4H]
+
+        def fused_step(carry, x_t):
+            h, c = carry
+            return cell(jnp.concatenate([x_t, h], axis=-1) @ w + bias, c)
+
+        _, out = jax.lax.scan(fused_step, (zeros, zeros), _time_major(x), unroll=cfg.unroll)
+        return out
+    k = steps_per_block(n_steps, batch, cfg.projection_rows)
+    unroll = True if k <= MAX_UNROLLED_BLOCK else cfg.unroll
+
+    def step(carry, xp_t):
+        h, c = carry
+        return cell(xp_t + h @ w_hh, c)
+
+    def block(carry, start):
+        x_block = _time_major(jax.lax.dynamic_slice_in_dim(x, start, k, axis=2))
+        return jax.lax.scan(step, carry, x_block @ w_ih + bias, unroll=unroll)
+
+    _, out = jax.lax.scan(block, (zeros, zeros), jnp.arange(0, n_steps, k))
+    # [S/k, k, B, ...] -> [S, B, ...]
+    return jax.tree.map(lambda a: a.reshape(n_steps, *a.shape[2:]), out)
 
 
-def _fused_lstm_step(w: jax.Array, bias: jax.Array, carry, x_t: jax.Array):
-    """One LSTM step with ``w`` = [W_ih; W_hh] float32[F + H, 4H] and input ``x_t`` [B, F]."""
-    h, c = carry
-    return _gates(jnp.concatenate([x_t, h], axis=-1) @ w + bias, c)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def lstm(cfg: LSTMConfig, x, w_ih, w_hh, bias):
+    """The LSTM over grouped steps, as a pure function with a hand-written gradient.
+
+    Args:
+      cfg: how to compute (``LSTMConfig``; no effect on the values).
+      x: float32[B, G, S, L], step s being ``x[:, :, s, :]`` flattened (F = G*L).
+      w_ih: input weights float32[F, 4H] (gate order i, f, g, o along 4H).
+      w_hh: recurrent weights float32[H, 4H].
+      bias: float32[4H].
+
+    Returns:
+      The hidden states float32[S, B, H] (time-major), from h_0 = c_0 = 0.
+
+    Gradient: the backward pass runs the recurrence in reverse for the pre-activation
+    gradients dz [S, B, 4H] alone, then forms ``dW_hh = h_{t-1}^T dz``, ``dW_ih = x^T dz``
+    and ``dx = dz W_ih^T`` as single matmuls over all S*B rows. Autodiff of the scan
+    would instead accumulate a rank-B update of W's gradient at every step (a
+    [F + H, 4H] read and write per step for RNN1).
+    """
+    return _run(cfg, x, w_ih, w_hh, bias, save=False)
+
+
+def _lstm_fwd(cfg, x, w_ih, w_hh, bias):
+    hs, cs, gates = _run(cfg, x, w_ih, w_hh, bias, save=True)
+    return hs, (x, w_ih, w_hh, hs, cs, gates)
+
+
+def _lstm_bwd(cfg, residuals, d_hs):
+    x, w_ih, w_hh, hs, cs, gates = residuals
+    n_steps, batch, hidden = hs.shape
+    zeros = jnp.zeros((1, batch, hidden), hs.dtype)
+    c_prev = jnp.concatenate([zeros, cs[:-1]])
+
+    def step(carry, inputs):
+        dh_next, dc_next = carry
+        dh, c, c_before, gates_t = inputs
+        i, f, g, o = jnp.split(gates_t, 4, axis=-1)
+        dh = dh + dh_next
+        tanh_c = jnp.tanh(c)
+        dc = dc_next + dh * o * (1 - tanh_c * tanh_c)
+        dz = jnp.concatenate(
+            [dc * g * i * (1 - i), dc * c_before * f * (1 - f), dc * i * (1 - g * g),
+             dh * tanh_c * o * (1 - o)],
+            axis=-1,
+        )  # fmt: skip
+        return (dz @ w_hh.T, dc * f), dz
+
+    _, dz = jax.lax.scan(
+        step, (zeros[0], zeros[0]), (d_hs, cs, c_prev, gates), reverse=True, unroll=cfg.unroll
+    )
+    rows = n_steps * batch
+    dz_rows = dz.reshape(rows, -1)  # [S*B, 4H]
+    h_prev = jnp.concatenate([zeros, hs[:-1]]).reshape(rows, hidden)
+    xs = _time_major(x).reshape(rows, -1)  # [S*B, F]
+    _, groups, _, group_len = x.shape
+    dx = (dz_rows @ w_ih.T).reshape(n_steps, batch, groups, group_len)
+    return (
+        jnp.transpose(dx, (1, 2, 0, 3)),  # back to [B, G, S, L]; dropped by XLA if unused
+        xs.T @ dz_rows,
+        h_prev.T @ dz_rows,
+        dz_rows.sum(axis=0),
+    )
+
+
+lstm.defvjp(_lstm_fwd, _lstm_bwd)
 
 
 class ChunkedLSTM(nn.Module):
@@ -139,30 +252,9 @@ class ChunkedLSTM(nn.Module):
         w_ih = self.param("w_ih", nn.initializers.glorot_uniform(), (features, h4), jnp.float32)
         w_hh = self.param("w_hh", nn.initializers.orthogonal(), (self.hidden, h4), jnp.float32)
         bias = self.param("bias", _forget_bias_init(self.hidden, self.forget_bias), (h4,))
-        zeros = jnp.zeros((batch, self.hidden), x.dtype)
         fuse = features <= self.hidden if self.fuse_input is None else self.fuse_input
-        if fuse:
-            w = jnp.concatenate([w_ih, w_hh], axis=0)  # [F + H, 4H]
-            step = functools.partial(_fused_lstm_step, w, bias)
-            xs = _time_major(x)  # [S, B, F]
-            _, hs = jax.lax.scan(step, (zeros, zeros), xs, unroll=self.unroll)
-        else:
-            hs = self._blocked(x, w_ih, w_hh, bias, zeros)
-        return jnp.swapaxes(hs, 0, 1)  # [B, S, H]
-
-    def _blocked(self, x, w_ih, w_hh, bias, zeros):
-        """Hoisted input projection, block by block: x [B, G, S, L] -> hidden states [S, B, H]."""
-        n_steps = x.shape[2]
-        k = steps_per_block(n_steps, x.shape[0], self.projection_rows)
-        unroll = True if k <= MAX_UNROLLED_BLOCK else self.unroll
-        step = functools.partial(_lstm_step, w_hh)
-
-        def block(carry, start):
-            x_block = _time_major(jax.lax.dynamic_slice_in_dim(x, start, k, axis=2))
-            return jax.lax.scan(step, carry, x_block @ w_ih + bias, unroll=unroll)
-
-        _, hs = jax.lax.scan(block, (zeros, zeros), jnp.arange(0, n_steps, k))
-        return hs.reshape(n_steps, *hs.shape[2:])  # [S/k, k, B, H] -> [S, B, H]
+        cfg = LSTMConfig(fuse, self.projection_rows, self.unroll)
+        return jnp.swapaxes(lstm(cfg, x, w_ih, w_hh, bias), 0, 1)  # [B, S, H]
 
 
 def _time_major(x: jax.Array) -> jax.Array:
