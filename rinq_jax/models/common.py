@@ -1,11 +1,29 @@
-"""Pieces shared by the paper's models: input checks and the ReLU/BatchNorm block."""
+"""Pieces shared by the paper's models: input checks, the BatchNorm block, mixed precision."""
 
 from __future__ import annotations
 
+import functools
+
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
-__all__ = ["check_input", "batch_norm", "BN_MOMENTUM", "BN_EPSILON"]
+__all__ = [
+    "check_input",
+    "batch_norm",
+    "BN_MOMENTUM",
+    "BN_EPSILON",
+    "MATMUL_DTYPES",
+    "matmul",
+    "dense_dot_general",
+]
+
+# Input dtypes of the models' matmuls. "bfloat16" is mixed precision: inputs rounded to
+# bfloat16 (8 significant bits), products accumulated in float32; parameters, optimiser
+# state and every elementwise op (gates, BatchNorm, the loss) stay float32. TPUs do this
+# by default for float32 matmuls; CPUs with AMX or AVX512-BF16 run it ~3.5x faster than
+# float32 (XLA:CPU, [1024, 1800] @ [1800, 2000]: 549 vs 150 GFLOP/s in one measurement).
+MATMUL_DTYPES = ("float32", "bfloat16")
 
 # Keras' BatchNormalization defaults (the paper's framework); Flax's own epsilon is 1e-5.
 BN_MOMENTUM = 0.99
@@ -44,3 +62,70 @@ def batch_norm(train: bool, axis_name: str | None, name: str) -> nn.BatchNorm:
         axis_name=axis_name,
         name=name,
     )
+
+
+def check_matmul_dtype(matmul_dtype: str) -> None:
+    """Raise a ValueError unless ``matmul_dtype`` is one of ``MATMUL_DTYPES``."""
+    if matmul_dtype not in MATMUL_DTYPES:
+        raise ValueError(f"matmul_dtype must be one of {MATMUL_DTYPES}, got {matmul_dtype!r}")
+
+
+def _contract_last_first(a: jax.Array, b: jax.Array, dtype) -> jax.Array:
+    """a[..., K] @ b[K, N] with inputs cast to ``dtype``, accumulated in float32."""
+    return jax.lax.dot_general(
+        a.astype(dtype),
+        b.astype(dtype),
+        (((a.ndim - 1,), (0,)), ((), ())),
+        preferred_element_type=jnp.float32,
+    )
+
+
+@jax.custom_vjp
+def _bf16_matmul(a: jax.Array, b: jax.Array) -> jax.Array:
+    return _contract_last_first(a, b, jnp.bfloat16)
+
+
+def _bf16_matmul_fwd(a, b):
+    a16, b16 = a.astype(jnp.bfloat16), b.astype(jnp.bfloat16)
+    return _contract_last_first(a16, b16, jnp.bfloat16), (a16, b16)
+
+
+def _bf16_matmul_bwd(residuals, d_out):
+    # Both gradient matmuls in bfloat16 too, accumulated in float32 (autodiff of the
+    # forward would multiply a float32 cotangent by a bfloat16 operand and round the
+    # result to bfloat16).
+    a16, b16 = residuals
+    d_a = _contract_last_first(d_out, b16.T, jnp.bfloat16)
+    rows = d_out.reshape(-1, d_out.shape[-1])
+    d_b = _contract_last_first(a16.reshape(-1, a16.shape[-1]).T, rows, jnp.bfloat16)
+    return d_a, d_b
+
+
+_bf16_matmul.defvjp(_bf16_matmul_fwd, _bf16_matmul_bwd)
+
+
+def matmul(a: jax.Array, b: jax.Array, matmul_dtype: str = "float32") -> jax.Array:
+    """The product a float32[..., K] @ b float32[K, N] -> float32[..., N] in ``matmul_dtype``.
+
+    "float32": the plain product. "bfloat16": inputs rounded to bfloat16, float32
+    accumulation, and the same for both matmuls of the gradient.
+    """
+    check_matmul_dtype(matmul_dtype)
+    if matmul_dtype == "float32":
+        return a @ b
+    return _bf16_matmul(a, b)
+
+
+def _dense_dot_general(matmul_dtype, lhs, rhs, dimension_numbers, precision=None, **_):
+    (contract_lhs, contract_rhs), batch = dimension_numbers
+    if tuple(contract_lhs) != (lhs.ndim - 1,) or tuple(contract_rhs) != (0,) or batch != ((), ()):
+        raise ValueError(f"expected a Dense contraction, got {dimension_numbers}")
+    return matmul(lhs, rhs, matmul_dtype)
+
+
+def dense_dot_general(matmul_dtype: str):
+    """``dot_general`` for ``nn.Dense`` in ``matmul_dtype`` (None, Flax's own, for float32)."""
+    check_matmul_dtype(matmul_dtype)
+    if matmul_dtype == "float32":
+        return None
+    return functools.partial(_dense_dot_general, matmul_dtype)

@@ -49,6 +49,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from rinq_jax.models.common import matmul
+
 __all__ = ["ChunkedLSTM", "LSTMConfig", "lstm", "chunk_signal", "group_steps", "DEFAULT_UNROLL"]
 
 # Measured on the 2 shared CPU cores (benchmark: RNN3, B = 32, S = 30, H = 500, jitted
@@ -89,11 +91,15 @@ class LSTMConfig(NamedTuple):
         hoisted out of it in blocks of steps (False); see the module docstring.
       projection_rows: target rows of one block's hoisted input projection.
       unroll: ``lax.scan`` unroll factor of the steps.
+      matmul_dtype: input dtype of every matmul, forward and backward ("float32", or
+        "bfloat16" for mixed precision; see ``common.MATMUL_DTYPES``). This one does
+        change the values, by bfloat16 rounding.
     """
 
     fuse_input: bool
     projection_rows: int = PROJECTION_ROWS
     unroll: int = DEFAULT_UNROLL
+    matmul_dtype: str = "float32"
 
 
 def _cell(z: jax.Array, c: jax.Array):
@@ -115,6 +121,7 @@ def _run(cfg: LSTMConfig, x, w_ih, w_hh, bias, save: bool):
     """
     batch, _, n_steps, _ = x.shape
     zeros = jnp.zeros((batch, w_hh.shape[0]), x.dtype)
+    mm = functools.partial(matmul, matmul_dtype=cfg.matmul_dtype)
 
     def cell(z, c):
         h, c, gates = _cell(z, c)
@@ -125,7 +132,7 @@ def _run(cfg: LSTMConfig, x, w_ih, w_hh, bias, save: bool):
 
         def fused_step(carry, x_t):
             h, c = carry
-            return cell(jnp.concatenate([x_t, h], axis=-1) @ w + bias, c)
+            return cell(mm(jnp.concatenate([x_t, h], axis=-1), w) + bias, c)
 
         _, out = jax.lax.scan(fused_step, (zeros, zeros), _time_major(x), unroll=cfg.unroll)
         return out
@@ -134,11 +141,11 @@ def _run(cfg: LSTMConfig, x, w_ih, w_hh, bias, save: bool):
 
     def step(carry, xp_t):
         h, c = carry
-        return cell(xp_t + h @ w_hh, c)
+        return cell(xp_t + mm(h, w_hh), c)
 
     def block(carry, start):
         x_block = _time_major(jax.lax.dynamic_slice_in_dim(x, start, k, axis=2))
-        return jax.lax.scan(step, carry, x_block @ w_ih + bias, unroll=unroll)
+        return jax.lax.scan(step, carry, mm(x_block, w_ih) + bias, unroll=unroll)
 
     _, out = jax.lax.scan(block, (zeros, zeros), jnp.arange(0, n_steps, k))
     # [S/k, k, B, ...] -> [S, B, ...]
@@ -177,6 +184,7 @@ def _lstm_bwd(cfg, residuals, d_hs):
     x, w_ih, w_hh, hs, cs, gates = residuals
     n_steps, batch, hidden = hs.shape
     zeros = jnp.zeros((1, batch, hidden), hs.dtype)
+    mm = functools.partial(matmul, matmul_dtype=cfg.matmul_dtype)
     c_prev = jnp.concatenate([zeros, cs[:-1]])
 
     def step(carry, inputs):
@@ -191,7 +199,7 @@ def _lstm_bwd(cfg, residuals, d_hs):
              dh * tanh_c * o * (1 - o)],
             axis=-1,
         )  # fmt: skip
-        return (dz @ w_hh.T, dc * f), dz
+        return (mm(dz, w_hh.T), dc * f), dz
 
     _, dz = jax.lax.scan(
         step, (zeros[0], zeros[0]), (d_hs, cs, c_prev, gates), reverse=True, unroll=cfg.unroll
@@ -201,11 +209,11 @@ def _lstm_bwd(cfg, residuals, d_hs):
     h_prev = jnp.concatenate([zeros, hs[:-1]]).reshape(rows, hidden)
     xs = _time_major(x).reshape(rows, -1)  # [S*B, F]
     _, groups, _, group_len = x.shape
-    dx = (dz_rows @ w_ih.T).reshape(n_steps, batch, groups, group_len)
+    dx = mm(dz_rows, w_ih.T).reshape(n_steps, batch, groups, group_len)
     return (
         jnp.transpose(dx, (1, 2, 0, 3)),  # back to [B, G, S, L]; dropped by XLA if unused
-        xs.T @ dz_rows,
-        h_prev.T @ dz_rows,
+        mm(xs.T, dz_rows),
+        mm(h_prev.T, dz_rows),
         dz_rows.sum(axis=0),
     )
 
@@ -224,6 +232,7 @@ class ChunkedLSTM(nn.Module):
         hoisted before it (False); None picks fused when F <= H (see the module docstring).
         Same parameters and results either way.
       projection_rows: target rows of one block's hoisted input projection (speed only).
+      matmul_dtype: "float32" or "bfloat16" (mixed precision; see ``LSTMConfig``).
 
     Call: ``x`` float32[B, S, F], or float32[B, G, S, L] from ``group_steps`` (F = G*L),
     -> float32[B, S, H].
@@ -235,6 +244,7 @@ class ChunkedLSTM(nn.Module):
     forget_bias: float = 1.0
     fuse_input: bool | None = None
     projection_rows: int = PROJECTION_ROWS
+    matmul_dtype: str = "float32"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -253,7 +263,7 @@ class ChunkedLSTM(nn.Module):
         w_hh = self.param("w_hh", nn.initializers.orthogonal(), (self.hidden, h4), jnp.float32)
         bias = self.param("bias", _forget_bias_init(self.hidden, self.forget_bias), (h4,))
         fuse = features <= self.hidden if self.fuse_input is None else self.fuse_input
-        cfg = LSTMConfig(fuse, self.projection_rows, self.unroll)
+        cfg = LSTMConfig(fuse, self.projection_rows, self.unroll, self.matmul_dtype)
         return jnp.swapaxes(lstm(cfg, x, w_ih, w_hh, bias), 0, 1)  # [B, S, H]
 
 

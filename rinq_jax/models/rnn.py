@@ -44,10 +44,12 @@ RNN3 complex (F=1800)   4,602,000    3,076,192  3,220     7,681,412  (paper 7.7 
 
 from __future__ import annotations
 
+import functools
+
 import flax.linen as nn
 import jax
 
-from rinq_jax.models.common import batch_norm, check_input
+from rinq_jax.models.common import batch_norm, check_input, dense_dot_general
 from rinq_jax.models.lstm import DEFAULT_UNROLL, ChunkedLSTM, group_steps
 from rinq_jax.models.quantile import quantile
 
@@ -61,15 +63,21 @@ def _recurrent_trunk(module: nn.Module, x: jax.Array, train: bool) -> jax.Array:
     belong to ``module``.
     """
     axis_name = module.bn_axis_name
+    dense = functools.partial(nn.Dense, dot_general=dense_dot_general(module.matmul_dtype))
     h = group_steps(x, module.n_steps)  # read by the LSTM as chunk_signal's steps
-    h = ChunkedLSTM(module.lstm_hidden, unroll=module.lstm_unroll, name="lstm")(h)
+    h = ChunkedLSTM(
+        module.lstm_hidden,
+        unroll=module.lstm_unroll,
+        matmul_dtype=module.matmul_dtype,
+        name="lstm",
+    )(h)
     h = batch_norm(train, axis_name, "bn_lstm")(nn.relu(h))
-    h = nn.Dense(500, name="fc1")(h)
+    h = dense(500, name="fc1")(h)
     h = batch_norm(train, axis_name, "bn_fc1")(nn.relu(h))
-    h = nn.Dense(250, name="fc2")(h)
+    h = dense(250, name="fc2")(h)
     h = batch_norm(train, axis_name, "bn_fc2")(nn.relu(h))
     h = h.reshape(h.shape[0], -1)  # [B, S*250] = [B, 7500]
-    h = nn.Dense(360, name="fc3")(h)
+    h = dense(360, name="fc3")(h)
     return batch_norm(train, axis_name, "bn_fc3")(nn.relu(h))
 
 
@@ -83,6 +91,8 @@ class RNN1(nn.Module):
       output_relu: apply the table's ReLU to the output too (default: linear output).
       lstm_unroll: ``lax.scan`` unroll of the LSTM (speed only).
       bn_axis_name: ``pmap`` axis name for cross-device batch statistics, or None.
+      matmul_dtype: "float32" (default) or "bfloat16": mixed precision, the matmuls'
+        inputs rounded to bfloat16 with float32 accumulation (``common.MATMUL_DTYPES``).
 
     Call: ``x`` float32[B, 1, 1, T, C], ``train`` -> float32[B, 2] (normalised T1, T2).
 
@@ -94,13 +104,14 @@ class RNN1(nn.Module):
     output_relu: bool = False
     lstm_unroll: int = DEFAULT_UNROLL
     bn_axis_name: str | None = None
+    matmul_dtype: str = "float32"
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         """Map x float32[B, P, P, T, C] to normalised (T1, T2) float32[B, 2]; see the class."""
         check_input(x, "RNN1", 1, self.channels)
         h = _recurrent_trunk(self, x, train)
-        y = nn.Dense(2, name="fc4")(h)
+        y = nn.Dense(2, dot_general=dense_dot_general(self.matmul_dtype), name="fc4")(h)
         return nn.relu(y) if self.output_relu else y
 
 
@@ -120,6 +131,7 @@ class RNN3(nn.Module):
     output_relu: bool = False
     lstm_unroll: int = DEFAULT_UNROLL
     bn_axis_name: str | None = None
+    matmul_dtype: str = "float32"
     quantile_q: float = 0.5
 
     patch_size = 3  # class constant: Table 3's reshape to (3, 3, 40) fixes it
@@ -131,7 +143,8 @@ class RNN3(nn.Module):
         h = _recurrent_trunk(self, x, train)  # [B, 360]
         n_neighbours = self.patch_size**2
         h = h.reshape(h.shape[0], self.patch_size, self.patch_size, -1)  # [B, 3, 3, 40]
-        y = nn.Dense(2, name="fc4")(h)  # one FC shared by the neighbours: [B, 3, 3, 2]
+        # one FC shared by the neighbours: [B, 3, 3, 2]
+        y = nn.Dense(2, dot_general=dense_dot_general(self.matmul_dtype), name="fc4")(h)
         if self.output_relu:
             y = nn.relu(y)
         y = y.reshape(y.shape[0], n_neighbours, 2)

@@ -30,6 +30,11 @@ def cli():
         (["--model", "rnn3", "--input", "phase"], "invalid choice: 'phase'"),
         (["--model", "rnn3", "--target", "fake"], "invalid choice: 'fake'"),
         (["--model", "rnn3", "--input", "magnitude"], "not defined for 'magnitude'"),
+        (["--model", "rnn3", "--matmul-dtype", "float16"], "invalid choice: 'float16'"),
+        (
+            ["--model", "drone", "--matmul-dtype", "bfloat16"],
+            "unknown override(s) ['matmul_dtype']",
+        ),
     ],
 )
 def test_refusals(cli, capsys, argv, message):
@@ -52,6 +57,7 @@ def test_help_explains_each_flag(cli):
         "--batch-size",
         "--seed",
         "--target",
+        "--matmul-dtype",
     ):
         assert flag in text
 
@@ -65,6 +71,9 @@ def test_defaults(cli):
         and c.data_dir is None
     )
     assert c.learning_rate is None and c.batch_size is None  # the paper's, filled in by the loop
+    assert c.model_overrides == ()  # float32: the checkpoint rebuilds the plain model
+    args = cli.build_parser().parse_args(["--model", "rnn1", "--matmul-dtype", "bfloat16"])
+    assert cli.config_from_args(args).model_overrides == (("matmul_dtype", "bfloat16"),)
     args = cli.build_parser().parse_args(
         [
             "--model",
