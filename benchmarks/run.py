@@ -41,8 +41,10 @@ N_REPS = 3000
 RANK = 50
 PAPER_BATCH = {"cnn1": 128, "rnn1": 128, "rnn3": 32}
 PATCH = {"cnn1": 1, "rnn1": 1, "rnn3": 3}
+BF16_MODELS = ("rnn1", "rnn3")  # models with matmul_dtype="bfloat16"
 TARGET_NORM_MS = ((0.0, 0.0), (4500.0, 3000.0))  # (offsets, scales) of (T1, T2)
 OUT_DIR = Path(__file__).parent / "out"
+SETTLE_S = 0.3
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -58,11 +60,18 @@ def n_mask_pixels() -> int:
     return int(mask.sum())
 
 
-def interleaved(fns: dict, rounds: int) -> dict[str, list[float]]:
-    """Call each ``fn() -> seconds`` once per round, alternating; return every round's seconds."""
+def interleaved(fns: dict, rounds: int, settle_s: float = SETTLE_S) -> dict[str, list[float]]:
+    """Call each ``fn() -> seconds`` once per round, alternating; return every round's seconds.
+
+    Each call waits ``settle_s`` first: a BLAS's worker threads keep spinning for a while
+    after their last call (measured: a JAX matmul right after a numpy/OpenBLAS one ran at
+    107 GFLOP/s, after a pause at 190), and would otherwise slow whichever candidate
+    runs next.
+    """
     times = {k: [] for k in fns}
     for _ in range(rounds):
         for k, fn in fns.items():
+            time.sleep(settle_s)
             times[k].append(fn())
     return times
 
@@ -106,40 +115,70 @@ def epg_flops_per_atom_rep(n_states: int) -> float:
 
 
 def measure_peak(size: int, rounds: int) -> dict:
-    """float32 matmul GFLOP/s of numpy and of JAX on [size, size] @ [size, size] (best round)."""
+    """Matmul GFLOP/s on [size, size] @ [size, size] (best round) by numpy, PyTorch and JAX.
+
+    "peak" is the best float32 figure of the three: the machine's float32 matmul peak as far
+    as its libraries reach it. "jax_bf16" is JAX's bfloat16-input, float32-accumulate matmul
+    (the ``matmul_dtype="bfloat16"`` kernels), the reference for the bf16 rows.
+    """
     import jax
     import jax.numpy as jnp
+    import torch
 
     rng = np.random.default_rng(0)
     a = rng.standard_normal((size, size), dtype=np.float32)
     b = rng.standard_normal((size, size), dtype=np.float32)
     ja, jb = jnp.asarray(a), jnp.asarray(b)
-    f = jax.jit(jnp.matmul)
-    f(ja, jb).block_until_ready()
-    a @ b
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    f32 = jax.jit(jnp.matmul)
+    bf16 = jax.jit(
+        lambda a, b: jnp.dot(
+            a.astype(jnp.bfloat16), b.astype(jnp.bfloat16), preferred_element_type=jnp.float32
+        )
+    )
 
-    def run_np():
-        t = time.perf_counter()
-        a @ b
-        return time.perf_counter() - t
+    def timer(fn):
+        fn()
 
-    def run_jax():
-        t = time.perf_counter()
-        f(ja, jb).block_until_ready()
-        return time.perf_counter() - t
+        def run():
+            t = time.perf_counter()
+            fn()
+            return time.perf_counter() - t
 
-    times = interleaved({"numpy": run_np, "jax": run_jax}, rounds)
+        return run
+
+    times = interleaved(
+        {
+            "numpy": timer(lambda: a @ b),
+            "torch": timer(lambda: ta @ tb),
+            "jax": timer(lambda: f32(ja, jb).block_until_ready()),
+            "jax_bf16": timer(lambda: bf16(ja, jb).block_until_ready()),
+        },
+        rounds,
+    )
     flops = 2.0 * size**3
     out = {k: flops / min(v) / 1e9 for k, v in times.items()}
-    out["peak"] = max(out.values())
+    out["peak"] = max(out["numpy"], out["torch"], out["jax"])
     out["size"] = size
     return out
+
+
+def load_average() -> float:
+    """The 1-minute load average (processes wanting a CPU), or -1 where unknown."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return -1.0
 
 
 # ----------------------------------------------------------------------------- training
 
 
-def _jax_train(name: str, batch: int, x: np.ndarray, y: np.ndarray):
+def _overrides(matmul_dtype: str) -> dict:
+    return {} if matmul_dtype == "float32" else {"matmul_dtype": matmul_dtype}
+
+
+def _jax_train(name: str, batch: int, x: np.ndarray, y: np.ndarray, matmul_dtype="float32"):
     import jax
 
     from rinq_jax.models import get_model, model_spec
@@ -147,7 +186,7 @@ def _jax_train(name: str, batch: int, x: np.ndarray, y: np.ndarray):
     from rinq_jax.training.steps import make_mesh, make_train_step, shard_batch
 
     spec = model_spec(name, "complex")
-    model = get_model(name, "complex")
+    model = get_model(name, "complex", **_overrides(matmul_dtype))
     state = create_train_state(model, jax.random.key(0), x[:1], spec.learning_rate)
     n_params = sum(v.size for v in jax.tree.leaves(state.params))
     mesh = make_mesh(jax.local_devices()[:1])
@@ -171,7 +210,7 @@ def _jax_train(name: str, batch: int, x: np.ndarray, y: np.ndarray):
     return run, n_params, compile_s
 
 
-def _torch_train(name: str, x: np.ndarray, y: np.ndarray, compile_model: bool):
+def _torch_train(name: str, x: np.ndarray, y: np.ndarray, compile_model: bool, bf16=False):
     import torch
 
     from benchmarks import torch_reference as ref
@@ -181,7 +220,7 @@ def _torch_train(name: str, x: np.ndarray, y: np.ndarray, compile_model: bool):
     model = ref.build(name)
     lr = model_spec(name, "complex").learning_rate
     fn = torch.compile(model) if compile_model else model
-    step = ref.make_train_step(model, lr) if not compile_model else None
+    step = ref.make_train_step(model, lr, bf16) if not compile_model else None
     if compile_model:
         optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999))
 
@@ -211,8 +250,13 @@ def _torch_train(name: str, x: np.ndarray, y: np.ndarray, compile_model: bool):
     return run, model, compile_s
 
 
-def bench_training(name: str, rounds: int, steps: int, torch_compile: bool) -> dict:
-    """Patches/s of one training step at the paper's batch size, jax vs torch (eager, compiled)."""
+def bench_training(
+    name: str, rounds: int, steps: int, torch_compile: bool, bf16: bool = False
+) -> dict:
+    """Patches/s of one training step at the paper's batch size, jax vs torch (eager, compiled).
+
+    ``bf16``: also both frameworks' bfloat16 mixed precision ("jax_bf16", "torch_bf16").
+    """
     from benchmarks import torch_reference as ref
 
     batch = PAPER_BATCH[name]
@@ -224,6 +268,11 @@ def bench_training(name: str, rounds: int, steps: int, torch_compile: bool) -> d
     torch_run, torch_model, torch_compile_s = _torch_train(name, x, y, False)
     extra = ref.check_param_counts(name, torch_model, n_params)
     fns = {"jax": lambda: jax_run(steps), "torch": lambda: torch_run(steps)}
+    if bf16:
+        jax_bf16_run = _jax_train(name, batch, x, y, "bfloat16")[0]
+        torch_bf16_run = _torch_train(name, x, y, False, bf16=True)[0]
+        fns["jax_bf16"] = lambda: jax_bf16_run(steps)
+        fns["torch_bf16"] = lambda: torch_bf16_run(steps)
     compiled = None
     if torch_compile:
         try:
@@ -244,12 +293,21 @@ def bench_training(name: str, rounds: int, steps: int, torch_compile: bool) -> d
     }
     out["patches_per_s"] = {k: batch / v for k, v in out["step_s"].items()}
     out["gflops"] = {k: flops / v / 1e9 for k, v in out["step_s"].items()}
-    out["ratio_vs_torch"] = out["patches_per_s"]["jax"] / out["patches_per_s"]["torch"]
+    _add_ratios(out, "patches_per_s")
     if "torch_compile" in out["patches_per_s"]:
         out["ratio_vs_torch_compile"] = (
             out["patches_per_s"]["jax"] / out["patches_per_s"]["torch_compile"]
         )
     return out
+
+
+def _add_ratios(out: dict, rate: str) -> None:
+    """jax/torch throughput ratios: float32 vs float32, and bf16 vs torch's bf16 and float32."""
+    r = out[rate]
+    out["ratio_vs_torch"] = r["jax"] / r["torch"]
+    if "jax_bf16" in r:
+        out["ratio_bf16_vs_torch_bf16"] = r["jax_bf16"] / r["torch_bf16"]
+        out["ratio_bf16_vs_torch"] = r["jax_bf16"] / r["torch"]
 
 
 # ----------------------------------------------------------------------------- inference
@@ -263,12 +321,12 @@ def _inference_inputs(name: str, chunk: int, seed: int = 0) -> np.ndarray:
     return x / np.float32(np.sqrt(N_REPS))
 
 
-def _jax_infer(name: str, chunk: int):
+def _jax_infer(name: str, chunk: int, matmul_dtype: str = "float32"):
     import jax
 
     from rinq_jax.models import get_model
 
-    model = get_model(name, "complex")
+    model = get_model(name, "complex", **_overrides(matmul_dtype))
     x = _inference_inputs(name, chunk)
     variables = jax.jit(lambda k, x: model.init({"params": k}, x, train=False))(
         jax.random.key(0), x[:1]
@@ -287,7 +345,7 @@ def _jax_infer(name: str, chunk: int):
     return run, x
 
 
-def _torch_infer(name: str, x: np.ndarray):
+def _torch_infer(name: str, x: np.ndarray, bf16: bool = False):
     import torch
 
     from benchmarks import torch_reference as ref
@@ -295,30 +353,40 @@ def _torch_infer(name: str, x: np.ndarray):
     torch.manual_seed(0)
     model = ref.build(name).eval()
     xt = torch.from_numpy(x)
-    with torch.inference_mode():
-        model(xt)
+
+    def forward():
+        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+            model(xt)
+
+    forward()
 
     def run(n_chunks: int) -> float:
         t = time.perf_counter()
-        with torch.inference_mode():
-            for _ in range(n_chunks):
-                model(xt)
+        for _ in range(n_chunks):
+            forward()
         return time.perf_counter() - t
 
     return run
 
 
-def bench_inference(name: str, n_pixels: int, chunk: int, chunks: int, rounds: int) -> dict:
+def bench_inference(
+    name: str, n_pixels: int, chunk: int, chunks: int, rounds: int, bf16: bool = False
+) -> dict:
     """Full-slice inference time (s) extrapolated from ``chunks`` chunks of ``chunk`` patches.
 
     The per-chunk time is measured on identical, pre-built chunks for both frameworks (input
     gathering, identical for both, is not timed) and scaled to the slice's masked pixels.
+    ``bf16``: also both frameworks' bfloat16 mixed precision ("jax_bf16", "torch_bf16").
     """
     jax_run, x = _jax_infer(name, chunk)
     torch_run = _torch_infer(name, x)
-    times = interleaved(
-        {"jax": lambda: jax_run(chunks), "torch": lambda: torch_run(chunks)}, rounds
-    )
+    fns = {"jax": lambda: jax_run(chunks), "torch": lambda: torch_run(chunks)}
+    if bf16:
+        jax_bf16_run = _jax_infer(name, chunk, "bfloat16")[0]
+        torch_bf16_run = _torch_infer(name, x, bf16=True)
+        fns["jax_bf16"] = lambda: jax_bf16_run(chunks)
+        fns["torch_bf16"] = lambda: torch_bf16_run(chunks)
+    times = interleaved(fns, rounds)
     per_pixel = {k: median(v) / (chunks * chunk) for k, v in times.items()}
     flops = matmul_flops_per_sample(name)
     out = {
@@ -329,7 +397,7 @@ def bench_inference(name: str, n_pixels: int, chunk: int, chunks: int, rounds: i
         "gflops": {k: flops / v / 1e9 for k, v in per_pixel.items()},
         "rounds_s": times,
     }
-    out["ratio_vs_torch"] = out["pixels_per_s"]["jax"] / out["pixels_per_s"]["torch"]
+    _add_ratios(out, "pixels_per_s")
     return out
 
 
@@ -591,23 +659,40 @@ def table(results: dict) -> str:
         "|---|---|---|---|---|",
     ]
     peak = results["peak"]["peak"]
+    peak_bf16 = results["peak"].get("jax_bf16")
 
-    def pct(g):
-        return f"{g:.0f} ({100 * g / peak:.0f} %)"
+    def pct(g, ref=peak):
+        return f"{g:.0f} ({100 * g / ref:.0f} %)"
 
     for name, r in results.get("training", {}).items():
-        other = f"{r['patches_per_s']['torch']:.0f}"
-        if "torch_compile" in r["patches_per_s"]:
-            other += f" (compiled {r['patches_per_s']['torch_compile']:.0f})"
+        rate = r["patches_per_s"]
+        other = f"{rate['torch']:.0f}"
+        if "torch_compile" in rate:
+            other += f" (compiled {rate['torch_compile']:.0f})"
         rows.append(
-            f"| train {name} (B={r['batch']}), patches/s | {r['patches_per_s']['jax']:.0f} | {other} "
+            f"| train {name} (B={r['batch']}), patches/s | {rate['jax']:.0f} | {other} "
             f"| {r['ratio_vs_torch']:.2f}x | {pct(r['gflops']['jax'])} |"
         )
+        if "jax_bf16" in rate:
+            rows.append(
+                f"| train {name} bf16 mixed precision, patches/s | {rate['jax_bf16']:.0f} | "
+                f"{rate['torch_bf16']:.0f} (autocast) | {r['ratio_bf16_vs_torch_bf16']:.2f}x "
+                f"({r['ratio_bf16_vs_torch']:.2f}x float32 torch) | "
+                f"{pct(r['gflops']['jax_bf16'], peak_bf16)} of bf16 peak |"
+            )
     for name, r in results.get("inference", {}).items():
+        t = r["slice_s"]
         rows.append(
-            f"| infer {name}, slice of {r['pixels']} px, s | {r['slice_s']['jax']:.1f} | "
-            f"{r['slice_s']['torch']:.1f} | {r['ratio_vs_torch']:.2f}x | {pct(r['gflops']['jax'])} |"
+            f"| infer {name}, slice of {r['pixels']} px, s | {t['jax']:.1f} | "
+            f"{t['torch']:.1f} | {r['ratio_vs_torch']:.2f}x | {pct(r['gflops']['jax'])} |"
         )
+        if "jax_bf16" in t:
+            rows.append(
+                f"| infer {name} bf16 mixed precision, s | {t['jax_bf16']:.1f} | "
+                f"{t['torch_bf16']:.1f} (autocast) | {r['ratio_bf16_vs_torch_bf16']:.2f}x "
+                f"({r['ratio_bf16_vs_torch']:.2f}x float32 torch) | "
+                f"{pct(r['gflops']['jax_bf16'], peak_bf16)} of bf16 peak |"
+            )
     m = results.get("matching")
     if m:
         rows.append(
@@ -624,10 +709,23 @@ def table(results: dict) -> str:
         )
     for kind, r in results.get("memory", {}).items():
         rows.append(f"| peak RSS {kind}, whole slice | {r['peak_rss_gib']:.2f} GiB | | | |")
+    p = results["peak"]
     rows.append(
-        f"| float32 matmul peak {results['peak']['size']}^3 | jax {results['peak']['jax']:.0f} GFLOP/s | "
-        f"numpy {results['peak']['numpy']:.0f} GFLOP/s | | |"
+        f"| matmul peak {p['size']}^3, GFLOP/s | jax {p['jax']:.0f} (bf16 {p['jax_bf16']:.0f}) | "
+        f"torch {p['torch']:.0f}, numpy {p['numpy']:.0f} | | float32 peak {p['peak']:.0f} |"
     )
+    load = results.get("load_average", {})
+    if load:
+        rows.append(
+            f"\n1-minute load average during the run: {min(load.values()):.1f} to "
+            f"{max(load.values()):.1f} on {results['machine']['cpus']} CPUs"
+            + (
+                " -- other processes competed for the cores: PyTorch's spinning OpenMP "
+                "threads suffer most from that, so these ratios overstate rinq_jax's lead."
+                if max(load.values()) > results["machine"]["cpus"] + 0.5
+                else "."
+            )
+        )
     return "\n".join(rows)
 
 
@@ -640,6 +738,7 @@ def main(argv=None) -> int:
     parser.add_argument("--models", default="cnn1,rnn1,rnn3")
     parser.add_argument("--no-mrpro", action="store_true")
     parser.add_argument("--torch-compile", action="store_true", help="also time torch.compile")
+    parser.add_argument("--no-bf16", action="store_true", help="skip the bfloat16 rows")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--pixels", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--chunk", type=int, default=1024, help=argparse.SUPPRESS)
@@ -670,26 +769,35 @@ def main(argv=None) -> int:
             "quick": quick,
         }
     }
+    loads = results["load_average"] = {"start": load_average()}
     results["peak"] = measure_peak(2048 if quick else 4096, 5)
     print(f"matmul peak: {results['peak']}", flush=True)
     if "training" in only:
         results["training"] = {}
         for name in models:
             steps, rounds = (2, 3) if quick else (5, 5)
-            results["training"][name] = r = bench_training(name, rounds, steps, args.torch_compile)
+            bf16 = name in BF16_MODELS and not args.no_bf16
+            r = bench_training(name, rounds, steps, args.torch_compile, bf16)
+            results["training"][name] = r
+            loads[f"train {name}"] = load_average()
             print(f"train {name}: {r['patches_per_s']} ratio {r['ratio_vs_torch']:.2f}", flush=True)
     if "inference" in only:
         results["inference"] = {}
         for name in [m for m in models if m != "cnn1"]:
             chunk = 1024 if name == "rnn1" else 512
             chunks, rounds = (1, 3) if quick else (2, 5)
-            results["inference"][name] = r = bench_inference(name, n_pix, chunk, chunks, rounds)
+            bf16 = name in BF16_MODELS and not args.no_bf16
+            r = bench_inference(name, n_pix, chunk, chunks, rounds, bf16)
+            results["inference"][name] = r
+            loads[f"infer {name}"] = load_average()
             print(f"infer {name}: {r['slice_s']} ratio {r['ratio_vs_torch']:.2f}", flush=True)
     if "matching" in only:
         results["matching"] = r = bench_matching(n_pix, 3 if quick else 5, with_mrpro)
+        loads["matching"] = load_average()
         print(f"match: {r['slice_s']} ratio {r.get('ratio_vs_mrpro')}", flush=True)
     if "epg" in only:
         results["epg"] = r = bench_epg(512 if quick else 2048, 3, with_mrpro)
+        loads["epg"] = load_average()
         print(f"epg: {r['grid_s']} ratio {r.get('ratio_vs_mrpro')}", flush=True)
     if "memory" in only:
         mem_pixels = 4096 if quick else n_pix

@@ -1,0 +1,66 @@
+"""The benchmark's own arithmetic: FLOP counts against XLA's, and the report (no torch needed)."""
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from benchmarks.run import interleaved, matmul_flops_per_sample, table
+from rinq_jax.models import get_model
+
+
+@pytest.mark.parametrize("name, patch", [("cnn1", 1), ("rnn1", 1), ("rnn3", 3)])
+def test_flop_count_matches_xla_cost_analysis(name, patch):
+    # Fully unrolled LSTM steps, so that XLA counts every step (it counts a loop body once).
+    overrides = {} if name == "cnn1" else {"lstm_unroll": 30}
+    model = get_model(name, "complex", **overrides)
+    x = jnp.zeros((2, patch, patch, 3000, 2))
+    variables = model.init(jax.random.key(0), x[:1])
+    cost = jax.jit(model.apply).lower(variables, x).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    # XLA also counts the elementwise work (gates, BatchNorm) that the benchmark leaves out.
+    assert 1.0 <= cost["flops"] / 2 / matmul_flops_per_sample(name) < 1.02
+
+
+def test_interleaved_alternates_and_times_every_round():
+    calls = []
+    times = interleaved(
+        {"a": lambda: calls.append("a") or 1.0, "b": lambda: calls.append("b") or 2.0},
+        rounds=3,
+        settle_s=0.0,
+    )
+    assert calls == ["a", "b"] * 3
+    assert times == {"a": [1.0] * 3, "b": [2.0] * 3}
+
+
+def _fake_results(load):
+    rate = {"jax": 300.0, "torch": 200.0, "jax_bf16": 900.0, "torch_bf16": 600.0}
+    return {
+        "machine": {"cpus": 2},
+        "peak": {"numpy": 350.0, "torch": 400.0, "jax": 320.0, "jax_bf16": 1000.0, "size": 2048},
+        "training": {
+            "rnn3": {
+                "batch": 32,
+                "patches_per_s": rate,
+                "gflops": {k: v / 2 for k, v in rate.items()},
+                "ratio_vs_torch": 1.5,
+                "ratio_bf16_vs_torch_bf16": 1.5,
+                "ratio_bf16_vs_torch": 4.5,
+            }
+        },
+        "load_average": {"start": 0.5, "train rnn3": load},
+    }
+
+
+def test_table_reports_bf16_rows_against_their_own_peak():
+    results = _fake_results(1.2)
+    results["peak"]["peak"] = 400.0
+    text = table(results)
+    assert "| train rnn3 (B=32), patches/s | 300 | 200 | 1.50x | 150 (38 %) |" in text
+    assert "1.50x (4.50x float32 torch) | 450 (45 %) of bf16 peak" in text
+    assert "load average during the run: 0.5 to 1.2 on 2 CPUs." in text
+
+
+def test_table_warns_when_other_processes_competed():
+    results = _fake_results(3.4)
+    results["peak"]["peak"] = 400.0
+    assert "other processes competed for the cores" in table(results)
