@@ -75,10 +75,17 @@ def train_step(
     (loss, (pred, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     grad_norm = optax.tree.norm(grads)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-    new_state = state.apply_gradients(
-        grads=grads, batch_stats=updates.get("batch_stats", state.batch_stats)
+    # A conditional, not a select of old and new state: the select kept both states alive
+    # (no in-place update of the donated buffers) and cost 15 % (RNN3) to 40 % (RNN1) of a
+    # CPU step; the conditional runs the update in place or nothing.
+    new_state = jax.lax.cond(
+        finite,
+        lambda s: s.apply_gradients(
+            grads=grads, batch_stats=updates.get("batch_stats", s.batch_stats)
+        ),
+        lambda s: s,
+        state,
     )
-    new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, state)
     err_ms = (pred - y) * jnp.asarray(target_norm_ms[1], dtype=pred.dtype)  # offsets cancel
     mse_ms2 = jnp.mean(err_ms**2, axis=0)
     metrics = {
