@@ -29,9 +29,9 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from rinq_jax.models.common import batch_norm, check_input
+from rinq_jax.models.common import BN_EPSILON, BN_MOMENTUM, batch_norm, check_input
 
-__all__ = ["CNN1", "StridedConv1D", "strided_conv1d"]
+__all__ = ["CNN1", "BatchNormReLU", "StridedConv1D", "bn_relu_train", "strided_conv1d"]
 
 # (features, kernel size, stride) of Table 4's four convolutions.
 CONV_LAYERS = ((30, 15, 5), (60, 10, 3), (120, 5, 2), (240, 3, 2))
@@ -121,6 +121,87 @@ class StridedConv1D(nn.Module):
         return strided_conv1d(x, kernel, self.stride) + bias
 
 
+def _batch_stats(h: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Mean and (fast, clipped) variance over all but the last axis, as flax's BatchNorm."""
+    axes = tuple(range(h.ndim - 1))
+    mean = h.mean(axes)
+    return mean, jnp.maximum(0.0, (h * h).mean(axes) - mean * mean)
+
+
+@jax.custom_vjp
+def bn_relu_train(
+    h: jax.Array, scale: jax.Array, bias: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Train-mode BatchNorm then ReLU over the last axis: h [..., F] -> (y, mean [F], var [F]).
+
+    y = relu((h - mean) * rsqrt(var + BN_EPSILON) * scale + bias) with the batch mean and
+    variance (returned for the running averages), exactly flax's ``BatchNorm`` (fast variance
+    E[h^2] - E[h]^2 clipped at 0) followed by ``nn.relu``. The hand-written VJP is the
+    textbook one, g = dy * (y > 0), dh = scale * rsqrt(var + eps) * (g - mean(g) - xhat *
+    mean(g * xhat)): two reductions and one elementwise pass over h, where autodiff through
+    flax's BatchNorm and the ReLU leaves XLA more passes and buffers. CNN1's training step
+    (batch 128, 2-core CPU): 115 -> 108 ms.
+    """
+    y, stats, _ = _bn_relu_fwd(h, scale, bias)
+    return y, *stats
+
+
+def _bn_relu_fwd(h, scale, bias):
+    mean, var = _batch_stats(h)
+    inv = lax.rsqrt(var + BN_EPSILON)
+    y = jnp.maximum((h - mean) * (inv * scale) + bias, 0.0)
+    return y, (mean, var), (h, y, mean, inv, scale)
+
+
+def _bn_relu_train_fwd(h, scale, bias):
+    y, stats, residuals = _bn_relu_fwd(h, scale, bias)
+    return (y, *stats), residuals
+
+
+def _bn_relu_train_bwd(residuals, cotangents):
+    h, y, mean, inv, scale = residuals
+    dy, dmean, dvar = cotangents  # dmean, dvar: zero unless the statistics reach the loss
+    axes = tuple(range(h.ndim - 1))
+    n = h.size // h.shape[-1]
+    g = jnp.where(y > 0, dy, 0.0)
+    centred = h - mean
+    xhat = centred * inv
+    dbias = g.sum(axes)
+    dscale = (g * xhat).sum(axes)
+    dh = (scale * inv) * (g - (dbias + xhat * dscale) / n) + (dmean + 2.0 * dvar * centred) / n
+    return dh, dscale, dbias
+
+
+bn_relu_train.defvjp(_bn_relu_train_fwd, _bn_relu_train_bwd)
+
+
+class BatchNormReLU(nn.Module):
+    """``nn.relu(batch_norm(train, None, name)(h))`` with the fused `bn_relu_train`.
+
+    Same variables as flax's ``BatchNorm`` ("params": scale ones, bias zeros; "batch_stats":
+    mean zeros, var ones; momentum BN_MOMENTUM, epsilon BN_EPSILON) so checkpoints are shared.
+    No cross-device statistics: CNN1 uses flax's BatchNorm when ``bn_axis_name`` is set.
+    """
+
+    @nn.compact
+    def __call__(self, h: jax.Array, train: bool) -> jax.Array:
+        """Normalise h float32[..., F] (batch statistics if ``train``, else running ones), ReLU."""
+        features = h.shape[-1]
+        scale = self.param("scale", nn.initializers.ones, (features,))
+        bias = self.param("bias", nn.initializers.zeros, (features,))
+        ra_mean = self.variable("batch_stats", "mean", jnp.zeros, (features,), jnp.float32)
+        ra_var = self.variable("batch_stats", "var", jnp.ones, (features,), jnp.float32)
+        if not train:
+            return nn.relu(
+                (h - ra_mean.value) * (lax.rsqrt(ra_var.value + BN_EPSILON) * scale) + bias
+            )
+        y, mean, var = bn_relu_train(h, scale, bias)
+        if not self.is_initializing():
+            ra_mean.value = BN_MOMENTUM * ra_mean.value + (1.0 - BN_MOMENTUM) * mean
+            ra_var.value = BN_MOMENTUM * ra_var.value + (1.0 - BN_MOMENTUM) * var
+        return y
+
+
 class CNN1(nn.Module):
     """The CNN of Table 4.
 
@@ -149,13 +230,18 @@ class CNN1(nn.Module):
                     f"{h.shape[1]} from T={x.shape[3]} (the paper uses T=3000)"
                 )
             h = StridedConv1D(features, kernel, stride, name=f"conv{k}")(h)
-            h = nn.relu(batch_norm(train, self.bn_axis_name, f"bn_conv{k}")(h))
+            h = self._bn_relu(h, train, f"bn_conv{k}")
         if h.shape[1] < 3:
             raise ValueError(f"CNN1's average pooling needs length >= 3, got {h.shape[1]}")
         h = nn.avg_pool(h, (3,), strides=(2,), padding="VALID")
         h = h.reshape(h.shape[0], -1)  # [B, 23*240] = [B, 5520] for T = 3000
         for k, features in enumerate(FC_LAYERS, start=1):
             h = nn.Dense(features, name=f"fc{k}")(h)
-            h = nn.relu(batch_norm(train, self.bn_axis_name, f"bn_fc{k}")(h))
+            h = self._bn_relu(h, train, f"bn_fc{k}")
         y = nn.Dense(2, name="fc4")(h)
         return nn.relu(y) if self.output_relu else y
+
+    def _bn_relu(self, h: jax.Array, train: bool, name: str) -> jax.Array:
+        if self.bn_axis_name is None:
+            return BatchNormReLU(name=name)(h, train)
+        return nn.relu(batch_norm(train, self.bn_axis_name, name)(h))

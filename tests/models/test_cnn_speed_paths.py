@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from jax import lax
 
-from rinq_jax.models.cnn import CNN1, CONV_LAYERS, FC_LAYERS, strided_conv1d
-from rinq_jax.models.common import batch_norm
+from rinq_jax.models.cnn import CNN1, CONV_LAYERS, FC_LAYERS, bn_relu_train, strided_conv1d
+from rinq_jax.models.common import BN_EPSILON, batch_norm
 
 
 def _lax_conv(x, kernel, stride):
@@ -103,10 +103,48 @@ def test_cnn1_matches_flax_conv_reference(channels, n_time):
 
     got = jax.jit(lambda: loss_and_grads(fast))()
     want = jax.jit(lambda: loss_and_grads(ref))()
+    loss, (pred, updates), grads, eval_pred = got
+    ref_loss, (ref_pred, ref_updates), ref_grads, ref_eval_pred = want
+    # The biases of the layers followed by BatchNorm have a gradient of exactly zero in exact
+    # arithmetic (BN removes any shift): both versions give float32 noise there (~1e-7).
+    zero = [f"conv{k}" for k in range(1, 5)] + [f"fc{k}" for k in range(1, 4)]
+    for layer in zero:
+        for g in (grads[layer]["bias"], ref_grads[layer]["bias"]):
+            assert float(jnp.max(jnp.abs(g))) < 1e-6, layer
+    others = (loss, pred, updates, eval_pred, _drop_biases(grads, zero))
+    ref_others = (ref_loss, ref_pred, ref_updates, ref_eval_pred, _drop_biases(ref_grads, zero))
     for (path, g), r in zip(
-        jax.tree_util.tree_leaves_with_path(got), jax.tree.leaves(want), strict=True
+        jax.tree_util.tree_leaves_with_path(others), jax.tree.leaves(ref_others), strict=True
     ):
         scale = max(float(jnp.max(jnp.abs(r))), 1e-6)
         np.testing.assert_allclose(
             g, r, rtol=0, atol=1e-5 * scale, err_msg=jax.tree_util.keystr(path)
         )
+
+
+def _drop_biases(grads, layers):
+    return {k: ({"kernel": v["kernel"]} if k in layers else v) for k, v in grads.items()}
+
+
+def test_bn_relu_train_vjp_matches_autodiff_including_the_statistics():
+    keys = jax.random.split(jax.random.key(3), 6)
+    h = 2.0 + 3.0 * jax.random.normal(keys[0], (4, 9, 5), jnp.float32)
+    scale = jax.random.normal(keys[1], (5,), jnp.float32)
+    bias = jax.random.normal(keys[2], (5,), jnp.float32)
+    cts = tuple(
+        jax.random.normal(k, s) for k, s in zip(keys[3:], [h.shape, (5,), (5,)], strict=True)
+    )
+
+    def plain(h, scale, bias):  # flax's BatchNorm (fast variance) then ReLU
+        mean = h.mean((0, 1))
+        var = jnp.maximum(0.0, (h * h).mean((0, 1)) - mean * mean)
+        y = (h - mean) * (lax.rsqrt(var + BN_EPSILON) * scale) + bias
+        return nn.relu(y), mean, var
+
+    def vjp(f):
+        out, pull = jax.vjp(f, h, scale, bias)
+        return out, pull(cts)
+
+    got, want = jax.jit(lambda: vjp(bn_relu_train))(), jax.jit(lambda: vjp(plain))()
+    for g, r in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        np.testing.assert_allclose(g, r, rtol=0, atol=1e-5 * float(jnp.max(jnp.abs(r))))
