@@ -15,6 +15,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from rinq_jax.cli import positive_int
+
 
 def _step(text: str) -> int | str:
     if text in ("best", "latest"):
@@ -27,13 +29,6 @@ def _step(text: str) -> int | str:
         ) from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"a step number must be >= 0, got {value}")
-    return value
-
-
-def _batch(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
 
 
@@ -71,7 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--nifti", action="store_true", help="write the predicted maps as NIfTI")
     p.add_argument(
-        "--batch-size", type=_batch, default=256, help="patches per forward call (default: 256)"
+        "--batch-size",
+        type=positive_int,
+        default=256,
+        help="patches per forward call (default: 256)",
     )
     return p
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from rinq_jax.cli import non_negative_int, positive_float, positive_int
+
 # Quick data: default optimiser steps per model, so that each default run takes about 10 minutes
 # or less on 2 CPU cores. Measured train-step times there (1 CPU device, paper batch sizes, before
 # the LSTM optimisations of benchmarks/results.md, which made RNN3 steps about 2x faster):
@@ -26,33 +28,10 @@ DEFAULT_EPOCHS = 10
 MODELS = ("cnn1", "rnn1", "rnn3", "drone")
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    if value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be finite, got {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
 def _batch_size(text: str) -> int:
     import jax
 
-    value = _positive_int(text)
+    value = positive_int(text)
     n = jax.device_count()  # all hosts' devices after jax.distributed.initialize()
     if value % n:
         raise argparse.ArgumentTypeError(
@@ -92,18 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
     length = p.add_mutually_exclusive_group()
     length.add_argument(
         "--epochs",
-        type=_positive_int,
+        type=positive_int,
         help=f"passes over the training set (default with --data: {DEFAULT_EPOCHS})",
     )
     length.add_argument(
         "--steps",
-        type=_positive_int,
+        type=positive_int,
         help="total optimiser steps instead of epochs (default on quick data: "
         + ", ".join(f"{k} {v}" for k, v in QUICK_STEPS.items())
         + ")",
     )
     p.add_argument(
-        "--lr", type=_positive_float, help="Adam learning rate (default: the paper's, per model)"
+        "--lr", type=positive_float, help="Adam learning rate (default: the paper's, per model)"
     )
     p.add_argument(
         "--batch-size",
@@ -112,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: the paper's, per model)",
     )
     p.add_argument(
-        "--seed", type=_non_negative_int, default=0, help="seed of init, split and data order"
+        "--seed", type=non_negative_int, default=0, help="seed of init, split and data order"
     )
     p.add_argument(
         "--target",
@@ -122,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--checkpoint-every",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=200,
         help="also checkpoint every N steps inside an epoch, 0 for epoch ends only "
         "(default: %(default)s)",

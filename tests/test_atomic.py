@@ -20,3 +20,13 @@ def test_failure_leaves_the_old_file_and_no_temporary(tmp_path):
         tmp.write_text("half")
         raise RuntimeError("killed mid-write")
     assert target.read_text() == "old" and list(tmp_path.iterdir()) == [target]
+
+
+def test_data_files_are_written_without_suffixes_and_flushed(tmp_path):
+    # A reader globbing *.h5 must not see a slice being written.
+    target = tmp_path / "subject1_slice0.h5"
+    with atomic_path(target, keep_suffixes=False, fsync=True) as tmp:
+        tmp.write_bytes(b"slice")
+        assert tmp.name == f"subject1_slice0.h5.tmp-{os.getpid()}"
+        assert list(tmp_path.glob("*.h5")) == []
+    assert target.read_bytes() == b"slice" and list(tmp_path.iterdir()) == [target]

@@ -30,6 +30,8 @@ from typing import Any
 import h5py
 import numpy as np
 
+from rinq_jax.atomic import atomic_path
+
 FORMAT_VERSION = 1
 
 # signals and mask make a file usable for inference; the maps are what training needs.
@@ -375,7 +377,8 @@ def _attr_value(value: Any) -> Any:
 def write_slice(path: str | os.PathLike, s: MrfSlice) -> None:
     """Validate ``s`` and write it to ``path`` atomically.
 
-    The file is written to ``<path>.tmp-<pid>``, flushed to disk and renamed over ``path``;
+    The file is written to ``<path>.tmp-<pid>``, flushed to disk and renamed over ``path``
+    (``rinq_jax.atomic.atomic_path``);
     on any error the temporary file is removed and ``path`` is left as it was, so a reader
     never sees a half-written slice.
 
@@ -385,17 +388,8 @@ def write_slice(path: str | os.PathLike, s: MrfSlice) -> None:
     """
     path = os.fspath(path)
     _check_slice(path, s)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with h5py.File(tmp, "w") as f:
-            _write_contents(f, s)
-        with open(tmp, "rb+") as handle:  # fsync so a crash after the rename cannot lose data
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
+    with atomic_path(path, keep_suffixes=False, fsync=True) as tmp, h5py.File(tmp, "w") as f:
+        _write_contents(f, s)
 
 
 def _write_contents(f: h5py.File, s: MrfSlice) -> None:

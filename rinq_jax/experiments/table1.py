@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from rinq_jax.atomic import atomic_path
 from rinq_jax.data import generate, io, pipeline
 from rinq_jax.evaluation import evaluate as evaluate_lib
 from rinq_jax.evaluation import export, inference
@@ -164,12 +165,11 @@ def ensure_data(preset: Preset, progress: bool = True) -> tuple[list[Path], list
     for path in small:
         target = more_dir / path.name
         if not target.exists():
-            tmp = more_dir / f".{path.name}.tmp-{os.getpid()}"
-            try:
-                os.link(path, tmp)
-            except OSError:
-                shutil.copy2(path, tmp)
-            os.replace(tmp, target)
+            with atomic_path(target, keep_suffixes=False) as tmp:
+                try:
+                    os.link(path, tmp)
+                except OSError:
+                    shutil.copy2(path, tmp)
     cache = Path(preset.data_dir) / "cache"
     more = generate.generate(preset.more_data, more_dir, cache_dir=cache, progress=progress)
     return small, more
