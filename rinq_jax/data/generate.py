@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from rinq_jax.data import acquisition, io, phantom
+from rinq_jax.data import QUICK_DATA_DIR, acquisition, io, phantom
 from rinq_jax.physics import dictionary as dictionary_lib
 from rinq_jax.physics import epg
 from rinq_jax.physics.sequence import FispSequence, paper_sequence
@@ -250,7 +250,7 @@ def generate(
     return sorted(paths.values())
 
 
-def ensure_quick_dataset(cache_dir: Path = Path("data/quick")) -> list[Path]:
+def ensure_quick_dataset(cache_dir: Path = QUICK_DATA_DIR) -> list[Path]:
     """The embedded default data: the ``quick`` preset, generated on first use and cached."""
     return generate(PRESETS["quick"], Path(cache_dir))
 

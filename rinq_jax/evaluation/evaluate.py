@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from rinq_jax.data import io
+from rinq_jax.data import QUICK_DATA_DIR, io
 from rinq_jax.evaluation import compare, export, figures, inference, metrics
 
 DM_LABEL = "dictionary matching"
@@ -30,8 +30,9 @@ DM_LABEL = "dictionary matching"
 def split_test_files(checkpoint: inference.Checkpoint) -> list[Path]:
     """The test-split slice files recorded in a checkpoint, as paths.
 
-    The metadata holds file names (``data_files["test"]``) and the config's ``data_dir`` (None:
-    the quick dataset in ``data/quick``); relative folders are taken from the current directory.
+    The metadata holds file names (``data_files["test"]``), the config's ``data_dir`` (None:
+    the quick dataset in ``data/quick``), taken from the current directory when relative, and
+    that folder's absolute path at training time, tried when the first has not the files.
 
     Raises:
         ValueError: the checkpoint records no test files.
@@ -44,8 +45,11 @@ def split_test_files(checkpoint: inference.Checkpoint) -> list[Path]:
         raise ValueError(
             f"{checkpoint.run_dir}: the checkpoint records no test-split files; pass --data FILE ..."
         )
-    data_dir = Path(meta["config"].get("data_dir") or "data/quick")
+    data_dir = Path(meta["config"].get("data_dir") or QUICK_DATA_DIR)
     paths = [data_dir / name for name in names]
+    if not all(p.exists() for p in paths) and meta.get("data_dir_abs"):
+        data_dir = Path(meta["data_dir_abs"])
+        paths = [data_dir / name for name in names]
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise FileNotFoundError(

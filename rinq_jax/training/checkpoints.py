@@ -27,6 +27,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from rinq_jax.data import QUICK_DATA_DIR
 from rinq_jax.training.config import TrainConfig
 from rinq_jax.training.state import TrainState
 
@@ -160,6 +161,8 @@ def make_metadata(
         "seq_hash": seq_hash,
         "data_hash": data_hash,
         "data_files": data_files,
+        # data_dir resolved at training time: found again from another working directory.
+        "data_dir_abs": str(Path(config.data_dir or QUICK_DATA_DIR).resolve()),
         "step": int(step),
         "epoch": int(epoch),
         "batch_in_epoch": int(batch_in_epoch),

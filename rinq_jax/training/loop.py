@@ -113,7 +113,7 @@ def build_datasets(config: TrainConfig, patch_size: int) -> Datasets:
     if config.data_dir is None:
         from rinq_jax.data.generate import ensure_quick_dataset
 
-        files = ensure_quick_dataset(Path("data/quick"))
+        files = ensure_quick_dataset()
     else:
         files = sorted(Path(config.data_dir).glob("*.h5"))
     if not files:
