@@ -6,20 +6,16 @@ Equations (Hochreiter & Schmidhuber 1997, with forget gate; Keras/PyTorch gate o
     c_t = sigmoid(f) * c_{t-1} + sigmoid(i) * tanh(g)
     h_t = sigmoid(o) * tanh(c_t)               h_0 = c_0 = 0
 
-Speed: two ways to compute ``z_t``, chosen by the input width (``fuse_input``):
-
-* F > H (RNN3: F = 1800, H = 500): the input projection ``x W_ih + b`` does not depend on
-  the recurrence, so it is hoisted out of the step as one ``[k*B, F] @ [F, 4H]`` matmul per
-  block of k steps (the bulk of the FLOPs); the steps only do ``[B, H] @ [H, 4H]``. k is
-  the largest divisor of S with ``k*B <= projection_rows``: the whole sequence at the
-  training batch (B = 32: k = 30), a few steps at inference batches (B = 512: k = 2).
-  XLA:CPU's matmul runs [1024, 1800] @ [1800, 2000] ~20 % faster than the [15360, 1800]
-  one, whose 123 MB output also goes out to memory and back.
-* F <= H (RNN1: F = 200, H = 1000): one fused ``[x_t, h_{t-1}] @ [W_ih; W_hh]`` per step.
-  The hoisted product would be a [S, B, 4H] buffer written once and read once, 20 times
-  larger than the input; the fused step never materialises it. Measured on 2 CPU cores
-  (CPU seconds): RNN1 inference at B = 512 1.76 -> 1.39 s, a training step at B = 128
-  1.47 -> 1.30 s; RNN3 gets slower fused (0.72 -> 0.79 s, 0.31 -> 0.46 s), hence the rule.
+Speed: the input projection ``x W_ih + b`` does not depend on the recurrence, so it is
+hoisted out of the step as one ``[k*B, F] @ [F, 4H]`` matmul per block of k steps; the steps
+only do ``[B, H] @ [H, 4H]``. k is the largest divisor of S with ``k*B <= projection_rows``:
+the whole sequence at the training batches (RNN3, B = 32: k = 30), a few steps or one at
+inference batches (RNN3, B = 512: k = 2; RNN1, B = 1024: k = 1). XLA:CPU's matmul runs
+[1024, 1800] @ [1800, 2000] ~20 % faster than the [15360, 1800] one, whose 123 MB output also
+goes out to memory and back. Measured on 2 CPU cores against one fused
+``[x_t, h_{t-1}] @ [W_ih; W_hh]`` per step (an earlier version's choice for RNN1): RNN1
+inference at B = 1024 1,044 / 1,071 -> 966 / 970 ms, the LSTM gradient at B = 128 equal
+(430 vs 412-430 ms), so the fused step was dropped.
 
 Input layout: the LSTM reads either chunked steps ``[B, S, F]`` or the grouped layout
 ``[B, G, S, L]`` of ``group_steps`` (step s is ``x[:, :, s, :]`` flattened, F = G*L), a free
@@ -87,8 +83,6 @@ class LSTMConfig(NamedTuple):
     """How ``lstm`` computes (speed only; every choice gives the same results).
 
     Attributes:
-      fuse_input: compute ``x_t W_ih`` inside the step, fused with ``h W_hh`` (True), or
-        hoisted out of it in blocks of steps (False); see the module docstring.
       projection_rows: target rows of one block's hoisted input projection.
       unroll: ``lax.scan`` unroll factor of the steps.
       matmul_dtype: input dtype of every matmul, forward and backward ("float32", or
@@ -96,7 +90,6 @@ class LSTMConfig(NamedTuple):
         change the values, by bfloat16 rounding.
     """
 
-    fuse_input: bool
     projection_rows: int = PROJECTION_ROWS
     unroll: int = DEFAULT_UNROLL
     matmul_dtype: str = "float32"
@@ -127,15 +120,6 @@ def _run(cfg: LSTMConfig, x, w_ih, w_hh, bias, save: bool):
         h, c, gates = _cell(z, c)
         return (h, c), ((h, c, jnp.concatenate(gates, axis=-1)) if save else h)
 
-    if cfg.fuse_input:
-        w = jnp.concatenate([w_ih, w_hh], axis=0)  # [F + H, 4H]
-
-        def fused_step(carry, x_t):
-            h, c = carry
-            return cell(mm(jnp.concatenate([x_t, h], axis=-1), w) + bias, c)
-
-        _, out = jax.lax.scan(fused_step, (zeros, zeros), _time_major(x), unroll=cfg.unroll)
-        return out
     k = steps_per_block(n_steps, batch, cfg.projection_rows)
     unroll = True if k <= MAX_UNROLLED_BLOCK else cfg.unroll
 
@@ -228,9 +212,6 @@ class ChunkedLSTM(nn.Module):
       hidden: H, the number of units (paper: 1000 for RNN1, 500 for RNN3).
       unroll: ``lax.scan`` unroll factor (an implementation detail; results are equal).
       forget_bias: initial forget-gate bias (Keras default 1.0).
-      fuse_input: compute ``x_t W_ih`` inside the loop, fused with ``h W_hh`` (True), or
-        hoisted before it (False); None picks fused when F <= H (see the module docstring).
-        Same parameters and results either way.
       projection_rows: target rows of one block's hoisted input projection (speed only).
       matmul_dtype: "float32" or "bfloat16" (mixed precision; see ``LSTMConfig``).
 
@@ -242,7 +223,6 @@ class ChunkedLSTM(nn.Module):
     hidden: int
     unroll: int = DEFAULT_UNROLL
     forget_bias: float = 1.0
-    fuse_input: bool | None = None
     projection_rows: int = PROJECTION_ROWS
     matmul_dtype: str = "float32"
 
@@ -262,8 +242,7 @@ class ChunkedLSTM(nn.Module):
         w_ih = self.param("w_ih", nn.initializers.glorot_uniform(), (features, h4), jnp.float32)
         w_hh = self.param("w_hh", nn.initializers.orthogonal(), (self.hidden, h4), jnp.float32)
         bias = self.param("bias", _forget_bias_init(self.hidden, self.forget_bias), (h4,))
-        fuse = features <= self.hidden if self.fuse_input is None else self.fuse_input
-        cfg = LSTMConfig(fuse, self.projection_rows, self.unroll, self.matmul_dtype)
+        cfg = LSTMConfig(self.projection_rows, self.unroll, self.matmul_dtype)
         return jnp.swapaxes(lstm(cfg, x, w_ih, w_hh, bias), 0, 1)  # [B, S, H]
 
 

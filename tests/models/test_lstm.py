@@ -49,11 +49,10 @@ def small_lstm():
     return lstm, params, x
 
 
-@pytest.mark.parametrize("fuse_input", [None, True, False])
-def test_matches_naive_step_by_step_reference(small_lstm, fuse_input):
+def test_matches_naive_step_by_step_reference(small_lstm):
     # None picks by width (here F > H: separate input projection); both paths must agree.
     lstm, params, x = small_lstm
-    out = ChunkedLSTM(lstm.hidden, fuse_input=fuse_input).apply({"params": params}, x)
+    out = lstm.apply({"params": params}, x)
     ref = _reference_lstm(
         *(np.asarray(a, np.float64) for a in (x, params["w_ih"], params["w_hh"], params["bias"]))
     )
@@ -65,9 +64,7 @@ def test_matches_naive_step_by_step_reference(small_lstm, fuse_input):
 def test_blocked_projection_matches_reference(small_lstm, rows):
     # batch 3, 6 steps: rows 1, 3, 6, 9, 1000 -> blocks of 1, 1, 2, 3 and 6 steps.
     lstm, params, x = small_lstm
-    out = ChunkedLSTM(lstm.hidden, fuse_input=False, projection_rows=rows).apply(
-        {"params": params}, x
-    )
+    out = ChunkedLSTM(lstm.hidden, projection_rows=rows).apply({"params": params}, x)
     ref = _reference_lstm(
         *(np.asarray(a, np.float64) for a in (x, params["w_ih"], params["w_hh"], params["bias"]))
     )
@@ -82,11 +79,11 @@ def test_steps_per_block_divides_the_sequence():
     assert steps_per_block(7, 1, 6) == 1  # 7 is prime
 
 
-@pytest.mark.parametrize("fuse_input", [True, False])
-def test_grouped_layout_reads_the_chunked_steps(fuse_input):
+@pytest.mark.parametrize("rows", [4, 100])
+def test_grouped_layout_reads_the_chunked_steps(rows):
     # group_steps is a free reshape; the LSTM must see exactly chunk_signal's steps.
     x = jax.random.normal(jax.random.key(4), (4, 3, 3, 12, 2), jnp.float32)
-    lstm = ChunkedLSTM(5, fuse_input=fuse_input, projection_rows=8)
+    lstm = ChunkedLSTM(5, projection_rows=rows)
     chunked = chunk_signal(x, 4)  # [4, 4, 54]
     params = lstm.init(jax.random.key(5), chunked)
     np.testing.assert_allclose(
@@ -187,8 +184,8 @@ def _autodiff_lstm(x, w_ih, w_hh, bias):
 
 @pytest.mark.parametrize(
     "cfg",
-    [LSTMConfig(True), LSTMConfig(False, projection_rows=4), LSTMConfig(False, 100, unroll=2)],
-    ids=["fused", "blocks-of-1", "one-block"],
+    [LSTMConfig(projection_rows=4), LSTMConfig(8), LSTMConfig(100, unroll=2)],
+    ids=["blocks-of-1", "blocks-of-2", "one-block"],
 )
 def test_hand_written_gradient_equals_autodiff(cfg):
     # x: batch 4, 2 groups, 6 steps, 3 values per group (F = 6); H = 5.
