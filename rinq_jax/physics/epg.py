@@ -19,6 +19,11 @@ moments, which returns to F_0 only through long chains of pulses, each damped by
 T2 decay: with the default 50 states the relative error of a CSF-like fingerprint
 (T1 4,000 ms, T2 2,000 ms, the worst case) is about 0.5 % (`tests/physics/test_epg.py`).
 
+`simulate` runs the same steps rearranged for speed (`_simulate_flat`: real arrays,
+one relaxation per TR, the RF phase folded into a rotating frame); a scan of
+`fisp_repetition` is its reference (`tests/physics/test_epg.py`). Paper grid (8,537
+atoms x 3,000 repetitions, float32, 2-core CPU, A/B medians): 12.9 s -> 3.9 s.
+
 Everything is a pure function of arrays, so `jax.grad`, `jax.jit` and `jax.vmap`
 apply, e.g. ``jax.grad(lambda t1: jnp.abs(simulate(seq, t1, 50.0)).sum())``.
 """
@@ -98,22 +103,96 @@ def fisp_repetition(
     return dephase(state), signal
 
 
-@partial(jax.jit, static_argnames=("n_states", "inverted", "unroll"))
+@partial(jax.jit, static_argnames=("n_states", "inverted", "unroll", "real"))
 def _simulate_flat(
-    flip_rad, phase_rad, tr_ms, te_ms, ti_ms, t1_ms, t2_ms, b1, n_states, inverted, unroll
+    flip_rad, phase_rad, tr_ms, te_ms, ti_ms, t1_ms, t2_ms, b1, n_states, inverted, unroll, real
 ):
-    """Signals complex[N, T] for flat parameter vectors t1_ms, t2_ms, b1: float[N]."""
-    complex_dtype = jnp.result_type(t1_ms.dtype, jnp.complex64)
-    state = equilibrium(t1_ms.shape, n_states, complex_dtype)
-    if inverted:
-        state = relax(inversion(state), ti_ms, t1_ms, t2_ms)
+    """Signals complex[N, T] for flat parameter vectors t1_ms, t2_ms, b1: float[N]; fast path.
 
-    def step(state, rep):
-        flip, phase, tr = rep
-        return fisp_repetition(state, flip, phase, tr, te_ms, t1_ms, t2_ms, b1)
+    The same physics as a scan of `fisp_repetition`, rearranged for speed:
 
-    _, signals = jax.lax.scan(step, state, (flip_rad, phase_rad, tr_ms), unroll=unroll)
-    return signals.T
+    * the states are real arrays [n_states, N] (state order first, atoms contiguous),
+      F+ and F- as a = exp(-i phi_n) F+ and b = exp(i phi_n) F-, i.e. in the frame of
+      the current pulse's phase, so the RF rotation has real coefficients; moving to the
+      next pulse's frame multiplies a and b by exp(-+i (phi_{n+1} - phi_n)), and the
+      demodulated signal is E2(TE) a_0 right after the pulse;
+    * the two relaxations merge into one for TR (E(TE) E(TR - TE) = E(TR));
+    * with ``real`` (every phase step a multiple of 180 deg, e.g. FISP's constant phase)
+      F is purely imaginary and Z real, so only Im a, Im b and Re z are carried.
+    """
+    n = t1_ms.shape[0]
+    dtype = t1_ms.dtype
+    first = (jnp.arange(n_states) == 0).astype(dtype)[:, None]  # selects order 0
+    # Equilibrium Z_0 = 1, or after the inversion and TI of relaxation Z_0 = 1 - 2 E1(TI).
+    z0 = 1 - 2 * jnp.exp(-ti_ms / t1_ms) if inverted else jnp.ones_like(t1_ms)
+    z = first * z0[None, :]
+    zeros = jnp.zeros((n_states, n), dtype)
+    zero_row = jnp.zeros((1, n), dtype)
+    e2_te = jnp.exp(-te_ms / t2_ms)
+    # Frame rotation after repetition n, from phase phi_n to phi_{n+1}.
+    step_rad = jnp.concatenate([phase_rad[1:] - phase_rad[:-1], jnp.zeros_like(phase_rad[:1])])
+
+    # Per-repetition, per-atom factors float[T, N], computed outside the scan: fused into
+    # the [n_states, N] updates, XLA would recompute the cos/sin/exp for every state.
+    alpha = flip_rad[:, None] * b1[None, :]
+    cos_a, sin_a = jnp.cos(alpha), jnp.sin(alpha)
+    e1 = jnp.exp(-tr_ms[:, None] / t1_ms[None, :])
+    e2 = jnp.exp(-tr_ms[:, None] / t2_ms[None, :])
+
+    if real:
+
+        def step(carry, rep):
+            ai, bi, zr = carry
+            cos_a, sin_a, e1, e2, rot = rep
+            c2, s2 = (1 + cos_a) / 2, (1 - cos_a) / 2
+            ai_rf = c2 * ai + s2 * bi - sin_a * zr
+            bi_rf = s2 * ai + c2 * bi + sin_a * zr
+            zr_rf = cos_a * zr + 0.5 * sin_a * (ai - bi)
+            ai_new = (e2 * rot) * ai_rf
+            bi_new = (e2 * rot) * bi_rf
+            zr_new = e1 * zr_rf + first * (1 - e1)
+            ai_new = jnp.concatenate([-bi_new[1:2], ai_new[:-1]], axis=0)
+            bi_new = jnp.concatenate([bi_new[1:], zero_row], axis=0)
+            return (ai_new, bi_new, zr_new), ai_rf[0]
+
+        rot = jnp.cos(step_rad)
+        _, im = jax.lax.scan(step, (zeros, zeros, z), (cos_a, sin_a, e1, e2, rot), unroll=unroll)
+        return jax.lax.complex(jnp.zeros_like(im), im * e2_te).T
+
+    def step(carry, rep):
+        ar, ai, br, bi, zr, zi = carry
+        cos_a, sin_a, e1, e2, rot_c, rot_s = rep
+        c2, s2 = (1 + cos_a) / 2, (1 - cos_a) / 2
+        ar_rf = c2 * ar + s2 * br + sin_a * zi
+        ai_rf = c2 * ai + s2 * bi - sin_a * zr
+        br_rf = s2 * ar + c2 * br - sin_a * zi
+        bi_rf = s2 * ai + c2 * bi + sin_a * zr
+        zr_rf = cos_a * zr + 0.5 * sin_a * (ai - bi)
+        zi_rf = cos_a * zi + 0.5 * sin_a * (br - ar)
+        # a *= E2 exp(-i step), b *= E2 exp(+i step)
+        c, s = e2 * rot_c, e2 * rot_s
+        ar_new = c * ar_rf + s * ai_rf
+        ai_new = c * ai_rf - s * ar_rf
+        br_new = c * br_rf - s * bi_rf
+        bi_new = c * bi_rf + s * br_rf
+        zr_new = e1 * zr_rf + first * (1 - e1)
+        zi_new = e1 * zi_rf
+        ar_new = jnp.concatenate([br_new[1:2], ar_new[:-1]], axis=0)
+        ai_new = jnp.concatenate([-bi_new[1:2], ai_new[:-1]], axis=0)
+        br_new = jnp.concatenate([br_new[1:], zero_row], axis=0)
+        bi_new = jnp.concatenate([bi_new[1:], zero_row], axis=0)
+        return (ar_new, ai_new, br_new, bi_new, zr_new, zi_new), (ar_rf[0], ai_rf[0])
+
+    init = (zeros, zeros, zeros, zeros, z, zeros)
+    xs = (cos_a, sin_a, e1, e2, jnp.cos(step_rad), jnp.sin(step_rad))
+    _, (re, im) = jax.lax.scan(step, init, xs, unroll=unroll)
+    return jax.lax.complex(re * e2_te, im * e2_te).T
+
+
+def _phase_steps_are_real(phase_deg) -> bool:
+    """Whether every RF phase step is a multiple of 180 deg (then F is imaginary and Z real)."""
+    steps = np.diff(np.asarray(phase_deg, np.float64))
+    return bool(np.all(np.mod(steps, 180.0) == 0.0))
 
 
 def _check_positive(name: str, value) -> None:
@@ -174,5 +253,6 @@ def simulate(
         n_states=n_states,
         inverted=seq.ti_ms is not None,
         unroll=unroll,
+        real=_phase_steps_are_real(seq.phase_deg),
     )
     return signals.reshape(*shape, seq.n_reps)

@@ -132,3 +132,48 @@ def test_batched_equals_loop_and_broadcasts():
 def test_rejects_non_positive_relaxation_times():
     with pytest.raises(ValueError, match="t2_ms"):
         simulate(paper_sequence(10), 1000.0, 0.0)
+
+
+def _reference_signals(seq: FispSequence, t1_ms, t2_ms, b1, dtype):
+    """A plain scan of the documented building block `fisp_repetition`."""
+    from rinq_jax.physics import epg
+
+    t1_ms, t2_ms, b1 = (jnp.asarray(v, dtype) for v in (t1_ms, t2_ms, b1))
+    state = epg.equilibrium(t1_ms.shape, DEFAULT_N_STATES, jnp.result_type(dtype, jnp.complex64))
+    if seq.ti_ms is not None:
+        state = epg.relax(epg.inversion(state), jnp.asarray(seq.ti_ms, dtype), t1_ms, t2_ms)
+
+    def step(state, rep):
+        flip, phase, tr = rep
+        return epg.fisp_repetition(
+            state, flip, phase, tr, jnp.asarray(seq.te_ms, dtype), t1_ms, t2_ms, b1
+        )
+
+    flip, phase = (jnp.deg2rad(jnp.asarray(v, dtype)) for v in (seq.flip_deg, seq.phase_deg))
+    reps = (flip, phase, jnp.asarray(seq.tr_ms, dtype))
+    return np.asarray(jax.lax.scan(step, state, reps)[1].T)
+
+
+@pytest.mark.parametrize("phases", ["zero", "zero_or_180", "random"])
+def test_fast_path_equals_scan_of_fisp_repetition(phases):
+    rng = np.random.default_rng(7)
+    base = paper_sequence(400)
+    phase_deg = {
+        "zero": np.zeros(400),
+        "zero_or_180": 180.0 * rng.integers(0, 2, 400),
+        "random": rng.uniform(-180.0, 180.0, 400),
+    }[phases]
+    seq = FispSequence(base.flip_deg, base.tr_ms, phase_deg, base.te_ms, base.ti_ms)
+    n = 300
+    t1_ms = rng.uniform(100.0, 4000.0, n)
+    t2_ms = t1_ms * rng.uniform(0.005, 0.5, n) + 5.0
+    b1 = rng.uniform(0.6, 1.4, n)
+    fast = np.asarray(simulate(seq, t1_ms, t2_ms, b1))
+    reference = _reference_signals(seq, t1_ms, t2_ms, b1, jnp.float32)
+    scale = np.abs(reference).max(axis=-1, keepdims=True)
+    np.testing.assert_allclose(fast / scale, reference / scale, rtol=0, atol=2e-5)
+    with jax.enable_x64(True):
+        fast = np.asarray(simulate(seq, t1_ms, t2_ms, b1, dtype=jnp.float64))
+        reference = _reference_signals(seq, t1_ms, t2_ms, b1, jnp.float64)
+    assert fast.dtype == np.complex128
+    np.testing.assert_allclose(fast / scale, reference / scale, rtol=0, atol=1e-12)
