@@ -155,7 +155,10 @@ def _reference_signals(seq: FispSequence, t1_ms, t2_ms, b1, dtype):
 
 
 @pytest.mark.parametrize("phases", ["zero", "zero_or_180", "random"])
-def test_fast_path_equals_scan_of_fisp_repetition(phases):
+def test_fast_path_equals_scan_of_fisp_repetition(phases, monkeypatch):
+    from rinq_jax.physics import epg
+
+    monkeypatch.setattr(epg, "ATOM_CHUNK", 128)  # 300 atoms: three chunks, the last padded
     rng = np.random.default_rng(7)
     base = paper_sequence(400)
     phase_deg = {
