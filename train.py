@@ -18,11 +18,11 @@ from rinq_jax.cli import non_negative_int, positive_float, positive_int
 
 # Quick data: default optimiser steps per model, so that each default run takes about 10 minutes
 # or less on 2 CPU cores. Measured train-step times there (1 CPU device, paper batch sizes, before
-# the LSTM optimisations of benchmarks/results.md, which made RNN3 steps about 2x faster):
-# rnn3 0.56 s (B=32), rnn1 2.6 s (B=128), cnn1 0.34 s (B=128), drone 0.03 s (B=128).
-# Measured: `python train.py --model rnn3 --steps 1600` (cached quick data, 11.5 epochs of 139
-# steps) took 8 min 36 s on the shared 2-core machine; best validation loss 300 ms (sqrt MSE over
-# T1 and T2) against 427 ms for predicting the training mean (800 steps: 347 ms).
+# the LSTM and train-step optimisations of benchmarks/results.md, which made RNN3 steps about 4x
+# faster): rnn3 0.56 s (B=32), rnn1 2.6 s (B=128), cnn1 0.34 s (B=128), drone 0.03 s (B=128).
+# Measured: `python train.py --model rnn3 && python eval.py --ckpt runs/rnn3-complex` (cached quick
+# data, 1600 steps = 11.5 epochs of 139 steps) took 5 min 20 s on the 2-core machine; best
+# validation loss 316 ms (sqrt MSE over T1 and T2) against 427 ms for predicting the training mean.
 QUICK_STEPS = {"rnn3": 1600, "rnn1": 200, "cnn1": 1500, "drone": 3000}
 DEFAULT_EPOCHS = 10
 MODELS = ("cnn1", "rnn1", "rnn3", "drone")
