@@ -215,32 +215,31 @@ def _simulate_chunk(
         _, im = jax.lax.scan(step, (zeros, zeros, z), xs, unroll=unroll)
         return jax.lax.complex(jnp.zeros_like(im), im * e2_te).T
 
+    # RF, relaxation and the frame rotation a *= E2 exp(-i step), b *= E2 exp(+i step)
+    # folded into per-atom factors: a_new = (c - i s)(c2 a + s2 b - i sin z) etc.
+    c2, s2 = (1 + cos_a) / 2, (1 - cos_a) / 2
+    c, s = e2 * jnp.cos(step_rad)[:, None], e2 * jnp.sin(step_rad)[:, None]
+    factors = (c * c2, c * s2, c * sin_a, s * c2, s * s2, s * sin_a)
+    xs = (factors, (e1 * cos_a, 0.5 * e1 * sin_a, 1 - e1), (c2, s2, sin_a))
+
     def step(carry, rep):
         ar, ai, br, bi, zr, zi = carry
-        cos_a, sin_a, e1, e2, rot_c, rot_s = rep
-        c2, s2 = (1 + cos_a) / 2, (1 - cos_a) / 2
-        ar_rf = c2 * ar + s2 * br + sin_a * zi
-        ai_rf = c2 * ai + s2 * bi - sin_a * zr
-        br_rf = s2 * ar + c2 * br - sin_a * zi
-        bi_rf = s2 * ai + c2 * bi + sin_a * zr
-        zr_rf = cos_a * zr + 0.5 * sin_a * (ai - bi)
-        zi_rf = cos_a * zi + 0.5 * sin_a * (br - ar)
-        # a *= E2 exp(-i step), b *= E2 exp(+i step)
-        c, s = e2 * rot_c, e2 * rot_s
-        ar_new = c * ar_rf + s * ai_rf
-        ai_new = c * ai_rf - s * ar_rf
-        br_new = c * br_rf - s * bi_rf
-        bi_new = c * bi_rf + s * br_rf
-        zr_new = e1 * zr_rf + first * (1 - e1)
-        zi_new = e1 * zi_rf
+        (cc, cs, csin, sc, ss, ssin), (z_cos, z_sin, recovery), (c2, s2, sin_a) = rep
+        ar_new = cc * ar + cs * br + csin * zi + sc * ai + ss * bi - ssin * zr
+        ai_new = cc * ai + cs * bi - csin * zr - sc * ar - ss * br - ssin * zi
+        br_new = cs * ar + cc * br - csin * zi - ss * ai - sc * bi - ssin * zr
+        bi_new = cs * ai + cc * bi + csin * zr + ss * ar + sc * br - ssin * zi
+        zr_new = z_cos * zr + z_sin * (ai - bi) + first * recovery
+        zi_new = z_cos * zi + z_sin * (br - ar)
         ar_new = jnp.concatenate([br_new[1:2], ar_new[:-1]], axis=0)
         ai_new = jnp.concatenate([-bi_new[1:2], ai_new[:-1]], axis=0)
         br_new = jnp.concatenate([br_new[1:], zero_row], axis=0)
         bi_new = jnp.concatenate([bi_new[1:], zero_row], axis=0)
-        return (ar_new, ai_new, br_new, bi_new, zr_new, zi_new), (ar_rf[0], ai_rf[0])
+        signal_re = c2 * ar[0] + s2 * br[0] + sin_a * zi[0]
+        signal_im = c2 * ai[0] + s2 * bi[0] - sin_a * zr[0]
+        return (ar_new, ai_new, br_new, bi_new, zr_new, zi_new), (signal_re, signal_im)
 
     init = (zeros, zeros, zeros, zeros, z, zeros)
-    xs = (cos_a, sin_a, e1, e2, jnp.cos(step_rad), jnp.sin(step_rad))
     _, (re, im) = jax.lax.scan(step, init, xs, unroll=unroll)
     return jax.lax.complex(re * e2_te, im * e2_te).T
 
