@@ -45,7 +45,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from rinq_jax.models.common import matmul
+from rinq_jax.models.common import dot, matmul, weight_gradient
 
 __all__ = ["ChunkedLSTM", "LSTMConfig", "lstm", "chunk_signal", "group_steps", "DEFAULT_UNROLL"]
 
@@ -85,9 +85,9 @@ class LSTMConfig(NamedTuple):
     Attributes:
       projection_rows: target rows of one block's hoisted input projection.
       unroll: ``lax.scan`` unroll factor of the steps.
-      matmul_dtype: input dtype of every matmul, forward and backward ("float32", or
-        "bfloat16" for mixed precision; see ``common.MATMUL_DTYPES``). This one does
-        change the values, by bfloat16 rounding.
+      matmul_dtype: input dtype of the matmuls ("float32", or "bfloat16" for mixed
+        precision; see ``common.MATMUL_DTYPES``; the weight gradients are float32 either
+        way, see ``common.weight_gradient``). This one does change the values.
     """
 
     projection_rows: int = PROJECTION_ROWS
@@ -168,7 +168,8 @@ def _lstm_bwd(cfg, residuals, d_hs):
     x, w_ih, w_hh, hs, cs, gates = residuals
     n_steps, batch, hidden = hs.shape
     zeros = jnp.zeros((1, batch, hidden), hs.dtype)
-    mm = functools.partial(matmul, matmul_dtype=cfg.matmul_dtype)
+    dtype = jnp.dtype(cfg.matmul_dtype)
+    w_hh_cast = w_hh.astype(dtype)
     c_prev = jnp.concatenate([zeros, cs[:-1]])
 
     def step(carry, inputs):
@@ -183,7 +184,7 @@ def _lstm_bwd(cfg, residuals, d_hs):
              dh * tanh_c * o * (1 - o)],
             axis=-1,
         )  # fmt: skip
-        return (mm(dz, w_hh.T), dc * f), dz
+        return (dot(dz, w_hh_cast, (1, 1), dtype), dc * f), dz  # dz W_hh^T
 
     _, dz = jax.lax.scan(
         step, (zeros[0], zeros[0]), (d_hs, cs, c_prev, gates), reverse=True, unroll=cfg.unroll
@@ -193,11 +194,11 @@ def _lstm_bwd(cfg, residuals, d_hs):
     h_prev = jnp.concatenate([zeros, hs[:-1]]).reshape(rows, hidden)
     xs = _time_major(x).reshape(rows, -1)  # [S*B, F]
     _, groups, _, group_len = x.shape
-    dx = mm(dz_rows, w_ih.T).reshape(n_steps, batch, groups, group_len)
+    dx = dot(dz_rows, w_ih, (1, 1), dtype).reshape(n_steps, batch, groups, group_len)
     return (
         jnp.transpose(dx, (1, 2, 0, 3)),  # back to [B, G, S, L]; dropped by XLA if unused
-        mm(xs.T, dz_rows),
-        mm(h_prev.T, dz_rows),
+        weight_gradient(xs, dz_rows),
+        weight_gradient(h_prev, dz_rows),
         dz_rows.sum(axis=0),
     )
 
