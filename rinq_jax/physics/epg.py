@@ -130,32 +130,19 @@ def _simulate_flat(
     Runs `_simulate_chunk` on ``chunk`` atoms at a time (the last chunk padded).
     """
     n = t1_ms.shape[0]
+
+    def one_chunk(params):
+        t1, t2, b1_ = params
+        sequence = (flip_rad, phase_rad, tr_ms, te_ms, ti_ms)
+        return _simulate_chunk(*sequence, t1, t2, b1_, n_states, inverted, unroll, real)
+
     if n <= chunk:
-        return _simulate_chunk(
-            flip_rad,
-            phase_rad,
-            tr_ms,
-            te_ms,
-            ti_ms,
-            t1_ms,
-            t2_ms,
-            b1,
-            n_states,
-            inverted,
-            unroll,
-            real,
-        )
+        return one_chunk((t1_ms, t2_ms, b1))
     n_chunks = -(-n // chunk)
     padded = [
         jnp.pad(v, (0, n_chunks * chunk - n), constant_values=1).reshape(n_chunks, chunk)
         for v in (t1_ms, t2_ms, b1)
     ]
-
-    def one_chunk(params):
-        return _simulate_chunk(
-            flip_rad, phase_rad, tr_ms, te_ms, ti_ms, *params, n_states, inverted, unroll, real
-        )
-
     signals = jax.lax.map(one_chunk, padded)
     return signals.reshape(n_chunks * chunk, -1)[:n]
 
