@@ -17,8 +17,8 @@ def test_flop_count_matches_xla_cost_analysis(name, patch):
     variables = model.init(jax.random.key(0), x[:1])
     cost = jax.jit(model.apply).lower(variables, x).compile().cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
-    # XLA also counts the elementwise work (gates, BatchNorm) that the benchmark leaves out.
-    assert 1.0 <= cost["flops"] / 2 / matmul_flops_per_sample(name) < 1.02
+    # XLA also counts the elementwise work (gates, BatchNorm): 1-3 % on top of the matmuls.
+    assert 1.0 <= cost["flops"] / 2 / matmul_flops_per_sample(name) < 1.05
 
 
 def test_interleaved_alternates_and_times_every_round():

@@ -88,7 +88,7 @@ def cli():
     [
         (["--lr", "inf"], "must be finite"),
         (["--lr", "nan"], "must be > 0"),
-        (["--lr", "abc"], "invalid _positive_float value"),
+        (["--lr", "abc"], "invalid positive_float value"),
         (["--seed=-1"], "must be a non-negative integer"),
         (["--checkpoint-every=-5"], "must be a non-negative integer"),
         (["--steps", "-3"], "must be a positive integer"),
