@@ -140,9 +140,17 @@ def phantom_coefficients(
 
 
 def generate_slice(
-    config: GenerateConfig, subject: int, slice_index: int, dictionary: dictionary_lib.Dictionary
+    config: GenerateConfig,
+    subject: int,
+    slice_index: int,
+    dictionary: dictionary_lib.Dictionary,
+    out: np.ndarray | None = None,
 ) -> io.MrfSlice:
-    """Simulate one slice (steps 1-4 of the module docstring)."""
+    """Simulate one slice (steps 1-4 of the module docstring).
+
+    ``out``: a complex64[H, W, T] buffer the signals are written into (the previous slice's,
+    once written to disk), see ``acquisition.acquire``.
+    """
     seq = config.sequence()
     anatomy = phantom.sample_subject(subject, config.seed)
     position = float(phantom.slice_positions(config.n_slices)[slice_index])
@@ -157,7 +165,9 @@ def generate_slice(
     )
     coefficients = phantom_coefficients(ph, seq, dictionary.basis)
     rng = np.random.default_rng([config.seed, subject, slice_index])
-    signals = acquisition.acquire(coefficients, dictionary.basis, config.acquisition(), rng)
+    signals = acquisition.acquire(
+        coefficients, dictionary.basis, config.acquisition(), rng, out=out
+    )
     matched = dictionary_lib.match(dictionary.project(signals[ph.mask]), dictionary)
     dm_t1_ms, dm_t2_ms = np.zeros_like(ph.t1_ms), np.zeros_like(ph.t2_ms)
     dm_t1_ms[ph.mask], dm_t2_ms[ph.mask] = matched.t1_ms, matched.t2_ms
@@ -245,8 +255,11 @@ def generate(
     todo = [key for key, path in paths.items() if not _is_complete(path)]
     if todo:
         dictionary = matching_dictionary(config, cache_dir)
+        buffer = None  # one signal buffer for all slices: no fresh 1.6 GB per paper slice
         for subject, s in tqdm(todo, desc="slices", unit="slice", disable=not progress):
-            io.write_slice(paths[subject, s], generate_slice(config, subject, s, dictionary))
+            mrf_slice = generate_slice(config, subject, s, dictionary, out=buffer)
+            io.write_slice(paths[subject, s], mrf_slice)
+            buffer = mrf_slice.signals
     return sorted(paths.values())
 
 
