@@ -326,7 +326,8 @@ def _inference_inputs(name: str, chunk: int, seed: int = 0) -> np.ndarray:
     return x / np.float32(np.sqrt(N_REPS))
 
 
-def _jax_infer(name: str, chunk: int, matmul_dtype: str = "float32"):
+def _jax_model(name: str, chunk: int, matmul_dtype: str = "float32"):
+    """(jitted inference apply, initialised variables, one input chunk) of a registry model."""
     import jax
 
     from rinq_jax.models import get_model
@@ -337,6 +338,13 @@ def _jax_infer(name: str, chunk: int, matmul_dtype: str = "float32"):
         jax.random.key(0), x[:1]
     )
     apply = jax.jit(lambda v, x: model.apply(v, x, train=False))
+    return apply, variables, x
+
+
+def _jax_infer(name: str, chunk: int, matmul_dtype: str = "float32"):
+    import jax
+
+    apply, variables, x = _jax_model(name, chunk, matmul_dtype)
     xj = jax.device_put(x)
     apply(variables, xj).block_until_ready()
 
@@ -614,16 +622,7 @@ def child_memory(kind: str, n_pixels: int, chunk: int) -> None:
             )
             result.append(match(sig, dic).index)
     else:
-        import jax
-
-        from rinq_jax.models import get_model
-
-        model = get_model(kind, "complex")
-        x = _inference_inputs(kind, chunk)
-        variables = jax.jit(lambda k, x: model.init({"params": k}, x, train=False))(
-            jax.random.key(0), x[:1]
-        )
-        apply = jax.jit(lambda v, x: model.apply(v, x, train=False))
+        apply, variables, x = _jax_model(kind, chunk)
         out = np.empty((n_pixels, 2), np.float32)
         for start in range(0, n_pixels, chunk):
             n = min(chunk, n_pixels - start)

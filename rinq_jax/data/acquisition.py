@@ -797,13 +797,10 @@ def acquire_series(
         rng: noise generator; required when ``cfg.snr`` is set.
         time_axis: 0 or 2 (or -1); ``None`` infers it from the shape (an error when both
             readings fit, i.e. T == matrix).
-        batch: repetitions per block (``batch // R`` per interleaf group, at most 16 per
-            finufft call); the block's frames are buffered (batch x H x W complex64).
-        nthreads: finufft threads.
-        progress: show a tqdm progress bar.
-        out: optional C-contiguous complex64[H, W, T] buffer for the result; reusing one
-            across slices saves the first-touch page faults of a fresh 1.6 GB array
-            (~5 s per 256 x 256 x 3000 slice on this machine).
+        batch: as in ``acquire``.
+        nthreads: as in ``acquire``.
+        progress: as in ``acquire``.
+        out: as in ``acquire``.
 
     Returns:
         complex64[H, W, T] aliased (and noisy) image series.

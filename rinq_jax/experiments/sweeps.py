@@ -25,7 +25,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from rinq_jax.data import generate, io
+from rinq_jax.data import QUICK_DATA_DIR, generate, io
 from rinq_jax.evaluation import evaluate as evaluate_lib
 from rinq_jax.evaluation import export, figures, inference
 
@@ -88,7 +88,7 @@ def run(
     step: int | str = "best",
     snrs: Sequence[float | None] = SNRS,
     undersamplings: Sequence[int] = UNDERSAMPLINGS,
-    cache_dir: str | Path = "data/quick/cache",
+    cache_dir: str | Path = QUICK_DATA_DIR / "cache",
     log=print,
 ) -> list[dict[str, Any]]:
     """Evaluate a checkpoint and dictionary matching over the sweep; write table, JSON and plot.

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from rinq_jax.atomic import atomic_path
-from rinq_jax.data import generate, io, pipeline
+from rinq_jax.data import QUICK_DATA_DIR, generate, io, pipeline
 from rinq_jax.evaluation import evaluate as evaluate_lib
 from rinq_jax.evaluation import export, inference
 
@@ -134,7 +134,7 @@ PRESETS = {
         "quick",
         _QUICK,
         dataclasses.replace(_QUICK, n_subjects=8),
-        "data/quick",
+        str(QUICK_DATA_DIR),  # the quick data train.py uses: generated once for both
         "data/quick_more",
         steps=QUICK_STEPS,
     ),
