@@ -122,20 +122,25 @@ def epg_flops_per_atom_rep(n_states: int) -> float:
 def measure_peak(size: int, rounds: int) -> dict:
     """Matmul GFLOP/s on [size, size] @ [size, size] (best round) by numpy, PyTorch and JAX.
 
-    "peak" is the best float32 figure of the three: the machine's float32 matmul peak as far
-    as its libraries reach it. "jax_bf16" is JAX's bfloat16-input, float32-accumulate matmul
-    (the ``matmul_dtype="bfloat16"`` kernels), the reference for the bf16 rows.
+    "jax" is XLA's own dot, "rinq_jax" the product the models use (``native.gemm``: MKL on
+    the CPU where it is installed). "peak" is the best float32 figure of all: the machine's
+    float32 matmul peak as far as its libraries reach it. "jax_bf16" is JAX's
+    bfloat16-input, float32-accumulate matmul (the ``matmul_dtype="bfloat16"`` kernels), the
+    reference for the bf16 rows.
     """
     import jax
     import jax.numpy as jnp
     import torch
+
+    from rinq_jax.native import gemm
 
     rng = np.random.default_rng(0)
     a = rng.standard_normal((size, size), dtype=np.float32)
     b = rng.standard_normal((size, size), dtype=np.float32)
     ja, jb = jnp.asarray(a), jnp.asarray(b)
     ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-    f32 = jax.jit(jnp.matmul)
+    f32 = jax.jit(lambda a, b: jax.lax.dot(a, b))
+    ours = jax.jit(gemm)
     bf16 = jax.jit(
         lambda a, b: jnp.dot(
             a.astype(jnp.bfloat16), b.astype(jnp.bfloat16), preferred_element_type=jnp.float32
@@ -157,13 +162,14 @@ def measure_peak(size: int, rounds: int) -> dict:
             "numpy": timer(lambda: a @ b),
             "torch": timer(lambda: ta @ tb),
             "jax": timer(lambda: f32(ja, jb).block_until_ready()),
+            "rinq_jax": timer(lambda: ours(ja, jb).block_until_ready()),
             "jax_bf16": timer(lambda: bf16(ja, jb).block_until_ready()),
         },
         rounds,
     )
     flops = 2.0 * size**3
     out = {k: flops / min(v) / 1e9 for k, v in times.items()}
-    out["peak"] = max(out["numpy"], out["torch"], out["jax"])
+    out["peak"] = max(out["numpy"], out["torch"], out["jax"], out["rinq_jax"])
     out["size"] = size
     return out
 
@@ -715,7 +721,8 @@ def table(results: dict) -> str:
         rows.append(f"| peak RSS {kind}, whole slice | {r['peak_rss_gib']:.2f} GiB | | | |")
     p = results["peak"]
     rows.append(
-        f"| matmul peak {p['size']}^3, GFLOP/s | jax {p['jax']:.0f} (bf16 {p['jax_bf16']:.0f}) | "
+        f"| matmul peak {p['size']}^3, GFLOP/s | rinq_jax {p['rinq_jax']:.0f}, XLA {p['jax']:.0f} "
+        f"(bf16 {p['jax_bf16']:.0f}) | "
         f"torch {p['torch']:.0f}, numpy {p['numpy']:.0f} | | float32 peak {p['peak']:.0f} |"
     )
     load = results.get("load_average", {})
@@ -754,6 +761,8 @@ def main(argv=None) -> int:
     import jax
     import torch
 
+    from rinq_jax.native import mkl_available
+
     torch.set_num_threads(os.cpu_count() or 1)
     only = set(args.only.split(","))
     models = args.models.split(",")
@@ -766,6 +775,7 @@ def main(argv=None) -> int:
             "cpus": os.cpu_count(),
             "jax": jax.__version__,
             "jax_backend": jax.default_backend(),
+            "float32_matmul": "MKL (rinq_jax.native)" if mkl_available() else "XLA",
             "devices": [str(d) for d in jax.devices()],
             "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(),

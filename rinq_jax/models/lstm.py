@@ -46,6 +46,7 @@ import jax
 import jax.numpy as jnp
 
 from rinq_jax.models.common import dot, matmul, weight_gradient
+from rinq_jax.native import with_packed_rhs
 
 __all__ = ["ChunkedLSTM", "LSTMConfig", "lstm", "chunk_signal", "group_steps", "DEFAULT_UNROLL"]
 
@@ -106,6 +107,20 @@ def _cell(z: jax.Array, c: jax.Array):
     return o * jnp.tanh(c), c, (i, f, g, o)
 
 
+def _recurrent(cfg: LSTMConfig, w_hh, rows: int, transposed: bool, body):
+    """``body(product)``, ``product(a)`` being ``a @ w_hh`` (``a @ w_hh^T`` if ``transposed``).
+
+    float32: MKL with ``w_hh`` packed once for all steps on the CPU (``native``); measured
+    alone at RNN1's [128, 1000] @ [1000, 4000] in a 30-step loop: 406 GFLOP/s packed, 364 not
+    (XLA's dot: 304). bfloat16: XLA's dot with bfloat16 inputs.
+    """
+    if cfg.matmul_dtype == "float32":
+        return with_packed_rhs(w_hh, rows, transposed, body)
+    dtype = jnp.dtype(cfg.matmul_dtype)
+    w = w_hh.astype(dtype)
+    return body(lambda a: dot(a, w, (1, 1 if transposed else 0), dtype))
+
+
 def _run(cfg: LSTMConfig, x, w_ih, w_hh, bias, save: bool):
     """The recurrence over grouped steps x [B, G, S, L]: hidden states [S, B, H].
 
@@ -123,15 +138,18 @@ def _run(cfg: LSTMConfig, x, w_ih, w_hh, bias, save: bool):
     k = steps_per_block(n_steps, batch, cfg.projection_rows)
     unroll = True if k <= MAX_UNROLLED_BLOCK else cfg.unroll
 
-    def step(carry, xp_t):
-        h, c = carry
-        return cell(xp_t + mm(h, w_hh), c)
+    def recurrence(product):
+        def step(carry, xp_t):
+            h, c = carry
+            return cell(xp_t + product(h), c)
 
-    def block(carry, start):
-        x_block = _time_major(jax.lax.dynamic_slice_in_dim(x, start, k, axis=2))
-        return jax.lax.scan(step, carry, mm(x_block, w_ih) + bias, unroll=unroll)
+        def block(carry, start):
+            x_block = _time_major(jax.lax.dynamic_slice_in_dim(x, start, k, axis=2))
+            return jax.lax.scan(step, carry, mm(x_block, w_ih) + bias, unroll=unroll)
 
-    _, out = jax.lax.scan(block, (zeros, zeros), jnp.arange(0, n_steps, k))
+        return jax.lax.scan(block, (zeros, zeros), jnp.arange(0, n_steps, k))[1]
+
+    out = _recurrent(cfg, w_hh, batch, False, recurrence)
     # [S/k, k, B, ...] -> [S, B, ...]
     return jax.tree.map(lambda a: a.reshape(n_steps, *a.shape[2:]), out)
 
@@ -169,10 +187,9 @@ def _lstm_bwd(cfg, residuals, d_hs):
     n_steps, batch, hidden = hs.shape
     zeros = jnp.zeros((1, batch, hidden), hs.dtype)
     dtype = jnp.dtype(cfg.matmul_dtype)
-    w_hh_cast = w_hh.astype(dtype)
     c_prev = jnp.concatenate([zeros, cs[:-1]])
 
-    def step(carry, inputs):
+    def step(product, carry, inputs):
         dh_next, dc_next = carry
         dh, c, c_before, gates_t = inputs
         i, f, g, o = jnp.split(gates_t, 4, axis=-1)
@@ -184,11 +201,18 @@ def _lstm_bwd(cfg, residuals, d_hs):
              dh * tanh_c * o * (1 - o)],
             axis=-1,
         )  # fmt: skip
-        return (dot(dz, w_hh_cast, (1, 1), dtype), dc * f), dz  # dz W_hh^T
+        return (product(dz), dc * f), dz  # dz W_hh^T
 
-    _, dz = jax.lax.scan(
-        step, (zeros[0], zeros[0]), (d_hs, cs, c_prev, gates), reverse=True, unroll=cfg.unroll
-    )
+    def recurrence(product):
+        return jax.lax.scan(
+            functools.partial(step, product),
+            (zeros[0], zeros[0]),
+            (d_hs, cs, c_prev, gates),
+            reverse=True,
+            unroll=cfg.unroll,
+        )[1]
+
+    dz = _recurrent(cfg, w_hh, batch, True, recurrence)
     rows = n_steps * batch
     dz_rows = dz.reshape(rows, -1)  # [S*B, 4H]
     h_prev = jnp.concatenate([zeros, hs[:-1]]).reshape(rows, hidden)
