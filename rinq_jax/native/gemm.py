@@ -122,7 +122,10 @@ def _library() -> ctypes.CDLL | None:
     except (OSError, RuntimeError) as error:
         if mode == "mkl":
             raise RuntimeError(f"{GEMM_ENV}=mkl, but: {error}") from error
-        warnings.warn(f"rinq_jax: float32 matmuls use XLA's kernel, not MKL: {error}", stacklevel=3)
+        if jax.default_backend() == "cpu":  # on accelerators XLA's dot is the choice anyway
+            warnings.warn(
+                f"rinq_jax: float32 matmuls use XLA's kernel, not MKL: {error}", stacklevel=3
+            )
         return None
     return lib
 

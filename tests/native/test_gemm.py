@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rinq_jax.native import GEMM_ENV, gemm, mkl_available
+from rinq_jax.native import GEMM_ENV, gemm, mkl_available, with_packed_rhs
 
 FLAGS = [(False, False), (True, False), (False, True), (True, True)]
 
@@ -42,6 +42,23 @@ def test_product_matches_float64(m, k, n, trans_a, trans_b):
     out = jax.jit(gemm, static_argnums=(2, 3))(a, b, trans_a, trans_b)
     assert out.shape == (m, n) and out.dtype == jnp.float32
     np.testing.assert_allclose(out, _exact(a, b, trans_a, trans_b), rtol=1e-5, atol=1e-5 * k)
+
+
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_packed_rhs_serves_a_chain_of_products(trans_b):
+    # The LSTM's use: one right-hand side, packed once, many dependent products.
+    a, b = _operands(8, 6, 6, False, trans_b, seed=5)
+
+    def body(product):
+        return jax.lax.fori_loop(0, 3, lambda _, h: jnp.tanh(product(h)), a[:, :6])
+
+    out = jax.jit(lambda b: with_packed_rhs(b, 8, trans_b, body))(b)
+    op_b, h = (b.T if trans_b else b).astype(np.float64), a[:, :6].astype(np.float64)
+    for _ in range(3):
+        h = np.tanh(h @ op_b)
+    np.testing.assert_allclose(out, h, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"expected a float32\[8, 6\], got float32\[4, 6\]"):
+        jax.jit(lambda b: with_packed_rhs(b, 8, trans_b, lambda product: product(a[:4, :6])))(b)
 
 
 def test_empty_and_zero_contraction():
