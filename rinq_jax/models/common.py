@@ -130,9 +130,9 @@ _bf16_matmul.defvjp(_bf16_matmul_fwd, _bf16_matmul_bwd)
 def matmul(a: jax.Array, b: jax.Array, matmul_dtype: str = "float32") -> jax.Array:
     """The product a float32[..., K] @ b float32[K, N] -> float32[..., N] in ``matmul_dtype``.
 
-    "float32": the plain product (``native.gemm``: MKL on the CPU). "bfloat16": inputs rounded to bfloat16, float32
-    accumulation; in the gradient the same for ``d_a``, and float32 ``weight_gradient``
-    for ``d_b``.
+    "float32": the plain product (``native.gemm``: MKL on the CPU). "bfloat16": inputs
+    rounded to bfloat16, float32 accumulation; in the gradient the same for ``d_a``, and
+    float32 ``weight_gradient`` for ``d_b``.
     """
     check_matmul_dtype(matmul_dtype)
     if matmul_dtype == "float32":

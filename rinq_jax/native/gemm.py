@@ -55,6 +55,7 @@ _MKL_RT = "libmkl_rt.so.3"
 # instead of 1,100 ms per 1,024 pixels, and it spins for 200 ms after each product, taking
 # the cores from XLA's threads unless KMP_BLOCKTIME=0 is set before it starts.
 _THREADING_GNU = 3
+_CXXFLAGS = ("-O2", "-std=c++17", "-shared", "-fPIC", "-w")
 _TARGETS = {"rinq_sgemm": "RinqSgemm", "rinq_sgemm_pack": "RinqSgemmPack",
             "rinq_sgemm_packed": "RinqSgemmPacked"}  # fmt: skip
 
@@ -77,11 +78,10 @@ def _find_mkl() -> Path | None:
 
 
 def _build(mkl: Path) -> Path:
-    """Compile gemm.cc against ``mkl`` (cached by the source, JAX version and MKL path)."""
+    """Compile gemm.cc against ``mkl`` (cached by source, JAX version, MKL path and flags)."""
     include = jax.ffi.include_dir()
-    key = hashlib.sha256(
-        b"\0".join([_SOURCE.read_bytes(), jax.__version__.encode(), str(mkl).encode()])
-    ).hexdigest()[:16]
+    parts = [_SOURCE.read_bytes(), jax.__version__, str(mkl), *_CXXFLAGS]
+    key = hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
     cache = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "rinq_jax")
     target = cache / f"gemm-{key}.so"
     if target.is_file():
@@ -91,9 +91,8 @@ def _build(mkl: Path) -> Path:
         raise RuntimeError("no C++ compiler found (set CXX, or install g++)")
     cache.mkdir(parents=True, exist_ok=True)
     with atomic_path(target) as tmp:
-        cmd = [compiler, "-O2", "-std=c++17", "-shared", "-fPIC", "-w", f"-I{include}",
-               str(_SOURCE), f"-L{mkl.parent}", f"-l:{mkl.name}", f"-Wl,-rpath,{mkl.parent}",
-               "-o", str(tmp)]  # fmt: skip
+        cmd = [compiler, *_CXXFLAGS, f"-I{include}", str(_SOURCE), f"-L{mkl.parent}",
+               f"-l:{mkl.name}", f"-Wl,-rpath,{mkl.parent}", "-o", str(tmp)]  # fmt: skip
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode:
             raise RuntimeError(f"compiling {_SOURCE} failed:\n{done.stderr[-2000:]}")
@@ -112,6 +111,9 @@ def _library() -> ctypes.CDLL | None:
         mkl = _find_mkl()
         if mkl is None:
             raise RuntimeError(f"{_MKL_RT} not found (pip install mkl)")
+        # MKL's GNU threading layer loads it at the first product and aborts the process
+        # if it is missing: check here, where a fallback is still possible.
+        ctypes.CDLL("libgomp.so.1")
         lib = ctypes.CDLL(str(_build(mkl)))
         if lib.rinq_mkl_init(_THREADING_GNU):
             raise RuntimeError("MKL refused its threading layer or reproducibility mode")
