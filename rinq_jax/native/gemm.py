@@ -241,9 +241,7 @@ def with_packed_rhs(b: jax.Array, rows: int, trans_b: bool, body):
         return body(checked(lambda a: _xla_dot(a, b, False, trans_b)))
 
     lib = _library()
-    if lib is None:
-        return xla(b)
-    size = lib.rinq_sgemm_pack_size(rows, n, k)
+    size = lib.rinq_sgemm_pack_size(rows, n, k) if lib is not None else 0
 
     def mkl(b):
         pack = jax.ffi.ffi_call("rinq_sgemm_pack", jax.ShapeDtypeStruct((size,), jnp.uint8))
@@ -251,4 +249,4 @@ def with_packed_rhs(b: jax.Array, rows: int, trans_b: bool, body):
         call = jax.ffi.ffi_call("rinq_sgemm_packed", jax.ShapeDtypeStruct((rows, n), jnp.float32))
         return body(checked(lambda a: call(a, packed, n=np.int64(n))))
 
-    return jax.lax.platform_dependent(b, cpu=mkl, default=xla)
+    return _on_cpu(mkl, xla, b)
