@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rinq_jax.cli import positive_int
+from rinq_jax.cli import keep_freed_memory, positive_int
 
 
 def _step(text: str) -> int | str:
@@ -104,4 +104,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    keep_freed_memory()
     sys.exit(main())

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rinq_jax.cli import non_negative_int, positive_float, positive_int
+from rinq_jax.cli import keep_freed_memory, non_negative_int, positive_float, positive_int
 
 # Quick data: default optimiser steps per model, so that each default run takes about 10 minutes
 # or less on 2 CPU cores. Measured train-step times there (1 CPU device, paper batch sizes, before
@@ -171,4 +171,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    keep_freed_memory()
     sys.exit(main())

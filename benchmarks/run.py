@@ -827,4 +827,8 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    # As train.py and eval.py do; process-wide, so PyTorch and mrpro run with it too.
+    from rinq_jax.cli import keep_freed_memory
+
+    keep_freed_memory()
     sys.exit(main())
