@@ -7,7 +7,7 @@
 // Targets (row-major float32, C = op(A) @ op(B), op = transpose when the flag is set):
 //   rinq_sgemm(a, b; trans_a, trans_b) -> c
 //   rinq_sgemm_pack(b; trans_b, rows) -> packed      (MKL's packed format of op(B), uint8)
-//   rinq_sgemm_packed(a, packed; n, k) -> c           (C = A @ op(B), B given packed)
+//   rinq_sgemm_packed(a, packed; n) -> c              (C = A @ op(B), B given packed)
 // MKL is linked through libmkl_rt (LP64: 32-bit integers); the sizes are checked.
 
 #include <cstdint>
