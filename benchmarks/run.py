@@ -174,6 +174,27 @@ def measure_peak(size: int, rounds: int) -> dict:
     return out
 
 
+def cpu_description() -> str:
+    """The CPU as /proc/cpuinfo names it, with the vector extensions that decide the kernels.
+
+    E.g. "AMD EPYC (AuthenticAMD, family 25, model 17; avx512f avx512_bf16)"; "" where unknown.
+    """
+    try:
+        lines = Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
+    except OSError:
+        return ""
+    info = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+    flags = [
+        f
+        for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile")
+        if f in info.get("flags", "").split()
+    ]
+    return (
+        f"{info.get('model name', '?')} ({info.get('vendor_id', '?')}, family "
+        f"{info.get('cpu family', '?')}, model {info.get('model', '?')}; {' '.join(flags)})"
+    )
+
+
 def load_average() -> float:
     """The 1-minute load average (processes wanting a CPU), or -1 where unknown."""
     try:
@@ -729,7 +750,9 @@ def table(results: dict) -> str:
     if load:
         rows.append(
             f"\n1-minute load average during the run: {min(load.values()):.1f} to "
-            f"{max(load.values()):.1f} on {results['machine']['cpus']} CPUs"
+            f"{max(load.values()):.1f} on {results['machine']['cpus']} CPUs "
+            f"({results['machine'].get('cpu') or 'CPU unknown'}; float32 products: "
+            f"{results['machine'].get('float32_matmul', '?')})"
             + (
                 " -- other processes competed for the cores: PyTorch's spinning OpenMP "
                 "threads suffer most from that, so these ratios overstate rinq_jax's lead."
@@ -773,6 +796,7 @@ def main(argv=None) -> int:
         "machine": {
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
+            "cpu": cpu_description(),
             "jax": jax.__version__,
             "jax_backend": jax.default_backend(),
             "float32_matmul": "MKL (rinq_jax.native)" if mkl_available() else "XLA",

@@ -38,7 +38,7 @@ def test_interleaved_alternates_and_times_every_round():
 def _fake_results(load):
     rate = {"jax": 300.0, "torch": 200.0, "jax_bf16": 900.0, "torch_bf16": 600.0}
     return {
-        "machine": {"cpus": 2},
+        "machine": {"cpus": 2, "cpu": "EPYC (AuthenticAMD)", "float32_matmul": "XLA"},
         "peak": {
             "numpy": 350.0,
             "torch": 400.0,
@@ -67,7 +67,10 @@ def test_table_reports_bf16_rows_against_their_own_peak():
     text = table(results)
     assert "| train rnn3 (B=32), patches/s | 300 | 200 | 1.50x | 150 (38 %) |" in text
     assert "1.50x (4.50x float32 torch) | 450 (45 %) of bf16 peak" in text
-    assert "load average during the run: 0.5 to 1.2 on 2 CPUs." in text
+    assert (
+        "load average during the run: 0.5 to 1.2 on 2 CPUs (EPYC (AuthenticAMD); "
+        "float32 products: XLA)." in text
+    )
 
 
 def test_table_warns_when_other_processes_competed():

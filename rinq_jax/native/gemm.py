@@ -1,12 +1,15 @@
-"""float32 matrix products through Intel MKL on XLA:CPU, XLA's own ``dot`` everywhere else.
+"""float32 matrix products through Intel MKL on Intel CPUs, XLA's own ``dot`` everywhere else.
 
-Why: the networks are matmul-bound, and on this project's 2 Sapphire Rapids cores XLA:CPU's
-float32 matmul is the slowest of the available kernels. Measured in a 30-step jitted loop
-like the LSTM's (GFLOP/s, two runs, XLA / MKL / MKL with the right-hand side packed once):
-RNN1's recurrent [128, 1000] @ [1000, 4000] 278-304 / 319-364 / 338-406; an inference
-block [1024, 1000] @ [1000, 4000] 295-314 / 354-373 / 369-385; RNN3's small [32, 500] @
-[500, 2000] 114-119 / 198-220 / 97-167 (packing does not pay there, but the LSTM's gradient
-measured the same either way, so one path serves all). Whole networks: benchmarks/results.md.
+Why: the networks are matmul-bound, and on 2 Sapphire Rapids cores XLA:CPU's float32 matmul
+is the slowest of the available kernels. Measured in a 30-step jitted loop like the LSTM's
+(GFLOP/s, two runs, XLA / MKL / MKL with the right-hand side packed once): RNN1's recurrent
+[128, 1000] @ [1000, 4000] 278-304 / 319-364 / 338-406; an inference block [1024, 1000] @
+[1000, 4000] 295-314 / 354-373 / 369-385; RNN3's small [32, 500] @ [500, 2000] 114-119 /
+198-220 / 97-167 (packing does not pay there, but the LSTM's gradient measured the same
+either way, so one path serves all). On 2 AMD EPYC (Zen 4) cores the order reverses, MKL
+taking its generic code path there: 155-174 / 143-169 / 132-161, 191-205 / 131-186 /
+137-163 and 153-180 / 95-123 / 92-128, and whole networks trained and ran 1.4-1.6x slower
+with MKL. So by default MKL serves Intel CPUs only. Whole networks: benchmarks/results.md.
 
 How: ``gemm.cc`` defines XLA FFI handlers that call MKL's ``cblas_sgemm`` (and its packed
 variant); it is compiled with the system's C++ compiler on first use against JAX's FFI
@@ -15,9 +18,11 @@ headers and the ``libmkl_rt`` of the ``mkl`` wheel (see requirements.txt), and c
 picks the MKL call when a computation is lowered for the CPU and XLA's ``dot_general`` for
 GPUs and TPUs, so one jitted function serves both.
 
-Fallback: where MKL, a compiler or x86-64 Linux is missing, or with ``RINQ_JAX_GEMM=xla``,
-every product is XLA's (one warning says why); results agree to float32 rounding.
-``RINQ_JAX_GEMM=mkl`` makes a missing MKL an error instead (benchmarks, tests).
+Choice (``RINQ_JAX_GEMM``, read whenever a product is traced): "auto" (default) uses MKL
+on Intel CPUs, and where MKL, a compiler or x86-64 Linux is missing there, XLA's dot with
+one warning saying why; "xla" always uses XLA's dot; "mkl" uses MKL on any x86-64 Linux
+CPU and makes a missing MKL an error (tests of the kernels). Results agree to float32
+rounding.
 
 Reproducibility: MKL runs in its conditional-numerical-reproducibility AUTO mode, so a
 product does not depend on where its operands lie in memory, and a training run resumed
@@ -67,6 +72,19 @@ def _mode() -> str:
     return mode
 
 
+@functools.cache
+def _cpu_vendor() -> str:
+    """The CPU's vendor id ("GenuineIntel", "AuthenticAMD", ...), or "" where unknown."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
 def _find_mkl() -> Path | None:
     """``libmkl_rt`` as the ``mkl`` wheel installs it (its data files go to ``<prefix>/lib``)."""
     prefixes = [sys.prefix, site.getuserbase(), sys.base_prefix]
@@ -100,11 +118,8 @@ def _build(mkl: Path) -> Path:
 
 
 @functools.cache
-def _library() -> ctypes.CDLL | None:
-    """The compiled kernels with their FFI targets registered, or None (XLA's dot is used)."""
-    mode = _mode()
-    if mode == "xla":
-        return None
+def _load() -> tuple[ctypes.CDLL | None, str]:
+    """The compiled kernels with their FFI targets registered, or None and the reason."""
     try:
         if platform.system() != "Linux" or platform.machine() != "x86_64":
             raise RuntimeError(f"MKL kernels are built for x86-64 Linux, not {platform.platform()}")
@@ -122,18 +137,37 @@ def _library() -> ctypes.CDLL | None:
         for target, symbol in _TARGETS.items():
             jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(lib, symbol)), "cpu")
     except (OSError, RuntimeError) as error:
-        if mode == "mkl":
-            raise RuntimeError(f"{GEMM_ENV}=mkl, but: {error}") from error
-        if jax.default_backend() == "cpu":  # on accelerators XLA's dot is the choice anyway
-            warnings.warn(
-                f"rinq_jax: float32 matmuls use XLA's kernel, not MKL: {error}", stacklevel=3
-            )
+        return None, str(error)
+    return lib, ""
+
+
+@functools.cache
+def _warn_fallback(reason: str) -> None:
+    if jax.default_backend() == "cpu":  # on accelerators XLA's dot is the choice anyway
+        warnings.warn(
+            f"rinq_jax: float32 matmuls use XLA's kernel, not MKL: {reason}", stacklevel=4
+        )
+
+
+def _library() -> ctypes.CDLL | None:
+    """The MKL kernels where products traced now should use them, else None (XLA's dot).
+
+    ``RINQ_JAX_GEMM`` is read at each call, i.e. whenever a product is traced: "auto" uses
+    MKL on Intel CPUs only (see the module docstring), "mkl" on any x86-64 Linux CPU.
+    """
+    mode = _mode()
+    if mode == "xla" or (mode == "auto" and _cpu_vendor() != "GenuineIntel"):
         return None
+    lib, reason = _load()
+    if lib is None:
+        if mode == "mkl":
+            raise RuntimeError(f"{GEMM_ENV}=mkl, but: {reason}")
+        _warn_fallback(reason)
     return lib
 
 
 def mkl_available() -> bool:
-    """Whether float32 products on the CPU go through MKL (builds the kernels on first call)."""
+    """Whether float32 products traced now on the CPU go through MKL (builds the kernels)."""
     return _library() is not None
 
 

@@ -1,5 +1,6 @@
 """The MKL matmul custom call: products, gradients, lowering per platform, fallback, errors."""
 
+import importlib
 import os
 import platform
 import subprocess
@@ -13,6 +14,15 @@ import pytest
 from rinq_jax.native import GEMM_ENV, gemm, mkl_available, with_packed_rhs
 
 FLAGS = [(False, False), (True, False), (False, True), (True, True)]
+_GEMM = importlib.import_module("rinq_jax.native.gemm")  # the package exports the function
+
+
+@pytest.fixture(autouse=True)
+def mkl_wherever_it_builds(monkeypatch):
+    # The default picks MKL on Intel CPUs only; these tests exercise the kernels on any
+    # x86-64 Linux CPU where they build.
+    if _GEMM._load()[0] is not None:
+        monkeypatch.setenv(GEMM_ENV, "mkl")
 
 
 def _operands(m, k, n, trans_a, trans_b, seed=0):
@@ -27,12 +37,17 @@ def _exact(a, b, trans_a, trans_b):
     return (a64.T if trans_a else a64) @ (b64.T if trans_b else b64)
 
 
-def test_mkl_is_used_where_the_requirements_install_it():
-    # requirements.txt installs the mkl wheel on x86-64 Linux (CI): the fast path must build
-    # there, not fall back silently.
+def test_mkl_is_used_where_the_requirements_install_it(monkeypatch):
+    # requirements.txt installs the mkl wheel on x86-64 Linux (CI): the kernels must build
+    # there, not fall back silently, and the default must pick them on Intel CPUs only.
     if platform.system() != "Linux" or platform.machine() != "x86_64":
         pytest.skip("MKL kernels are built for x86-64 Linux only")
+    monkeypatch.setenv(GEMM_ENV, "mkl")
     assert mkl_available()
+    monkeypatch.setenv(GEMM_ENV, "auto")
+    assert mkl_available() == (_GEMM._cpu_vendor() == "GenuineIntel")
+    monkeypatch.setenv(GEMM_ENV, "xla")
+    assert not mkl_available()
 
 
 @pytest.mark.parametrize(("trans_a", "trans_b"), FLAGS)
