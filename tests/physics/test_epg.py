@@ -180,3 +180,26 @@ def test_fast_path_equals_scan_of_fisp_repetition(phases, monkeypatch):
         reference = _reference_signals(seq, t1_ms, t2_ms, b1, jnp.float64)
     assert fast.dtype == np.complex128
     np.testing.assert_allclose(fast / scale, reference / scale, rtol=0, atol=1e-12)
+
+
+def test_atoms_split_over_threads_give_the_one_thread_signals(monkeypatch):
+    # Outside of tracing, simulate cuts the atoms into one padded shard per core and runs
+    # the shards in threads; every atom is computed on its own, so nothing may change.
+    from rinq_jax.physics import epg
+
+    rng = np.random.default_rng(3)
+    seq = paper_sequence(200)
+    t1_ms = rng.uniform(100.0, 4000.0, 333)
+    t2_ms = t1_ms * rng.uniform(0.005, 0.5, 333) + 5.0
+    b1 = rng.uniform(0.6, 1.4, 333)
+    one = np.asarray(jax.jit(lambda *p: simulate(seq, *p))(t1_ms, t2_ms, b1))  # traced: one call
+    monkeypatch.setattr(epg, "ATOM_CHUNK", 64)
+    monkeypatch.setattr(epg, "_cores", lambda: 3)
+    shards = []
+    flat = epg._simulate_flat
+    monkeypatch.setattr(
+        epg, "_simulate_flat", lambda *a, **k: shards.append(a[5].shape) or flat(*a, **k)
+    )
+    split = np.asarray(simulate(seq, t1_ms, t2_ms, b1))
+    assert shards == [(128,)] * 3  # 333 atoms -> 3 shards of 2 chunks of 64, padded
+    np.testing.assert_array_equal(split, one)
