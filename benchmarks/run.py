@@ -686,7 +686,7 @@ def _fmt(v, spec=".1f"):
 def table(results: dict) -> str:
     """The results as one Markdown table."""
     rows = [
-        "| workload | rinq_jax | PyTorch / mrpro | ratio | rinq_jax GFLOP/s (% peak) |",
+        "| workload | rinq_jax | PyTorch / mrpro | ratio (roofline) | rinq_jax GFLOP/s (% peak) |",
         "|---|---|---|---|---|",
     ]
     peak = results["peak"]["peak"]
@@ -695,6 +695,10 @@ def table(results: dict) -> str:
     def pct(g, ref=peak):
         return f"{g:.0f} ({100 * g / ref:.0f} %)"
 
+    def roofline(r):
+        # The most any implementation could lead PyTorch by: the peak over PyTorch's rate.
+        return f" (roofline {peak / r['gflops']['torch']:.2f}x)"
+
     for name, r in results.get("training", {}).items():
         rate = r["patches_per_s"]
         other = f"{rate['torch']:.0f}"
@@ -702,7 +706,7 @@ def table(results: dict) -> str:
             other += f" (compiled {rate['torch_compile']:.0f})"
         rows.append(
             f"| train {name} (B={r['batch']}), patches/s | {rate['jax']:.0f} | {other} "
-            f"| {r['ratio_vs_torch']:.2f}x | {pct(r['gflops']['jax'])} |"
+            f"| {r['ratio_vs_torch']:.2f}x{roofline(r)} | {pct(r['gflops']['jax'])} |"
         )
         if "jax_bf16" in rate:
             rows.append(
@@ -715,7 +719,7 @@ def table(results: dict) -> str:
         t = r["slice_s"]
         rows.append(
             f"| infer {name}, slice of {r['pixels']} px, s | {t['jax']:.1f} | "
-            f"{t['torch']:.1f} | {r['ratio_vs_torch']:.2f}x | {pct(r['gflops']['jax'])} |"
+            f"{t['torch']:.1f} | {r['ratio_vs_torch']:.2f}x{roofline(r)} | {pct(r['gflops']['jax'])} |"
         )
         if "jax_bf16" in t:
             rows.append(

@@ -65,7 +65,9 @@ def test_table_reports_bf16_rows_against_their_own_peak():
     results = _fake_results(1.2)
     results["peak"]["peak"] = 400.0
     text = table(results)
-    assert "| train rnn3 (B=32), patches/s | 300 | 200 | 1.50x | 150 (38 %) |" in text
+    assert (
+        "| train rnn3 (B=32), patches/s | 300 | 200 | 1.50x (roofline 4.00x) | 150 (38 %) |" in text
+    )
     assert "1.50x (4.50x float32 torch) | 450 (45 %) of bf16 peak" in text
     assert (
         "load average during the run: 0.5 to 1.2 on 2 CPUs (EPYC (AuthenticAMD); "
