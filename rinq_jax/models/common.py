@@ -81,7 +81,7 @@ def dot(a: jax.Array, b: jax.Array, contract: tuple[int, int], dtype) -> jax.Arr
     Accumulates and returns float32. Contracting over the stored axes, instead of
     transposing an operand first, matters on XLA:CPU: a bfloat16 product with a transposed
     operand fell back to the float32 kernel (bf16 LSTM gradient, RNN1: 664 -> 495 ms).
-    float32 products of matrices go through ``native.gemm`` (MKL on the CPU).
+    float32 products of matrices go through ``native.gemm`` (MKL on Intel CPUs).
     """
     if jnp.dtype(dtype) == jnp.float32 and a.ndim == b.ndim == 2:
         return gemm(
@@ -130,7 +130,7 @@ _bf16_matmul.defvjp(_bf16_matmul_fwd, _bf16_matmul_bwd)
 def matmul(a: jax.Array, b: jax.Array, matmul_dtype: str = "float32") -> jax.Array:
     """The product a float32[..., K] @ b float32[K, N] -> float32[..., N] in ``matmul_dtype``.
 
-    "float32": the plain product (``native.gemm``: MKL on the CPU). "bfloat16": inputs
+    "float32": the plain product (``native.gemm``: MKL on Intel CPUs). "bfloat16": inputs
     rounded to bfloat16, float32 accumulation; in the gradient the same for ``d_a``, and
     float32 ``weight_gradient`` for ``d_b``.
     """
