@@ -8,7 +8,7 @@ is the slowest of the available kernels. Measured in a 30-step jitted loop like 
 198-220 / 97-167 (packing does not pay there, but the LSTM's gradient measured the same
 either way, so one path serves all). On 2 AMD EPYC (Zen 4) cores the order reverses, MKL
 taking its generic code path there: 155-174 / 143-169 / 132-161, 191-205 / 131-186 /
-137-163 and 153-180 / 95-123 / 92-128, and whole networks trained and ran 1.4-1.6x slower
+137-163 and 153-180 / 95-123 / 92-128, and whole networks trained and ran 1.1-1.5x slower
 with MKL. So by default MKL serves Intel CPUs only. Whole networks: benchmarks/results.md.
 
 How: ``gemm.cc`` defines XLA FFI handlers that call MKL's ``cblas_sgemm`` (and its packed
