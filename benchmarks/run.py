@@ -179,11 +179,11 @@ def cpu_description() -> str:
 
     E.g. "AMD EPYC (AuthenticAMD, family 25, model 17; avx512f avx512_bf16)"; "" where unknown.
     """
-    try:
-        lines = Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
-    except OSError:
+    from rinq_jax.native import cpu_info
+
+    info = cpu_info()
+    if not info:
         return ""
-    info = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
     flags = [
         f
         for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile")

@@ -49,7 +49,7 @@ import numpy as np
 
 from rinq_jax.atomic import atomic_path
 
-__all__ = ["gemm", "with_packed_rhs", "mkl_available", "GEMM_ENV"]
+__all__ = ["gemm", "with_packed_rhs", "mkl_available", "cpu_info", "GEMM_ENV"]
 
 GEMM_ENV = "RINQ_JAX_GEMM"  # "auto" (default), "mkl" or "xla"
 CACHE_ENV = "RINQ_JAX_CACHE_DIR"
@@ -73,16 +73,18 @@ def _mode() -> str:
 
 
 @functools.cache
-def _cpu_vendor() -> str:
-    """The CPU's vendor id ("GenuineIntel", "AuthenticAMD", ...), or "" where unknown."""
+def cpu_info() -> dict[str, str]:
+    """The first processor's fields in ``/proc/cpuinfo``, or {} where there is none.
+
+    E.g. "vendor_id" ("GenuineIntel", "AuthenticAMD"), "model name", "cpu family", "flags".
+    """
     try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("vendor_id"):
-                    return line.split(":", 1)[1].strip()
+        block = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
     except OSError:
-        pass
-    return ""
+        return {}
+    return {
+        k.strip(): v.strip() for k, _, v in (line.partition(":") for line in block.splitlines())
+    }
 
 
 def _find_mkl() -> Path | None:
@@ -156,7 +158,7 @@ def _library() -> ctypes.CDLL | None:
     MKL on Intel CPUs only (see the module docstring), "mkl" on any x86-64 Linux CPU.
     """
     mode = _mode()
-    if mode == "xla" or (mode == "auto" and _cpu_vendor() != "GenuineIntel"):
+    if mode == "xla" or (mode == "auto" and cpu_info().get("vendor_id") != "GenuineIntel"):
         return None
     lib, reason = _load()
     if lib is None:
