@@ -84,7 +84,9 @@ def median(xs):
 def matmul_flops_per_sample(name: str, n_time: int = N_REPS, channels: int = 2) -> float:
     """Forward multiply-add FLOPs (2 per MAC) of one input patch; elementwise work is ignored.
 
-    Training counts 3x (forward, and the two backward matmuls per forward one).
+    Training counts 3x (forward, and the two backward matmuls per forward one). The count
+    is the textbook one that PyTorch performs; rinq_jax's LSTM skips the first step's
+    product with h_0 = 0 (1/30 of the recurrent FLOPs), so its GFLOP/s are "effective" ones.
     """
     if name == "cnn1":
         flops, c, t = 0.0, channels, n_time
