@@ -3,9 +3,10 @@
 #
 #   bash benchmarks/gpu.sh            # quick suite, writes benchmarks/results_gpu.json
 #
-# Installs jax[cuda12] when JAX does not see a GPU yet (the PyTorch reference stays on the
-# CPU wheel pinned in benchmarks/requirements.txt: on GPU machines install a CUDA torch of the
-# same version yourself if you want a GPU-vs-GPU comparison; the script reports what it used).
+# Installs jax[cuda12] when JAX does not see a GPU yet. The PyTorch and mrpro references run
+# on the GPU too where the installed torch sees it (PyPI's Linux torch wheels, as pinned in
+# benchmarks/requirements.txt, are normally CUDA builds), else on the CPU; results_gpu.json
+# records which ("torch_device"). Peak memory there is the host's resident memory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -15,7 +15,8 @@ Measures in one run, on whatever machine runs it (CPU or accelerator):
 
 Timing: on shared CPUs timings are noisy, so the candidates are measured in interleaved
 rounds (jax, torch, jax, torch, ...) and each reports the median round; the ratio is
-jax/torch throughput from the same run. Compilation and warm-up are excluded.
+jax/torch throughput from the same run. Compilation and warm-up are excluded. Where JAX runs
+on a GPU, PyTorch and mrpro run on it too if the installed torch sees it (``torch_device``).
 
 Writes ``benchmarks/results.json`` (or ``--out``) and prints a Markdown table.
 """
@@ -74,6 +75,26 @@ def interleaved(fns: dict, rounds: int, settle_s: float = SETTLE_S) -> dict[str,
             time.sleep(settle_s)
             times[k].append(fn())
     return times
+
+
+def torch_device() -> str:
+    """Where the PyTorch and mrpro references run: "cuda" or "cpu".
+
+    "cuda" where JAX runs on a GPU and the installed torch sees one (PyPI's Linux torch
+    wheels are CUDA builds), so that an accelerator run compares GPU with GPU.
+    """
+    import jax
+    import torch
+
+    return "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"
+
+
+def torch_sync(device: str) -> None:
+    """Wait for the PyTorch work queued on ``device`` (CUDA runs asynchronously)."""
+    if device == "cuda":
+        import torch
+
+        torch.cuda.synchronize()
 
 
 def median(xs):
@@ -140,7 +161,8 @@ def measure_peak(size: int, rounds: int) -> dict:
     a = rng.standard_normal((size, size), dtype=np.float32)
     b = rng.standard_normal((size, size), dtype=np.float32)
     ja, jb = jnp.asarray(a), jnp.asarray(b)
-    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    device = torch_device()
+    ta, tb = torch.from_numpy(a).to(device), torch.from_numpy(b).to(device)
     f32 = jax.jit(lambda a, b: jax.lax.dot(a, b))
     ours = jax.jit(gemm)
     bf16 = jax.jit(
@@ -162,7 +184,7 @@ def measure_peak(size: int, rounds: int) -> dict:
     times = interleaved(
         {
             "numpy": timer(lambda: a @ b),
-            "torch": timer(lambda: ta @ tb),
+            "torch": timer(lambda: (ta @ tb, torch_sync(device))),
             "jax": timer(lambda: f32(ja, jb).block_until_ready()),
             "rinq_jax": timer(lambda: ours(ja, jb).block_until_ready()),
             "jax_bf16": timer(lambda: bf16(ja, jb).block_until_ready()),
@@ -251,10 +273,11 @@ def _torch_train(name: str, x: np.ndarray, y: np.ndarray, compile_model: bool, b
     from rinq_jax.models import model_spec
 
     torch.manual_seed(0)
-    model = ref.build(name)
+    device = torch_device()
+    model = ref.build(name).to(device)
     lr = model_spec(name, "complex").learning_rate
     fn = torch.compile(model) if compile_model else model
-    step = ref.make_train_step(model, lr, bf16) if not compile_model else None
+    step = ref.make_train_step(model, lr, bf16, device) if not compile_model else None
     if compile_model:
         optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999))
 
@@ -267,17 +290,21 @@ def _torch_train(name: str, x: np.ndarray, y: np.ndarray, compile_model: bool, b
 
         model.train()
     xt, yt = (
-        torch.from_numpy(x),
-        torch.from_numpy((y - np.float32(TARGET_NORM_MS[0])) / np.float32(TARGET_NORM_MS[1])),
+        torch.from_numpy(x).to(device),
+        torch.from_numpy((y - np.float32(TARGET_NORM_MS[0])) / np.float32(TARGET_NORM_MS[1])).to(
+            device
+        ),
     )
     t = time.perf_counter()
     step(xt, yt)
+    torch_sync(device)
     compile_s = time.perf_counter() - t
 
     def run(n_steps: int) -> float:
         t = time.perf_counter()
         for _ in range(n_steps):
             step(xt, yt)
+        torch_sync(device)
         return time.perf_counter() - t
 
     run(1)
@@ -393,11 +420,12 @@ def _torch_infer(name: str, x: np.ndarray, bf16: bool = False):
     from benchmarks import torch_reference as ref
 
     torch.manual_seed(0)
-    model = ref.build(name).eval()
-    xt = torch.from_numpy(x)
+    device = torch_device()
+    model = ref.build(name).to(device).eval()
+    xt = torch.from_numpy(x).to(device)
 
     def forward():
-        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+        with torch.inference_mode(), torch.autocast(device, torch.bfloat16, enabled=bf16):
             model(xt)
 
     forward()
@@ -406,6 +434,7 @@ def _torch_infer(name: str, x: np.ndarray, bf16: bool = False):
         t = time.perf_counter()
         for _ in range(n_chunks):
             forward()
+        torch_sync(device)
         return time.perf_counter() - t
 
     return run
@@ -486,9 +515,9 @@ def _mrpro_matcher(atoms: np.ndarray):
     import torch
 
     mrpro = _mrpro()
-    atoms_t = torch.from_numpy(np.ascontiguousarray(atoms.T))  # [K, N]
+    atoms_t = torch.from_numpy(np.ascontiguousarray(atoms.T)).to(torch_device())  # [K, N]
     op = mrpro.operators.DictionaryMatchOp(lambda idx: (atoms_t[:, idx.long()],))
-    op.append(torch.arange(atoms.shape[0], dtype=torch.float32))
+    op.append(torch.arange(atoms.shape[0], dtype=torch.float32, device=atoms_t.device))
     return op
 
 
@@ -514,18 +543,21 @@ def bench_matching(n_pixels: int, rounds: int, with_mrpro: bool) -> dict:
     agree = None
     if with_mrpro and _mrpro() is not None:
         op = _mrpro_matcher(dic.atoms)
-        signals_t = torch.from_numpy(np.ascontiguousarray(coeffs.T))  # mrpro: (m, ...)
+        device = torch_device()
+        signals_t = torch.from_numpy(np.ascontiguousarray(coeffs.T)).to(device)  # mrpro: (m, ...)
 
         def theirs():
             t = time.perf_counter()
             with torch.inference_mode():
                 op(signals_t)
+            torch_sync(device)
             return time.perf_counter() - t
 
         fns["mrpro"] = theirs
         with torch.inference_mode():
             (their_index,) = op(signals_t[:, :2048])
-        agree = float(np.mean(match(coeffs[:2048], dic).index == their_index.numpy().astype(int)))
+        their_index = their_index.cpu().numpy().astype(int)
+        agree = float(np.mean(match(coeffs[:2048], dic).index == their_index))
     times = interleaved(fns, rounds)
     n_atoms = dic.atoms.shape[0]
     flops = 8.0 * n_pixels * n_atoms * RANK  # complex multiply-add = 8 real FLOPs
@@ -583,6 +615,8 @@ def bench_epg(n_atoms: int, rounds: int, with_mrpro: bool, n_states: int = 50) -
             t2=torch.from_numpy(t2) / 1000,
             relative_b1=None,
         )
+        device = torch_device()
+        mrpro_seq, params = mrpro_seq.to(device), params.to(device)
 
         def theirs_signal():
             with torch.inference_mode():
@@ -592,10 +626,11 @@ def bench_epg(n_atoms: int, rounds: int, with_mrpro: bool, n_states: int = 50) -
         def theirs():
             t = time.perf_counter()
             theirs_signal()
+            torch_sync(device)
             return time.perf_counter() - t
 
         fns["mrpro"] = theirs
-        ref_sig = theirs_signal().numpy()
+        ref_sig = theirs_signal().cpu().numpy()
         our_sig = np.asarray(epg.simulate(seq, t1, t2, n_states=n_states))
         max_rel_err = float(
             np.max(np.linalg.norm(our_sig - ref_sig, axis=-1) / np.linalg.norm(ref_sig, axis=-1))
@@ -809,6 +844,7 @@ def main(argv=None) -> int:
             "devices": [str(d) for d in jax.devices()],
             "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(),
+            "torch_device": torch_device(),
             "mrpro": _mrpro().__version__ if with_mrpro else None,
             "quick": quick,
         }

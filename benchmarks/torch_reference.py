@@ -134,18 +134,21 @@ def check_param_counts(name: str, model: nn.Module, jax_count: int) -> int:
     return extra
 
 
-def make_train_step(model: nn.Module, learning_rate: float, bf16: bool = False):
+def make_train_step(
+    model: nn.Module, learning_rate: float, bf16: bool = False, device_type: str = "cpu"
+):
     """Adam (beta 0.9, 0.999) on the MSE: ``step(x, y) -> loss`` (a float tensor).
 
-    ``bf16``: the forward pass under ``torch.autocast("cpu", torch.bfloat16)``, PyTorch's
-    mixed precision (float32 parameters and optimiser, as rinq_jax's ``matmul_dtype``).
+    ``bf16``: the forward pass under ``torch.autocast(device_type, torch.bfloat16)``,
+    PyTorch's mixed precision (float32 parameters and optimiser, as rinq_jax's
+    ``matmul_dtype``). ``device_type``: "cpu" or "cuda", where the model lies.
     """
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, betas=(0.9, 0.999))
     loss_fn = nn.MSELoss()
 
     def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
             pred = model(x)
         loss = loss_fn(pred.float(), y)
         loss.backward()

@@ -1,10 +1,10 @@
-"""The benchmark's own arithmetic: FLOP counts against XLA's, and the report (no torch needed)."""
+"""The benchmark's own arithmetic: FLOP counts against XLA's, the report, the reference's device."""
 
 import jax
 import jax.numpy as jnp
 import pytest
 
-from benchmarks.run import interleaved, matmul_flops_per_sample, table
+from benchmarks.run import interleaved, matmul_flops_per_sample, table, torch_device
 from rinq_jax.models import get_model
 
 
@@ -79,3 +79,15 @@ def test_table_warns_when_other_processes_competed():
     results = _fake_results(3.4)
     results["peak"]["peak"] = 400.0
     assert "other processes competed for the cores" in table(results)
+
+
+@pytest.mark.parametrize(
+    "jax_backend, cuda, expected",
+    [("gpu", True, "cuda"), ("gpu", False, "cpu"), ("cpu", True, "cpu"), ("cpu", False, "cpu")],
+)
+def test_references_run_on_the_gpu_only_beside_jax(monkeypatch, jax_backend, cuda, expected):
+    # An accelerator run compares GPU with GPU; a CPU run never sends PyTorch to a GPU.
+    torch = pytest.importorskip("torch")  # a benchmark-only requirement
+    monkeypatch.setattr(jax, "default_backend", lambda: jax_backend)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    assert torch_device() == expected
