@@ -132,8 +132,7 @@ def _unless_first(t, product, a, shape) -> jax.Array:
     """``product(a)``, or float32 zeros of ``shape`` at step ``t`` = 0.
 
     There the product is void: h_0 = 0 in the forward pass, and in the backward pass it
-    would give dh_0's gradient, which nothing needs (h_0 is no parameter). Saves 1/S of
-    the recurrent FLOPs, which PyTorch's LSTM spends.
+    would give h_0's gradient, which nothing needs (h_0 is no parameter).
     """
     return jax.lax.cond(t > 0, product, lambda a: jnp.zeros(shape, jnp.float32), a)
 
