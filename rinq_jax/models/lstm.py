@@ -128,13 +128,14 @@ def _recurrent(cfg: LSTMConfig, w_hh, rows: int, transposed: bool, body):
     return body(lambda a: dot(a, w, (1, 1 if transposed else 0), dtype))
 
 
-def _unless_first(t, product, a, shape) -> jax.Array:
-    """``product(a)``, or float32 zeros of ``shape`` at step ``t`` = 0.
+def _unless_first(t, product, a) -> jax.Array:
+    """``product(a)``, or zeros of its shape at step ``t`` = 0.
 
     There the product is void: h_0 = 0 in the forward pass, and in the backward pass it
     would give h_0's gradient, which nothing needs (h_0 is no parameter).
     """
-    return jax.lax.cond(t > 0, product, lambda a: jnp.zeros(shape, jnp.float32), a)
+    out = jax.eval_shape(product, a)
+    return jax.lax.cond(t > 0, product, lambda a: jnp.zeros(out.shape, out.dtype), a)
 
 
 def _run(cfg: LSTMConfig, x, w_ih, w_hh, bias, save: bool):
@@ -157,7 +158,7 @@ def _run(cfg: LSTMConfig, x, w_ih, w_hh, bias, save: bool):
     def recurrence(product):
         def step(carry, inputs):
             (h, c), (xp_t, t) = carry, inputs
-            return cell(xp_t + _unless_first(t, product, h, xp_t.shape), c)
+            return cell(xp_t + _unless_first(t, product, h), c)
 
         def block(carry, start):
             x_block = _time_major(jax.lax.dynamic_slice_in_dim(x, start, k, axis=2))
@@ -218,7 +219,7 @@ def _lstm_bwd(cfg, residuals, d_hs):
              dh * tanh_c * o * (1 - o)],
             axis=-1,
         )  # fmt: skip
-        return (_unless_first(t, product, dz, dh.shape), dc * f), dz  # dz W_hh^T
+        return (_unless_first(t, product, dz), dc * f), dz  # dz W_hh^T
 
     def recurrence(product):
         return jax.lax.scan(
