@@ -289,12 +289,8 @@ def _torch_train(name: str, x: np.ndarray, y: np.ndarray, compile_model: bool, b
             return loss.detach()
 
         model.train()
-    xt, yt = (
-        torch.from_numpy(x).to(device),
-        torch.from_numpy((y - np.float32(TARGET_NORM_MS[0])) / np.float32(TARGET_NORM_MS[1])).to(
-            device
-        ),
-    )
+    y_norm = (y - np.float32(TARGET_NORM_MS[0])) / np.float32(TARGET_NORM_MS[1])
+    xt, yt = (torch.from_numpy(v).to(device) for v in (x, y_norm))
     t = time.perf_counter()
     step(xt, yt)
     torch_sync(device)
