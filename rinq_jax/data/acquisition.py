@@ -36,10 +36,13 @@ __all__ = [
     "AcquisitionConfig",
     "VariableDensity",
     "acquire",
+    "acquire_noise",
     "acquire_series",
     "adjoint",
     "density_compensation",
     "forward",
+    "interleaf_groups",
+    "interleaf_pattern",
     "interleaf_schedule",
     "interleaf_step",
     "noise_std",
@@ -299,7 +302,7 @@ def interleaf_step(cfg: AcquisitionConfig) -> int:
     return min(candidates, key=lambda s: (abs(s - target), s))
 
 
-def _pattern_index(cfg: AcquisitionConfig, n_reps: int) -> np.ndarray:
+def interleaf_pattern(cfg: AcquisitionConfig, n_reps: int) -> np.ndarray:
     """Which of the ``effective_undersampling`` interleaf groups each repetition uses."""
     u = cfg.effective_undersampling
     return (np.arange(n_reps, dtype=np.int64) * interleaf_step(cfg)) % u
@@ -324,10 +327,10 @@ def interleaf_schedule(cfg: AcquisitionConfig, n_reps: int) -> np.ndarray:
     """
     if not (isinstance(n_reps, (int, np.integer)) and n_reps >= 1):
         raise ValueError(f"n_reps must be an int >= 1, got {n_reps!r}")
-    return _group_interleaves(cfg)[_pattern_index(cfg, int(n_reps))]
+    return interleaf_groups(cfg)[interleaf_pattern(cfg, int(n_reps))]
 
 
-def _group_interleaves(cfg: AcquisitionConfig) -> np.ndarray:
+def interleaf_groups(cfg: AcquisitionConfig) -> np.ndarray:
     """int64[R, interleaves_per_repetition]: group g holds interleaves g + j R."""
     u = cfg.effective_undersampling
     j = np.arange(cfg.interleaves_per_repetition, dtype=np.int64)
@@ -585,7 +588,7 @@ def _run(
     if sigma > 0.0 and not isinstance(rng, np.random.Generator):
         raise ValueError(f"rng must be a numpy.random.Generator when snr is set, got {rng!r}")
     schedule = interleaf_schedule(cfg, n_reps)
-    group_of_rep = _pattern_index(cfg, n_reps)
+    group_of_rep = interleaf_pattern(cfg, n_reps)
     block, n_trans = _blocking(cfg, batch, n_reps)
     n_points = cfg.interleaves_per_repetition * traj.shape[1]
 
@@ -719,7 +722,7 @@ def acquire(
     # One type-2 plan over all interleaves: K transforms instead of K x n_interleaves.
     k_coeff = forward(coefficients, traj, eps=cfg.nufft_eps, nthreads=nthreads)
     # Group-major copy, k_group[g] = complex64[K, M_g]: each call reads one contiguous slab.
-    groups = _group_interleaves(cfg)
+    groups = interleaf_groups(cfg)
     k_group = np.ascontiguousarray(k_coeff[:, groups].transpose(1, 0, 2, 3))
     k_group = k_group.reshape(len(groups), n_comp, -1)
     del k_coeff
@@ -737,6 +740,46 @@ def acquire(
         batch=batch,
         nthreads=nthreads,
         progress=progress,
+        out=out,
+    )
+
+
+def acquire_noise(
+    cfg: AcquisitionConfig,
+    n_reps: int,
+    signal_rms: float,
+    rng: np.random.Generator,
+    *,
+    batch: int = DEFAULT_BATCH,
+    nthreads: int = 1,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """The noise part of ``acquire``: ``A_I(t)^H (w_I(t) * n_t)`` for every repetition.
+
+    Draws exactly the noise ``acquire`` and ``acquire_series`` add for the same ``rng``,
+    ``cfg``, ``T``, ``batch`` and ``signal_rms`` (the RMS of the noiseless series that sets
+    the SNR), so ``acquire_series(x) == gridding of x + acquire_noise(...)`` by linearity.
+
+    Returns:
+        complex64[H, W, T].
+    """
+    _check_common(cfg, batch, nthreads)
+    if cfg.snr is None:
+        raise ValueError("acquire_noise needs cfg.snr")
+    n_points = cfg.interleaves_per_repetition * spiral_trajectory(cfg).shape[1]
+
+    def no_signal(group, reps):
+        return np.zeros((reps.size, n_points), np.complex64)
+
+    return _run(
+        cfg,
+        n_reps,
+        no_signal,
+        rng,
+        signal_rms,
+        batch=batch,
+        nthreads=nthreads,
+        progress=False,
         out=out,
     )
 

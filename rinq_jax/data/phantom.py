@@ -58,6 +58,7 @@ __all__ = [
     "Phantom",
     "SubjectAnatomy",
     "TissueProperties",
+    "dominant_tissue",
     "make_phantom",
     "sample_subject",
     "slice_positions",
@@ -690,7 +691,7 @@ def make_phantom(
     fractions = np.stack([(lab == k).mean(axis=(1, 3)) for k in range(N_CLASSES)], axis=0).astype(
         np.float32
     )
-    tissue, mask = _dominant_tissue(fractions)
+    tissue, mask = dominant_tissue(fractions)
 
     phase = rng_phase.uniform(-math.pi, math.pi) + rng_phase.uniform(0.5, 2.0) * _smooth_poly(
         rng_phase, u, v
@@ -719,7 +720,7 @@ def _to_head_frame(anatomy: SubjectAnatomy, x_mm: np.ndarray, y_mm: np.ndarray):
     return math.cos(rot) * dx + math.sin(rot) * dy, -math.sin(rot) * dx + math.cos(rot) * dy
 
 
-def _dominant_tissue(fractions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def dominant_tissue(fractions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Label map and brain mask from area fractions.
 
     A pixel is brain when brain classes cover at least half of it; its label is then the
