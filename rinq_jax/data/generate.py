@@ -1,6 +1,9 @@
 """Generate in-vivo-like MRF slices: phantom -> EPG -> spiral k-space -> gridding -> HDF5.
 
-For each subject and slice position:
+Presets ``brain`` (the default data of ``train.py``) and ``standard`` make the real-anatomy
+datasets of `rinq_jax.data.synthetic` (training drawn fresh, held-out subjects on disk). Presets
+``quick`` and ``paper`` make slice files of the procedural phantom (`rinq_jax.data.phantom`)
+through the full NUFFT path, as follows. For each subject and slice position:
 
 1. a brain phantom (`rinq_jax.data.phantom`) gives true T1, T2, M0 and B1 maps;
 2. every head pixel's fingerprint is simulated with the EPG (`rinq_jax.physics.epg`)
@@ -19,9 +22,9 @@ A writer killed with SIGKILL cannot remove its temporary file (``<name>.tmp-<pid
 ignore such files (they do not end in ``.h5``) and the next run removes those of processes that
 are no longer running, in the output folder and the dictionary cache.
 
-Run ``python -m rinq_jax.data.generate --out data/quick --preset quick`` (a few minutes
-on 2 CPU cores; what ``train.py`` uses when no ``--data`` is given), or e.g.
-``python -m rinq_jax.data.generate --out data/paper --preset paper``.
+Run ``python -m rinq_jax.data.generate --out data/brain --preset brain`` (about 3 minutes on
+2 CPU cores; what ``train.py`` uses when no ``--data`` is given), or e.g.
+``python -m rinq_jax.data.generate --out data/quick --preset quick``.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from rinq_jax.data import QUICK_DATA_DIR, acquisition, io, phantom
+from rinq_jax.data import QUICK_DATA_DIR, acquisition, io, phantom, synthetic
 from rinq_jax.physics import dictionary as dictionary_lib
 from rinq_jax.physics import epg
 from rinq_jax.physics.sequence import FispSequence, paper_sequence
@@ -287,9 +290,10 @@ def main(argv=None) -> int:
     )
     parser.add_argument(
         "--preset",
-        choices=sorted(PRESETS),
-        default="quick",
-        help="base configuration (default quick)",
+        choices=sorted(PRESETS) + sorted(synthetic.PRESETS),
+        default="brain",
+        help="brain, standard: real anatomy, streamed training (rinq_jax.data.synthetic); "
+        "quick, paper: procedural phantom slice files (default: brain)",
     )
     parser.add_argument("--subjects", type=int, help="number of subjects")
     parser.add_argument("--slices", type=int, help="slices per subject")
@@ -306,6 +310,8 @@ def main(argv=None) -> int:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--cache", type=Path, help="dictionary cache folder (default OUT/cache)")
     args = parser.parse_args(argv)
+    if args.preset in synthetic.PRESETS:
+        return _brain_main(parser, args)
     overrides = {
         field: value
         for field, value in {
@@ -332,6 +338,42 @@ def main(argv=None) -> int:
     print(
         f"{len(paths)} slices in {args.out} ({size_mib:.0f} MiB), {time.perf_counter() - start:.0f} s"
     )
+    return 0
+
+
+def _brain_main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``--preset brain|standard``: generate a `synthetic` dataset.
+
+    --slices, --matrix, --snr, --undersampling, --n-reps, --seed, --rank override the preset; --subjects sets the number
+    of training subjects.
+    """
+    overrides = {
+        field: value
+        for field, value in {
+            "n_train": args.subjects,
+            "n_slices": args.slices,
+            "matrix": args.matrix,
+            "snr": args.snr,
+            "undersampling": args.undersampling,
+            "n_reps": args.n_reps,
+            "seed": args.seed,
+            "rank": args.rank,
+        }.items()
+        if value is not None
+    }
+    try:
+        config = dataclasses.replace(synthetic.PRESETS[args.preset], **overrides)
+        config.acquisition()
+    except ValueError as error:
+        parser.error(str(error))
+    start = time.perf_counter()
+    try:
+        paths = synthetic.generate(config, args.out, progress=not args.no_progress)
+    except ValueError as error:
+        print(f"generate: error: {error}", file=sys.stderr)
+        return 1
+    counts = ", ".join(f"{len(v)} {k}" for k, v in paths.items())
+    print(f"{counts} slices in {args.out}, {time.perf_counter() - start:.0f} s")
     return 0
 
 

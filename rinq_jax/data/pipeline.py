@@ -170,7 +170,7 @@ def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
     return False
 
 
-def _prefetched(make_items: Callable[[], Iterator], prefetch: int) -> Iterator:
+def prefetched(make_items: Callable[[], Iterator], prefetch: int) -> Iterator:
     """Run ``make_items()`` in a background thread, ``prefetch`` items ahead.
 
     Errors in the thread are re-raised in the consumer. When the consumer stops (exhausted,
@@ -273,11 +273,13 @@ class PatchDataset:
     def _index_pixels(self) -> None:
         """Masked pixels (file, row, col, targets), row-major per file, and their shards."""
         pair = TARGET_PAIRS[self.target]
-        files, rows, cols, y_ms, shard_keys = [], [], [], [], []
+        files, rows, cols, y_ms, tissue, shard_keys = [], [], [], [], [], []
         shard_base = 0
         for i, path in enumerate(self.files):
-            s = read_slice(path, fields=list(pair))
+            has_tissue = "tissue" in self.infos[i].fields
+            s = read_slice(path, fields=list(pair) + (["tissue"] if has_tissue else []))
             r, c = np.nonzero(s.mask)
+            tissue.append(s.tissue[r, c] if has_tissue else np.zeros(r.size, np.uint8))
             files.append(np.full(r.size, i, np.int32))
             rows.append(r.astype(np.int32))
             cols.append(c.astype(np.int32))
@@ -288,6 +290,7 @@ class PatchDataset:
         self._row = np.concatenate(rows)
         self._col = np.concatenate(cols)
         self._y_ms = np.concatenate(y_ms).astype(np.float32)
+        self._tissue = np.concatenate(tissue).astype(np.int32)
         keys = np.concatenate(shard_keys)
         # keys are non-decreasing (files in order, rows ascending), so each shard is a
         # contiguous range of patch ids.
@@ -362,8 +365,9 @@ class PatchDataset:
             drop_remainder: drop the last, smaller batch.
 
         Yields:
-            ``{"x": float32[B, P, P, T, C], "y_ms": float32[B, 2], "index": int64[B]}``;
-            ``index`` is the global patch id (see :meth:`locate`).
+            ``{"x": float32[B, P, P, T, C], "y_ms": float32[B, 2], "tissue": int32[B],
+            "index": int64[B]}``; ``tissue`` is the centre's label (0 if the file has none),
+            ``index`` the global patch id (see :meth:`locate`).
 
         """
         if batch_size < 1:
@@ -372,7 +376,7 @@ class PatchDataset:
             raise ValueError(f"start_batch must be >= 0, got {start_batch}")
         order = self.epoch_order(seed, epoch)
         n_batches = self.n_batches(batch_size, drop_remainder)
-        return _prefetched(
+        return prefetched(
             lambda: self._produce(order, batch_size, start_batch, n_batches), self.prefetch
         )
 
@@ -407,7 +411,7 @@ class PatchDataset:
                 )
                 if last_batch[s] <= b:
                     del blocks[s]
-            yield {"x": x, "y_ms": self._y_ms[ids], "index": ids}
+            yield {"x": x, "y_ms": self._y_ms[ids], "tissue": self._tissue[ids], "index": ids}
 
     def _load_shard(self, shard: int) -> tuple[int, np.ndarray]:
         """(first row, float32[rows, W, T, C]) of a shard's rows plus the patch halo."""

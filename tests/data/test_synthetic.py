@@ -1,0 +1,152 @@
+"""The default brain dataset: generation, resume, loading, and the fresh training stream."""
+
+import dataclasses
+import hashlib
+
+import numpy as np
+import pytest
+
+from rinq_jax.data import acquisition, compartments, io, phantom, stream, synthetic
+
+TINY = synthetic.BrainDataConfig(
+    n_train=2, n_val=1, n_test=1, n_slices=2, matrix=48, n_reps=120, noise_bank=3, rank=8
+)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    out = tmp_path_factory.mktemp("brain")
+    synthetic.generate(TINY, out, progress=False)
+    return out, synthetic.load(out)
+
+
+def _stream(data, **kwargs):
+    cfg = data.config
+    return stream.SyntheticStream(
+        data.train, data.noise_bank, cfg.sequence(), cfg.acquisition(), **kwargs
+    )
+
+
+def test_generate_writes_every_split_with_disjoint_subjects(dataset):
+    out, data = dataset
+    assert len(data.train) == 4 and len(data.val) == 2 and len(data.test) == 2
+    subjects = {
+        split: {name.split("/")[1].split("_")[0] for name in data.files[split]}
+        for split in synthetic.SPLITS
+    }
+    assert not subjects["train"] & subjects["val"] and not subjects["val"] & subjects["test"]
+    info = io.validate(data.test[0])
+    assert info.shape == (48, 48, 120) and info.has_target("true") and info.has_target("dm")
+    s = io.read_slice(data.test[0])
+    brain = s.t1_ms[s.mask]
+    assert brain.min() > 300 and brain.max() < 4500
+    assert set(np.unique(s.tissue[s.mask])) <= set(phantom.BRAIN_LABELS)
+    assert data.noise_bank.shape == (48, 3, 48, 48)
+
+
+def test_generate_is_reproducible_and_resumes(dataset, tmp_path):
+    out, data = dataset
+    again = synthetic.generate(TINY, tmp_path, progress=False)
+    first = io.read_slice(data.val[0]).signals
+    np.testing.assert_array_equal(io.read_slice(again["val"][0]).signals, first)
+    loaded = synthetic.SliceCompartments.load(again["train"][1])
+    np.testing.assert_array_equal(loaded.gridded, data.train[1].gridded)
+    stamp = again["val"][0].stat().st_mtime_ns
+    synthetic.generate(TINY, tmp_path, progress=False)  # complete files are kept
+    assert again["val"][0].stat().st_mtime_ns == stamp
+
+
+def test_generate_refuses_another_configuration_in_the_same_folder(dataset):
+    out, _ = dataset
+    with pytest.raises(ValueError, match="another configuration"):
+        synthetic.generate(dataclasses.replace(TINY, snr=10.0), out, progress=False)
+
+
+def test_load_refuses_an_incomplete_dataset(dataset, tmp_path):
+    with pytest.raises(FileNotFoundError, match="manifest"):
+        synthetic.load(tmp_path)
+    synthetic.generate(TINY, tmp_path, progress=False)
+    (tmp_path / "test" / "sub-03_slice-01.h5").unlink()
+    with pytest.raises(FileNotFoundError, match="incomplete"):
+        synthetic.load(tmp_path)
+
+
+def test_training_slice_holds_every_brain_pixel_and_its_neighbours(dataset):
+    _, data = dataset
+    sl = data.train[0]
+    slc, _, _ = synthetic.slice_model(TINY, 0, 0)
+    tissue, mask = phantom.dominant_tissue(slc.fractions)
+    assert sl.centres.size == mask.sum()
+    rows, cols = sl.pixels[sl.centres].T
+    assert mask[rows, cols].all()
+    # the neighbourhood of each centre is the clamped 3 x 3 window around it
+    r, c = sl.pixels[sl.neighbours[:, 0, 2]].T
+    np.testing.assert_array_equal(r, np.clip(rows - 1, 0, 47))
+    np.testing.assert_array_equal(c, np.clip(cols + 1, 0, 47))
+    np.testing.assert_array_equal(sl.tissue, tissue[rows, cols])
+
+
+def test_stream_batches_are_deterministic_and_resumable(dataset):
+    _, data = dataset
+    s = _stream(data, patch_size=3, prefetch=0)
+    first = list(s.batches(16, seed=1, epoch=2))
+    resumed = list(s.batches(16, seed=1, epoch=2, start_batch=2))
+    assert len(first) == s.n_patches // 16
+    for a, b in zip(first[2:], resumed, strict=True):
+        np.testing.assert_array_equal(a["x"], b["x"])
+        np.testing.assert_array_equal(a["y_ms"], b["y_ms"])
+    x, y = first[0]["x"], first[0]["y_ms"]
+    assert x.shape == (16, 3, 3, 120, 2) and x.dtype == np.float32
+    # each signal is normalised to mean |s_t|^2 = 1
+    power = (x**2).sum(-1).mean(-1)
+    np.testing.assert_allclose(power, 1.0, rtol=1e-4)
+    assert np.all((y[:, 0] > 300) & (y[:, 0] < 4500) & (y[:, 1] <= y[:, 0]))
+
+
+def test_stream_targets_are_the_draws_true_maps(dataset):
+    _, data = dataset
+    s = _stream(data, patch_size=1, draws_per_batch=2, prefetch=0)
+    ids = np.arange(10)
+    batch = s.make_batch(ids, np.random.default_rng(5))
+    rng = np.random.default_rng(5)
+    draws = [compartments.training_values(rng, s.max_b1_amplitude) for _ in range(2)]
+    for i in ids:
+        sl = data.train[s._slice_of[i]]
+        t1, t2 = compartments.true_maps(sl.fractions[:, s._centre_of[i]], draws[i % 2])
+        np.testing.assert_allclose(batch["y_ms"][i], [t1, t2], rtol=1e-6)
+
+
+def test_stream_signal_is_the_gridded_compartment_series_plus_noise(dataset):
+    """Without noise, a 1x1 patch's signal is the slice's gridded series at that pixel."""
+    _, data = dataset
+    s = _stream(data, patch_size=1, draws_per_batch=1, prefetch=0)
+    s._sigma[:] = 0.0
+    batch = s.make_batch(np.array([3]), np.random.default_rng(9))
+    draw = compartments.training_values(np.random.default_rng(9), s.max_b1_amplitude)
+    coef = compartments.fingerprint_coefficients(TINY.sequence(), draw)
+    sl = data.train[0]
+    pattern = acquisition.interleaf_pattern(TINY.acquisition(), TINY.n_reps)
+    series = compartments.gridded_series(sl.gridded[:, :, sl.centres[3:4]], coef, pattern)[0]
+    expected = series / np.linalg.norm(series) * np.sqrt(TINY.n_reps)
+    got = batch["x"][0, 0, 0, :, 0] + 1j * batch["x"][0, 0, 0, :, 1]
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_a_streamed_epoch_never_repeats_a_noise_draw(dataset):
+    _, data = dataset
+    s = _stream(data, patch_size=3, prefetch=0)
+    digests = set()
+    n_batches = s.n_patches // 8
+    for b in range(n_batches):
+        noise = s._noise(np.random.default_rng([stream._STREAM_KEY, 0, 0, b]), 8)
+        for row in noise:
+            digests.add(hashlib.sha256(row.tobytes()).hexdigest())
+    assert len(digests) == 8 * n_batches
+
+
+def test_target_sample_matches_the_stream(dataset):
+    _, data = dataset
+    s = _stream(data, patch_size=3, prefetch=0)
+    sample = s.sample_targets(2048)
+    streamed = np.concatenate([b["y_ms"] for b in s.batches(32, seed=0, epoch=0)])
+    assert np.log(sample).mean(0) == pytest.approx(np.log(streamed).mean(0), abs=0.1)
