@@ -53,7 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, help="output folder (default: RUN_DIR/eval-<step>)")
     p.add_argument(
-        "--compare-dm", action="store_true", help="also score and time dictionary matching"
+        "--compare-dm",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also score and time dictionary matching (default: on)",
     )
     p.add_argument(
         "--dm-cache", type=Path, help="dictionary cache folder (default: cache/ next to each slice)"
@@ -93,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             make_figures=args.figures,
             nifti=args.nifti,
             batch_size=args.batch_size,
+            mean_ms=checkpoints[0].train_target_mean_ms,
         )
     except (MrfFormatError, ValueError, FileNotFoundError) as err:
         print(f"eval.py: error: {err}", file=sys.stderr)

@@ -1,11 +1,14 @@
 """Train one of the paper's networks: flags -> TrainConfig -> `train_and_evaluate`.
 
-    python train.py --model rnn3                      # quick synthetic data, ~10 min on 2 CPU cores
+    python train.py --model rnn3                      # default brain data, ~10 min on 2 CPU cores
     python train.py --model rnn1 --input magnitude --data DIR --epochs 20
+    python train.py --model rnn3 --recipe paper       # Table 5: constant Adam, MSE in ms
 
-With no --data the quick synthetic dataset is generated on first use and cached in data/quick.
-Its default length is `QUICK_STEPS[model]` optimiser steps (validation at every epoch end and after
-the last step); with --data the default is `DEFAULT_EPOCHS` epochs.
+With no --data the default brain dataset (`rinq_jax.data.synthetic`, preset "brain") is generated
+on first use in data/brain: training batches are drawn fresh from its training subjects, validation
+and test subjects are fixed files. Its default length is `recipes.default_steps(model)` optimiser
+steps; with --data of plain slice files the default is `DEFAULT_EPOCHS` epochs. The recipes
+(`rinq_jax.training.recipes`) set the step size, its schedule and the target transform.
 Re-running the same command with the same --workdir resumes from its latest checkpoint.
 """
 
@@ -15,17 +18,10 @@ import argparse
 import sys
 
 from rinq_jax.cli import keep_freed_memory, non_negative_int, positive_float, positive_int
+from rinq_jax.training import recipes
 
-# Quick data: default optimiser steps per model, so that each default run takes about 10 minutes
-# or less on 2 CPU cores. Measured train-step times there (1 CPU device, paper batch sizes, before
-# the LSTM and train-step optimisations of benchmarks/results.md, which made RNN3 steps about 4x
-# faster): rnn3 0.56 s (B=32), rnn1 2.6 s (B=128), cnn1 0.34 s (B=128), drone 0.03 s (B=128).
-# Measured: `python train.py --model rnn3 && python eval.py --ckpt runs/rnn3-complex` (cached quick
-# data, 1600 steps = 11.5 epochs of 139 steps) took 5 min 20 s on the 2-core machine; best
-# validation loss 316 ms (sqrt MSE over T1 and T2) against 427 ms for predicting the training mean.
-QUICK_STEPS = {"rnn3": 1600, "rnn1": 200, "cnn1": 1500, "drone": 3000}
 DEFAULT_EPOCHS = 10
-MODELS = ("cnn1", "rnn1", "rnn3", "drone")
+MODELS = tuple(recipes.RINQ)
 
 
 def _batch_size(text: str) -> int:
@@ -59,8 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--data",
         default=None,
-        help="folder of slice files (*.h5), split 8:2:2 by slice like the paper; default: the "
-        "quick synthetic dataset, generated once and cached in data/quick",
+        help="a generated brain dataset folder (python -m rinq_jax.data.generate), or a folder "
+        "of slice files (*.h5), split 8:2:2 by slice like the paper; default: the brain "
+        "dataset, generated once in data/brain",
     )
     p.add_argument(
         "--workdir",
@@ -77,18 +74,25 @@ def build_parser() -> argparse.ArgumentParser:
     length.add_argument(
         "--steps",
         type=positive_int,
-        help="total optimiser steps instead of epochs (default on quick data: "
-        + ", ".join(f"{k} {v}" for k, v in QUICK_STEPS.items())
+        help="total optimiser steps instead of epochs (default on the default data: "
+        + ", ".join(f"{k} {recipes.default_steps(k)}" for k in MODELS)
         + ")",
     )
     p.add_argument(
-        "--lr", type=positive_float, help="Adam learning rate (default: the paper's, per model)"
+        "--recipe",
+        default="rinq",
+        choices=("rinq", "paper"),
+        help="rinq: log targets, warm-up and cosine decay, clipping (default); paper: Table 5, "
+        "constant step size, MSE in ms (see rinq_jax/training/recipes.py)",
+    )
+    p.add_argument(
+        "--lr", type=positive_float, help="Adam (peak) learning rate (default: the recipe's)"
     )
     p.add_argument(
         "--batch-size",
         type=_batch_size,
         help="global batch in patches, divisible by the number of devices "
-        "(default: the paper's, per model)",
+        "(default: the recipe's, per model)",
     )
     p.add_argument(
         "--seed", type=non_negative_int, default=0, help="seed of init, split and data order"
@@ -128,10 +132,16 @@ def config_from_args(args: argparse.Namespace):
 
     if args.epochs is None and args.steps is None:
         steps, epochs = (
-            (QUICK_STEPS[args.model], 1) if args.data is None else (None, DEFAULT_EPOCHS)
+            (recipes.default_steps(args.model), 1) if args.data is None else (None, DEFAULT_EPOCHS)
         )
     else:
         steps, epochs = args.steps, args.epochs or 1
+    fields = recipes.recipe_fields(
+        args.recipe, args.model, steps or recipes.default_steps(args.model)
+    )
+    fields.update(
+        {k: v for k, v in (("learning_rate", args.lr), ("batch_size", args.batch_size)) if v}
+    )
     return TrainConfig(
         model=args.model,
         input_kind=args.input,
@@ -140,12 +150,11 @@ def config_from_args(args: argparse.Namespace):
         workdir=args.workdir or f"runs/{args.model}-{args.input}",
         epochs=epochs,
         steps=steps,
-        learning_rate=args.lr,
-        batch_size=args.batch_size,
         seed=args.seed,
         checkpoint_every_steps=args.checkpoint_every,
         progress=not args.no_progress,
         model_overrides=_model_overrides(args),
+        **fields,
     )
 
 

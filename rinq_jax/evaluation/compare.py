@@ -17,17 +17,23 @@ from pathlib import Path
 
 import numpy as np
 
-from rinq_jax.data import io
+from rinq_jax.data import io, synthetic
 from rinq_jax.physics import dictionary as dictionary_lib
 
 # B1 values of the matching dictionary when a slice has a B1 field (as `GenerateConfig`).
-DM_B1_VALUES = (0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2)
+DM_B1_VALUES = synthetic.DM_B1_VALUES
 DEFAULT_RANK = 50
 
 
 def default_cache_dir(path: str | Path) -> Path:
-    """The generator's default dictionary cache next to a slice: ``<folder>/cache``."""
-    return Path(path).parent / "cache"
+    """The generator's dictionary cache of a slice.
+
+    ``<folder>/cache``, or the dataset's ``cache/`` for a slice inside a generated brain dataset (``<dataset>/test/x.h5``).
+    """
+    folder = Path(path).parent
+    if (folder.parent / synthetic.MANIFEST).exists():
+        return folder.parent / "cache"
+    return folder / "cache"
 
 
 def matching_dictionary(path: str | Path, cache_dir: str | Path | None = None):

@@ -21,10 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from rinq_jax.data import QUICK_DATA_DIR, io
+from rinq_jax.data import DEFAULT_DATA_DIR, io
 from rinq_jax.evaluation import compare, export, figures, inference, metrics
 
 DM_LABEL = "dictionary matching"
+MEAN_LABEL = "training mean"
 
 
 def split_test_files(checkpoint: inference.Checkpoint) -> list[Path]:
@@ -45,7 +46,7 @@ def split_test_files(checkpoint: inference.Checkpoint) -> list[Path]:
         raise ValueError(
             f"{checkpoint.run_dir}: the checkpoint records no test-split files; pass --data FILE ..."
         )
-    data_dir = Path(meta["config"].get("data_dir") or QUICK_DATA_DIR)
+    data_dir = Path(meta["config"].get("data_dir") or DEFAULT_DATA_DIR)
     paths = [data_dir / name for name in names]
     if not all(p.exists() for p in paths) and meta.get("data_dir_abs"):
         data_dir = Path(meta["data_dir_abs"])
@@ -101,6 +102,7 @@ def evaluate(
     make_figures: bool = True,
     nifti: bool = False,
     batch_size: int = 256,
+    mean_ms: tuple[float, float] | None = None,
     log=print,
 ) -> dict[str, Any]:
     """Score checkpoints (and optionally dictionary matching) on slice files.
@@ -115,6 +117,8 @@ def evaluate(
         make_figures: write one Fig. 2-style PNG per slice.
         nifti: write the predicted maps as NIfTI.
         batch_size: patches per forward call.
+        mean_ms: (T1, T2) in ms of the mean predictor to score as a baseline (the training
+            targets' mean, `inference.Checkpoint.train_target_mean_ms`), or None.
         log: where progress lines go (``print``; a no-op to silence).
 
     Returns:
@@ -142,7 +146,7 @@ def evaluate(
             inference.check_compatible(c.metadata, info)
     out_dir.mkdir(parents=True, exist_ok=True)
     forwards = [inference.make_forward(c) for c in checkpoints]
-    names = labels + ([DM_LABEL] if compare_dm else [])
+    names = labels + ([DM_LABEL] if compare_dm else []) + ([MEAN_LABEL] if mean_ms else [])
     per_slice: dict[str, dict[str, Any]] = {n: {} for n in names}
     pooled: dict[str, list] = {n: [] for n in names}
     truths, tissues = [], []
@@ -182,6 +186,11 @@ def evaluate(
             if nifti:
                 _write_maps(out_dir / "nifti", path, DM_LABEL, d.t1_ms, d.t2_ms)
             log(f"{path.name} {DM_LABEL}: val loss {m['val_loss_ms']:.1f} ms, {d.seconds:.2f} s")
+        if mean_ms:
+            constant = [np.where(truth.mask, v, 0.0).astype(np.float32) for v in mean_ms]
+            m, pixels, _ = _score(*constant, truth, truth.mask)
+            per_slice[MEAN_LABEL][path.name] = {**m, "seconds": 0.0}
+            pooled[MEAN_LABEL].append((pixels, 0.0))
         truths.append(metrics.masked_pixels(truth.t1_ms, truth.t2_ms, truth.mask))
         tissues.append(None if truth.tissue is None else truth.tissue[truth.mask])
         if make_figures:
@@ -205,8 +214,10 @@ def evaluate(
                 model=c.metadata["model"],
                 input_kind=c.metadata["input_kind"],
             )
-        else:
+        elif name == DM_LABEL:
             entry["dictionary"] = dm_info
+        else:
+            entry["constant_ms"] = list(mean_ms)
         result["models"][name] = entry
     export.write_json(out_dir / "metrics.json", result)
     return result

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from rinq_jax.data import io, pipeline
+from rinq_jax.training.steps import denormalise_targets
 
 
 class IncompatibleCheckpointError(ValueError):
@@ -51,13 +51,21 @@ class Checkpoint:
         return f"{self.metadata['model']} {self.metadata['input_kind']}"
 
     @property
+    def train_target_mean_ms(self) -> tuple[float, float] | None:
+        """Mean (T1, T2) in ms of the run's training targets (None in older checkpoints)."""
+        mean = self.metadata.get("train_target_mean_ms")
+        return None if mean is None else (float(mean[0]), float(mean[1]))
+
+    @property
     def step(self) -> int:
         """Optimiser steps of the restored parameters."""
         return int(self.metadata["step"])
 
     @property
-    def target_norm_ms(self) -> tuple[tuple[float, float], tuple[float, float]]:
-        """((T1, T2) offsets, (T1, T2) scales) in ms: y_ms = y_norm * scale_ms + offset_ms.
+    def target_norm_ms(self) -> tuple:
+        """((T1, T2) offsets, (T1, T2) scales, transform) of the network's targets.
+
+        As `training.steps.denormalise_targets` takes them: y_ms = y_norm * scale + offset, exponentiated for the "log" transform.
 
         Read from the metadata's ``target_normalisation`` (an absent offset is 0, as in
         checkpoints written before offsets existed).
@@ -75,7 +83,12 @@ class Checkpoint:
                 f"{self.run_dir}: metadata field 'target_normalisation' is {norm!r}; expected "
                 "two positive scale_ms values (and optionally two offset_ms values)"
             )
-        return (float(offset[0]), float(offset[1])), (float(scale[0]), float(scale[1]))
+        transform = norm.get("transform", "linear")
+        return (
+            (float(offset[0]), float(offset[1])),
+            (float(scale[0]), float(scale[1])),
+            transform,
+        )
 
 
 def load_checkpoint(run_dir: str | Path, step: int | str | None = "best") -> Checkpoint:
@@ -150,12 +163,12 @@ def check_compatible(metadata: dict, info: io.SliceInfo) -> None:
 
 def make_forward(checkpoint: Checkpoint):
     """Jitted ``x: float32[B, P, P, T, C] -> y_ms: float32[B, 2]`` in eval mode (running BN stats)."""
-    offset, scale = (jnp.asarray(v, jnp.float32) for v in checkpoint.target_norm_ms)
+    target_norm = checkpoint.target_norm_ms
     model, variables = checkpoint.model, checkpoint.variables
 
     @jax.jit
     def forward(x):
-        return model.apply(variables, x, train=False) * scale + offset
+        return denormalise_targets(model.apply(variables, x, train=False), target_norm)
 
     return forward
 

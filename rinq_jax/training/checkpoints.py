@@ -27,7 +27,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from rinq_jax.data import QUICK_DATA_DIR
+from rinq_jax.data import DEFAULT_DATA_DIR
 from rinq_jax.training.config import TrainConfig
 from rinq_jax.training.state import TrainState
 
@@ -125,6 +125,7 @@ def make_metadata(
     batch_in_epoch: int,
     best: dict[str, Any] | None,
     metrics: dict[str, Any] | None = None,
+    train_target_mean_ms: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """Build the JSON saved beside every checkpoint.
 
@@ -142,6 +143,8 @@ def make_metadata(
       batch_in_epoch: the batch of that next step within its epoch.
       best: {"val_loss_ms", "step"} of the best evaluation so far, or None.
       metrics: the evaluation at this checkpoint, if any.
+      train_target_mean_ms: mean (T1, T2) in ms of the training targets: the mean predictor
+        that evaluation scores as a baseline.
 
     """
     return {
@@ -153,7 +156,12 @@ def make_metadata(
         "channels": int(channels),
         "n_reps": int(n_reps),
         "target_normalisation": {
-            "formula": "y_norm = (y_ms - offset_ms) / scale_ms",
+            "formula": (
+                "y_norm = (ln(y_ms) - offset_ms) / scale_ms"
+                if config.target_transform == "log"
+                else "y_norm = (y_ms - offset_ms) / scale_ms"
+            ),
+            "transform": config.target_transform,
             "offset_ms": list(config.target_norm_ms[0]),
             "scale_ms": list(config.target_norm_ms[1]),
         },
@@ -162,12 +170,15 @@ def make_metadata(
         "data_hash": data_hash,
         "data_files": data_files,
         # data_dir resolved at training time: found again from another working directory.
-        "data_dir_abs": str(Path(config.data_dir or QUICK_DATA_DIR).resolve()),
+        "data_dir_abs": str(Path(config.data_dir or DEFAULT_DATA_DIR).resolve()),
         "step": int(step),
         "epoch": int(epoch),
         "batch_in_epoch": int(batch_in_epoch),
         "best": best,
         "metrics": metrics,
+        "train_target_mean_ms": None
+        if train_target_mean_ms is None
+        else list(train_target_mean_ms),
         "config": config.to_dict(),
     }
 

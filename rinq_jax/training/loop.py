@@ -27,11 +27,12 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
+from rinq_jax.data import DEFAULT_DATA_DIR
 from rinq_jax.training import checkpoints as ckpt
 from rinq_jax.training import steps
 from rinq_jax.training.config import TrainConfig
 from rinq_jax.training.metrics_writer import MetricsWriter
-from rinq_jax.training.state import TrainState, create_train_state
+from rinq_jax.training.state import TrainState, create_train_state, learning_rate_schedule
 
 
 class PatchSource(Protocol):
@@ -55,8 +56,9 @@ class Datasets:
       files: {"train", "val", "test"} -> slice file names (recorded in the checkpoint).
       seq_hash: hash of the acquisition sequence all files share, or None.
       signal_normalisation: the pipeline's name for its per-signal normalisation.
-      target_stats_ms: ((T1, T2) mean, (T1, T2) std) in ms over the training targets, or None
-        (then computed by one pass over `train`'s batches, fine for small in-memory data).
+      target_samples_ms: float[N, 2] (T1, T2) in ms of the training targets (all of them, or a
+        sample of a stream), or None (then collected by one pass over `train`'s batches, fine
+        for small in-memory data); their statistics set the target normalisation.
 
     """
 
@@ -65,7 +67,7 @@ class Datasets:
     files: dict[str, list[str]] = field(default_factory=dict)
     seq_hash: str | None = None
     signal_normalisation: str = "unknown"
-    target_stats_ms: tuple[tuple[float, float], tuple[float, float]] | None = None
+    target_samples_ms: np.ndarray | None = None
 
 
 # What `rinq_jax.data.pipeline.normalise_signals` does, recorded in every checkpoint.
@@ -84,6 +86,11 @@ _TRAJECTORY_FIELDS = (
     "learning_rate",
     "batch_size",
     "seed",
+    "target_transform",
+    "lr_schedule",
+    "warmup_steps",
+    "final_lr_fraction",
+    "grad_clip_norm",
     "t1_offset_ms",
     "t2_offset_ms",
     "t1_scale_ms",
@@ -107,15 +114,20 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
 
 
 def build_datasets(config: TrainConfig, patch_size: int) -> Datasets:
-    """Split the data folder's slices (module doc) and wrap them in PatchDatasets."""
-    from rinq_jax.data import pipeline
+    """The run's training and validation data.
 
+    A generated brain dataset (`rinq_jax.data.synthetic`: training drawn fresh by `rinq_jax.data.stream`, validation subjects on disk) when the folder holds one's
+    manifest (the default, generated on first use), else the folder's slice files split by
+    slice (module doc).
+    """
+    from rinq_jax.data import pipeline, synthetic
+
+    data_dir = Path(config.data_dir or DEFAULT_DATA_DIR)
     if config.data_dir is None:
-        from rinq_jax.data.generate import ensure_quick_dataset
-
-        files = ensure_quick_dataset()
-    else:
-        files = sorted(Path(config.data_dir).glob("*.h5"))
+        synthetic.generate(synthetic.PRESETS["brain"], data_dir, progress=config.progress)
+    if synthetic.read_manifest(data_dir) is not None:
+        return stream_datasets(data_dir, patch_size, config.input_kind, config.target)
+    files = sorted(data_dir.glob("*.h5"))
     if not files:
         raise FileNotFoundError(f"no slice files (*.h5) in {config.data_dir}")
     # Every file's metadata and maps, and agreement on T and the sequence, before the split: a
@@ -135,6 +147,40 @@ def build_datasets(config: TrainConfig, patch_size: int) -> Datasets:
     return datasets_from_split(split, patch_size, config.input_kind, config.target)
 
 
+def stream_datasets(data_dir: Path, patch_size: int, input_kind: str, target: str) -> Datasets:
+    """A generated brain dataset's training stream and validation files.
+
+    `SyntheticStream` over its training slices, its validation subjects' files as a
+    `PatchDataset`.
+    """
+    from rinq_jax.data import pipeline, stream, synthetic
+
+    if target != "true":
+        raise ValueError(
+            f"{data_dir}: training slices of a generated dataset are drawn fresh and have only "
+            "true maps; --target dm needs slice files"
+        )
+    data = synthetic.load(data_dir)
+    train = stream.SyntheticStream(
+        data.train,
+        data.noise_bank,
+        data.config.sequence(),
+        data.config.acquisition(),
+        patch_size,
+        input_kind,
+        max_b1_amplitude=data.config.max_b1_amplitude,
+    )
+    val = pipeline.PatchDataset(data.val, patch_size=patch_size, input_kind=input_kind)
+    return Datasets(
+        train=train,
+        val=val,
+        files=data.files,
+        seq_hash=val.infos[0].sequence_hash,
+        signal_normalisation=SIGNAL_NORMALISATION,
+        target_samples_ms=train.sample_targets(65536, seed=0),
+    )
+
+
 def datasets_from_split(split, patch_size: int, input_kind: str, target: str = "true") -> Datasets:
     """Wrap an explicit `pipeline.Split` in PatchDatasets, with the training targets' statistics."""
     from rinq_jax.data import pipeline
@@ -151,12 +197,12 @@ def datasets_from_split(split, patch_size: int, input_kind: str, target: str = "
         files={k: [Path(f).name for f in getattr(split, k)] for k in ("train", "val", "test")},
         seq_hash=train.infos[0].sequence_hash,
         signal_normalisation=SIGNAL_NORMALISATION,
-        target_stats_ms=_target_stats_from_files(split.train, target),
+        target_samples_ms=_targets_from_files(split.train, target),
     )
 
 
-def _target_stats_from_files(files, target: str):
-    """Mean and std in ms of (T1, T2) over the masked pixels of `files` (maps only are read)."""
+def _targets_from_files(files, target: str) -> np.ndarray:
+    """float[N, 2] (T1, T2) in ms of the masked pixels of `files` (maps only are read)."""
     from rinq_jax.data.io import TARGET_PAIRS, read_slice
 
     pair = TARGET_PAIRS[target]
@@ -164,17 +210,22 @@ def _target_stats_from_files(files, target: str):
     for f in files:
         s = read_slice(f, fields=list(pair))
         y.append(np.stack([getattr(s, name)[s.mask] for name in pair], -1))
-    y = np.concatenate(y).astype(np.float64)
-    return tuple(y.mean(0).tolist()), tuple(y.std(0).tolist())
+    return np.concatenate(y).astype(np.float64)
 
 
-def target_stats(datasets: Datasets) -> tuple[tuple[float, float], tuple[float, float]]:
-    """((T1, T2) mean, (T1, T2) std) in ms of the training targets."""
-    if datasets.target_stats_ms is not None:
-        return datasets.target_stats_ms
-    train = datasets.train
-    with _closing(train.batches(4096, seed=0, epoch=0, start_batch=0, drop_remainder=False)) as it:
-        y = np.concatenate([np.asarray(b["y_ms"], np.float64) for b in it])
+def target_stats(
+    datasets: Datasets, transform: str = "linear"
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """((T1, T2) mean, (T1, T2) std) of the training targets: in ms, or of ln(ms) for "log"."""
+    y = datasets.target_samples_ms
+    if y is None:
+        train = datasets.train
+        batches = train.batches(4096, seed=0, epoch=0, start_batch=0, drop_remainder=False)
+        with _closing(batches) as it:
+            y = np.concatenate([np.asarray(b["y_ms"], np.float64) for b in it])
+    y = np.asarray(y, np.float64)
+    if transform == "log":
+        y = np.log(np.maximum(y, 1e-3))
     return tuple(y.mean(0).tolist()), tuple(y.std(0).tolist())
 
 
@@ -183,7 +234,7 @@ def resolve_target_norm(config: TrainConfig, datasets: Datasets) -> TrainConfig:
     fields = ("t1_offset_ms", "t2_offset_ms", "t1_scale_ms", "t2_scale_ms")
     if all(getattr(config, f) is not None for f in fields):
         return config
-    (m1, m2), (s1, s2) = target_stats(datasets)
+    (m1, m2), (s1, s2) = target_stats(datasets, config.target_transform)
     if not (s1 > 0 and s2 > 0):
         raise ValueError(f"training targets have zero spread (std T1 {s1} ms, T2 {s2} ms)")
     stats = dict(zip(fields, (m1, m2, s1, s2), strict=True))
@@ -214,10 +265,11 @@ def evaluate(
                 n = min(n, max_patches - seen)
             pad = batch_size - n
             padded = {
-                "x": np.concatenate([batch["x"][:n], np.zeros_like(batch["x"][:1]).repeat(pad, 0)]),
-                "y_ms": np.concatenate([batch["y_ms"][:n], np.zeros((pad, 2), np.float32)]),
-                "weight": np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)]),
+                key: np.concatenate([batch[key][:n], np.zeros_like(batch[key][:1]).repeat(pad, 0)])
+                for key in ("x", "y_ms", "tissue")
+                if key in batch
             }
+            padded["weight"] = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)])
             out = jax.device_get(eval_fn(state, steps.shard_batch(padded, mesh)))
             sums = out if sums is None else jax.tree.map(np.add, sums, out)
             seen += n
@@ -315,6 +367,7 @@ def _train_and_evaluate(
 
         datasets = build_datasets(config, model_spec(config.model, config.input_kind).patch_size)
     config = resolve_target_norm(config, datasets)
+    target_mean_ms = target_stats(datasets)[0]
     train_ds, val_ds = datasets.train, datasets.val
     steps_per_epoch = train_ds.n_patches // config.batch_size
     if steps_per_epoch == 0:
@@ -330,7 +383,14 @@ def _train_and_evaluate(
 
     # --- state: init, then restore the latest checkpoint of the workdir if there is one
     init_rng, train_rng = jax.random.split(jax.random.PRNGKey(config.seed))
-    state = create_train_state(model, init_rng, sample_x, config.learning_rate)
+    schedule = learning_rate_schedule(
+        config.learning_rate,
+        total_steps,
+        config.lr_schedule,
+        config.warmup_steps,
+        config.final_lr_fraction,
+    )
+    state = create_train_state(model, init_rng, sample_x, schedule, config.grad_clip_norm)
     latest_mgr = ckpt.make_manager(run_dir / ckpt.LATEST_DIR, config.keep_checkpoints)
     best_mgr = ckpt.make_manager(run_dir / ckpt.BEST_DIR, 1)
     cleanup.callback(latest_mgr.close)
@@ -354,8 +414,8 @@ def _train_and_evaluate(
     step = int(state.step)
 
     # --- update and eval steps (jitted, data-parallel, state donated)
-    p_train_step = steps.make_train_step(mesh, config.target_norm_ms)
-    p_eval_step = steps.make_eval_step(mesh, config.target_norm_ms)
+    p_train_step = steps.make_train_step(mesh, config.target_norm)
+    p_eval_step = steps.make_eval_step(mesh, config.target_norm)
     eval_batch = 4 * config.batch_size  # no gradients: larger batches, fewer dispatches
 
     # --- checkpointing
@@ -374,6 +434,7 @@ def _train_and_evaluate(
             batch_in_epoch=at_step % steps_per_epoch,
             best=best,
             metrics=metrics,
+            train_target_mean_ms=target_mean_ms,
         )
         # Train losses not yet logged: a resumed run then logs the same averages.
         return {**saved, "pending_losses": list(losses)}
@@ -447,7 +508,8 @@ def _train_and_evaluate(
                     bar.set_postfix(loss=f"{row['loss']:.4g}", patches_s=f"{rate:.0f}")
                     losses, t_log = [], now
                 epoch_end = step % steps_per_epoch == 0
-                if epoch_end or step == total_steps:
+                periodic = config.eval_every_steps and step % config.eval_every_steps == 0
+                if epoch_end or periodic or step == total_steps:
                     val = evaluate(
                         p_eval_step,
                         state,

@@ -119,6 +119,11 @@ CSV_COLUMNS = (
     "val_loss_ms",
     "rmse_t1_ms",
     "rmse_t2_ms",
+    *(
+        f"{metric}_{tissue}_{unit}"
+        for tissue in ("wm", "gm", "csf")
+        for metric, unit in (("val_loss", "ms"), ("rme_t1", "pct"), ("rme_t2", "pct"))
+    ),
     "patches_per_s",
     "wall_s",
 )

@@ -25,32 +25,56 @@ from rinq_jax.training.state import TrainState
 
 Batch = dict[str, jax.Array]
 
+# Tissue labels (`rinq_jax.data.phantom`: WM 1, GM 2, CSF 3) of the per-tissue validation metrics.
+EVAL_TISSUES = (1, 2, 3)
+EVAL_TISSUE_NAMES = ("wm", "gm", "csf")
 
-TargetNorm = tuple[Sequence[float], Sequence[float]]  # ((T1, T2) offsets, (T1, T2) scales), ms
+
+# ((T1, T2) offsets, (T1, T2) scales[, transform]): transform "linear" (default) or "log".
+TargetNorm = tuple
+
+
+TARGET_TRANSFORMS = ("linear", "log")
+
+
+def _unpack(target_norm: TargetNorm):
+    offset, scale = target_norm[0], target_norm[1]
+    transform = target_norm[2] if len(target_norm) > 2 else "linear"
+    if transform not in TARGET_TRANSFORMS:
+        raise ValueError(f"target transform must be one of {TARGET_TRANSFORMS}, got {transform!r}")
+    return offset, scale, transform
 
 
 def normalise_targets(y_ms: jax.Array, target_norm_ms: TargetNorm) -> jax.Array:
-    """y_ms float32[B, 2] (T1, T2 in ms) -> float32[B, 2] targets (y_ms - offset) / scale."""
-    offset, scale = (jnp.asarray(v, dtype=y_ms.dtype) for v in target_norm_ms)
-    return (y_ms - offset) / scale
+    """y_ms float32[B, 2] (T1, T2 in ms) -> float32[B, 2] regression targets.
+
+    "linear": ``(y_ms - offset) / scale``; "log": ``(ln(y_ms / 1 ms) - offset) / scale``, so
+    that a step in the network's output is a relative change of T1 or T2 whatever its size.
+    """
+    offset, scale, transform = _unpack(target_norm_ms)
+    offset, scale = (jnp.asarray(v, dtype=y_ms.dtype) for v in (offset, scale))
+    y = jnp.log(jnp.maximum(y_ms, 1e-3)) if transform == "log" else y_ms
+    return (y - offset) / scale
 
 
 def denormalise_targets(y_norm: jax.Array, target_norm_ms: TargetNorm) -> jax.Array:
     """Inverse of `normalise_targets`: network outputs float32[B, 2] -> ms."""
-    offset, scale = (jnp.asarray(v, dtype=y_norm.dtype) for v in target_norm_ms)
-    return y_norm * scale + offset
+    offset, scale, transform = _unpack(target_norm_ms)
+    offset, scale = (jnp.asarray(v, dtype=y_norm.dtype) for v in (offset, scale))
+    y = y_norm * scale + offset
+    return jnp.exp(y) if transform == "log" else y
 
 
 def train_step(
     state: TrainState, batch: Batch, rng: jax.Array, *, target_norm_ms: TargetNorm
 ) -> tuple[TrainState, dict[str, jax.Array]]:
-    """One Adam step on the MSE of normalised (T1, T2).
+    """One optimiser step on the MSE of the normalised (T1, T2) targets (`normalise_targets`).
 
     Args:
       state: current TrainState (params, batch_stats, opt_state, step).
       batch: {"x": float32[B, P, P, T, C], "y_ms": float32[B, 2]}.
       rng: the run's root key; this step uses `fold_in(rng, state.step)` (resumable randomness).
-      target_norm_ms: ((T1, T2) offsets, (T1, T2) scales) in ms, see `normalise_targets`.
+      target_norm_ms: offsets, scales and transform, see `normalise_targets`.
 
     Returns:
       (new_state, metrics). metrics: "loss" (normalised MSE), "grad_norm", "finite" (bool),
@@ -86,7 +110,7 @@ def train_step(
         lambda s: s,
         state,
     )
-    err_ms = (pred - y) * jnp.asarray(target_norm_ms[1], dtype=pred.dtype)  # offsets cancel
+    err_ms = denormalise_targets(pred, target_norm_ms) - batch["y_ms"]
     mse_ms2 = jnp.mean(err_ms**2, axis=0)
     metrics = {
         "loss": loss,
@@ -105,7 +129,7 @@ def eval_step(
 
     Args:
       state: the TrainState to evaluate.
-      target_norm_ms: ((T1, T2) offsets, (T1, T2) scales) in ms, see `normalise_targets`.
+      target_norm_ms: offsets, scales and transform, see `normalise_targets`.
       batch: {"x": float32[B, P, P, T, C], "y_ms": float32[B, 2], "weight": float32[B]}; padded
         rows have weight 0 so the last, short batch keeps the compiled shape.
 
@@ -121,25 +145,43 @@ def eval_step(
     pred_ms = denormalise_targets(pred, target_norm_ms)
     w = batch["weight"]
     err2 = (pred_ms - batch["y_ms"]) ** 2 * w[:, None]
-    return {"sse_ms2": jnp.sum(err2, axis=0), "count": jnp.sum(w)}
+    sums = {"sse_ms2": jnp.sum(err2, axis=0), "count": jnp.sum(w)}
+    if "tissue" in batch:  # per tissue: [n_tissues, 2] sums and [n_tissues] counts
+        onehot = (batch["tissue"][:, None] == jnp.asarray(EVAL_TISSUES)[None]) * w[:, None]
+        rel = jnp.abs(pred_ms - batch["y_ms"]) / jnp.maximum(batch["y_ms"], 1e-3)
+        sums["tissue_sse_ms2"] = onehot.T @ err2
+        sums["tissue_sum_rel"] = onehot.T @ rel
+        sums["tissue_count"] = jnp.sum(onehot, axis=0)
+    return sums
 
 
 def finalize_eval(sums: dict[str, np.ndarray]) -> dict[str, float]:
     """Accumulated eval sums -> the paper's validation loss and per-parameter RMSE, in ms.
 
     val_loss_ms = sqrt(MSE over T1 and T2 together) (the paper's Table 1 "validation loss"),
-    i.e. sqrt((sse_T1 + sse_T2) / (2 n)); rmse_t1_ms = sqrt(sse_T1 / n), likewise T2.
+    i.e. sqrt((sse_T1 + sse_T2) / (2 n)); rmse_t1_ms = sqrt(sse_T1 / n), likewise T2. With
+    tissue sums: the same loss per tissue (``val_loss_wm_ms``) and the relative mean error in %
+    (``rme_t1_wm_pct``, ``rme_t2_wm_pct``; NaN for a tissue without pixels).
     """
     sse = np.asarray(sums["sse_ms2"], dtype=np.float64)
     n = float(sums["count"])
     if n <= 0:
         raise ValueError("evaluation saw no samples")
-    return {
+    out = {
         "val_loss_ms": float(np.sqrt(sse.sum() / (2 * n))),
         "rmse_t1_ms": float(np.sqrt(sse[0] / n)),
         "rmse_t2_ms": float(np.sqrt(sse[1] / n)),
         "n_val": int(n),
     }
+    if "tissue_count" in sums:
+        counts = np.asarray(sums["tissue_count"], np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            loss = np.sqrt(np.asarray(sums["tissue_sse_ms2"]).sum(1) / (2 * counts))
+            rme = 100 * np.asarray(sums["tissue_sum_rel"], np.float64) / counts[:, None]
+        for i, name in enumerate(EVAL_TISSUE_NAMES):
+            out[f"val_loss_{name}_ms"] = float(loss[i])
+            out[f"rme_t1_{name}_pct"], out[f"rme_t2_{name}_pct"] = (float(v) for v in rme[i])
+    return out
 
 
 # ----------------------------------------------------------------------------- data parallel
@@ -186,8 +228,9 @@ def replicate(tree, mesh: Mesh):
     return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
 
 
-def _hashable(target_norm_ms: TargetNorm) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    return tuple(tuple(float(v) for v in part) for part in target_norm_ms)
+def _hashable(target_norm_ms: TargetNorm) -> tuple:
+    offset, scale, transform = _unpack(target_norm_ms)
+    return tuple(float(v) for v in offset), tuple(float(v) for v in scale), transform
 
 
 def make_train_step(

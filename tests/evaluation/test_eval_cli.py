@@ -44,6 +44,10 @@ def test_eval_py_end_to_end(cli, tiny_run, tmp_path, capsys):
     # dictionary that projected twice was off by ~60 %).
     assert dm["aggregate"]["t1"]["rme_pct"] < 5.0
     assert dm["slices"][test_names[0]]["maps_from"] == "matched"
+    # the mean predictor: the training targets' mean, scored on the same pixels
+    mean = result["models"]["training mean"]
+    assert mean["constant_ms"] == pytest.approx(meta["train_target_mean_ms"])
+    assert mean["aggregate"]["n_pixels"] == agg["n_pixels"]
 
     stem = Path(test_names[0]).stem
     assert (out / "figures" / f"{stem}.png").stat().st_size > 0

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from rinq_jax.training import recipes
 from tests.scripts import load_script
 
 
@@ -67,9 +68,16 @@ def test_defaults(cli):
     c = cli.config_from_args(args)
     assert (
         c.workdir == "runs/rnn3-complex"
-        and c.steps == cli.QUICK_STEPS["rnn3"]
+        and c.steps == recipes.default_steps("rnn3")
         and c.data_dir is None
     )
+    # the default recipe: log targets, warm-up and cosine decay, its own peak step size
+    assert (c.target_transform, c.lr_schedule) == ("log", "warmup_cosine")
+    assert (c.learning_rate, c.batch_size) == recipes.RINQ["rnn3"][:2]
+    assert 0 < c.warmup_steps < c.steps and c.grad_clip_norm == recipes.GRAD_CLIP_NORM
+    args = cli.build_parser().parse_args(["--model", "rnn3", "--recipe", "paper"])
+    c = cli.config_from_args(args)
+    assert (c.target_transform, c.lr_schedule, c.grad_clip_norm) == ("linear", "constant", None)
     assert c.learning_rate is None and c.batch_size is None  # the paper's, filled in by the loop
     assert c.model_overrides == ()  # float32: the checkpoint rebuilds the plain model
     args = cli.build_parser().parse_args(["--model", "rnn1", "--matmul-dtype", "bfloat16"])
