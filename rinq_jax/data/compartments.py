@@ -271,9 +271,17 @@ def grid_maps(
 
 
 def gridded_series(
-    gridded: np.ndarray, coefficients: np.ndarray, group_of_rep: np.ndarray
+    gridded: np.ndarray,
+    coefficients: np.ndarray,
+    group_of_rep: np.ndarray,
+    out: np.ndarray | None = None,
+    block: int = 256,
 ) -> np.ndarray:
     """Aliased series ``xhat(r, t) = sum_k gridded[g(t), k, r] C_k(t)`` of some pixels.
+
+    Computed ``block`` pixels at a time: per interleaf group one product
+    ``C[:, t_g]^T @ gridded[g, :, block]`` into a time-major block, then one transposed copy
+    into the time-last output (strided writes into the full output cost 4x more).
 
     Args:
         gridded: complex64[R, K, N] gridded maps at N pixels (`grid_maps`, flattened and
@@ -281,21 +289,29 @@ def gridded_series(
         coefficients: complex64[K, T] (or [B, K, T]).
         group_of_rep: int[T] interleaf group of each repetition
             (`acquisition.interleaf_pattern`).
+        out: optional complex64[N, T] (or [B, N, T]) to *add* the series to (e.g. the noise).
+        block: pixels per time-major block.
 
     Returns:
-        complex64[N, T] (or [B, N, T]).
+        complex64[N, T] (or [B, N, T]): ``out`` plus the series, or the series.
     """
     batched = gridded.ndim == 4
     if not batched:
         gridded, coefficients = gridded[None], coefficients[None]
-    n_batch, _, _, n_pix = gridded.shape
-    out = np.empty((n_batch, n_pix, coefficients.shape[-1]), np.complex64)
-    for g in range(gridded.shape[1]):
-        reps = np.flatnonzero(group_of_rep == g)
-        if reps.size:
-            # [B, N, K] @ [B, K, t_g]
-            out[:, :, reps] = np.matmul(gridded[:, g].transpose(0, 2, 1), coefficients[:, :, reps])
-    return out if batched else out[0]
+    n_batch, n_groups, _, n_pix = gridded.shape
+    n_reps = coefficients.shape[-1]
+    result = np.zeros((n_batch, n_pix, n_reps), np.complex64) if out is None else out
+    result = result if batched else result.reshape(1, n_pix, n_reps)
+    reps = [np.flatnonzero(group_of_rep == g) for g in range(n_groups)]
+    frames = np.empty((n_reps, min(block, n_pix)), np.complex64)
+    for b in range(n_batch):
+        coef_t = [np.ascontiguousarray(coefficients[b][:, r].T) for r in reps]  # [t_g, K]
+        for p0 in range(0, n_pix, block):
+            p1 = min(p0 + block, n_pix)
+            for g, r in enumerate(reps):
+                frames[r, : p1 - p0] = coef_t[g] @ gridded[b, g, :, p0:p1]
+            result[b, p0:p1] += frames[:, : p1 - p0].T
+    return result if batched else result[0]
 
 
 def noise_bank(

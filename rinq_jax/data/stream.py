@@ -162,14 +162,19 @@ class SyntheticStream:
         """
         rng = np.random.default_rng([_STREAM_KEY, seed, 2**31])
         ids = rng.integers(0, self.n_patches, n)
+        fractions = np.stack(
+            [
+                self.slices[s].fractions[:, c]
+                for s, c in zip(self._slice_of[ids], self._centre_of[ids], strict=True)
+            ],
+            axis=1,
+        )  # [N_CLASSES, n]
         y = np.empty((n, 2))
-        for start in range(0, n, 256):
+        for start in range(0, n, 256):  # one draw per 256 samples
             draw = compartments.training_values(rng, self.max_b1_amplitude)
-            for i in range(start, min(start + 256, n)):
-                fractions = self.slices[self._slice_of[ids[i]]].fractions[
-                    :, self._centre_of[ids[i]]
-                ]
-                y[i] = compartments.true_maps(fractions, draw)
+            y[start : start + 256] = np.stack(
+                compartments.true_maps(fractions[:, start : start + 256], draw), -1
+            )
         return y
 
     def _noise(self, rng: np.random.Generator, n: int) -> np.ndarray:

@@ -94,3 +94,40 @@ def test_check_compatible_names_each_misfit(tiny_run, tiny_data):
         inference.check_compatible({**meta, "seq_hash": "0000"}, info)
     with pytest.raises(inference.IncompatibleCheckpointError, match="needs 2 channels"):
         inference.check_compatible({**meta, "channels": 1}, info)
+
+
+def test_eval_on_a_file_written_from_the_format_doc_alone(cli, tiny_run, tiny_data, tmp_path):
+    """A slice written with plain h5py, following docs/data_format.md and not rinq_jax's
+    writer (as another program would), is read and scored like a generated one."""
+    import h5py
+
+    from rinq_jax.data import io
+
+    source = io.read_slice(sorted(tiny_data.glob("*.h5"))[0])
+    path = tmp_path / "scanner_slice.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs.update(
+            format_version=1,
+            subject_id="volunteer-7",
+            slice_id="z12",
+            sequence_hash=source.sequence_hash,
+        )
+        f["signals"] = source.signals
+        f["mask"] = source.mask
+        f["t1_ms"], f["t2_ms"] = source.t1_ms, source.t2_ms
+        seq = f.create_group("sequence")
+        for key in ("flip_deg", "tr_ms", "phase_deg"):
+            seq[key] = np.asarray(source.sequence[key], np.float32)
+        seq.attrs["te_ms"] = float(source.sequence["te_ms"])
+        seq.attrs["ti_ms"] = (
+            np.nan if source.sequence["ti_ms"] is None else source.sequence["ti_ms"]
+        )
+        f.create_group("acquisition").attrs.update(fov_mm=60.0, matrix=12)
+        f.create_group("generator").attrs["program"] = "another scanner's exporter"
+    out = tmp_path / "eval"
+    argv = ["--ckpt", str(tiny_run), "--data", str(path), "--out", str(out), "--no-compare-dm"]
+    assert cli.main(argv) == 0
+    result = json.loads((out / "metrics.json").read_text())
+    scored = result["models"]["rnn3 complex"]["aggregate"]
+    assert scored["n_pixels"] == int(source.mask.sum()) and scored["val_loss_ms"] > 0
+    assert "tissues" not in scored or not scored["tissues"]  # no tissue map in this file
