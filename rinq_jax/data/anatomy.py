@@ -38,7 +38,10 @@ from rinq_jax.data.phantom import (
     N_CLASSES,
     TISSUE_PROPERTIES,
     WM,
+    b1_pattern,
+    smooth_poly,
 )
+from rinq_jax.data.phantom import slice_positions as phantom_slice_positions
 
 __all__ = ["SliceAnatomy", "SubjectGeometry", "make_slice", "sample_geometry", "slice_positions"]
 
@@ -204,11 +207,7 @@ def slice_positions(n_slices: int, first: float = 0.3, last: float = 0.8) -> np.
     """
     n_slices = _check("n_slices", n_slices, 1, math.inf, integer=True)
     first, last = _check("first", first, 0.0, 1.0), _check("last", last, 0.0, 1.0)
-    if first > last:
-        raise ValueError(f"need 0 <= first <= last <= 1, got first={first}, last={last}")
-    if n_slices == 1:
-        return np.array([(first + last) / 2.0])
-    return np.linspace(first, last, n_slices)
+    return phantom_slice_positions(n_slices, first, last)
 
 
 @functools.lru_cache(maxsize=1)
@@ -406,16 +405,12 @@ def make_slice(
     dx, dy = pix[None, :] - geom.offset_mm[0], pix[:, None] - geom.offset_mm[1]
     u = (math.cos(rot) * dx + math.sin(rot) * dy) / (75.0 * geom.scale_lr)
     v = (-math.sin(rot) * dx + math.cos(rot) * dy) / (95.0 * geom.scale_ap)
-    c = rng_phase.normal(size=5)  # random quadratic, |value| <= 1 on the unit square
-    poly = (c[0] * u + c[1] * v + c[2] * u**2 + c[3] * u * v + c[4] * v**2) / np.abs(c).sum()
+    poly = smooth_poly(rng_phase, u, v)
     phase = rng_phase.uniform(-math.pi, math.pi) + rng_phase.uniform(0.75, 2.0) * poly
-    centre, width = rng_b1.uniform(0.5, 1.3), rng_b1.uniform(0.5, 0.8)
-    tilt_u, tilt_v = rng_b1.normal(0.0, 0.25, 2)
-    f = centre * (np.exp(-(u**2 + v**2) / (2.0 * width**2)) - 0.6) + tilt_u * u + tilt_v * v
     return SliceAnatomy(
         fractions=fractions,
         phase_rad=phase.astype(np.float32),
-        b1_shape=np.tanh(f).astype(np.float32),  # the 3 T shape of phantom._b1_field
+        b1_shape=b1_pattern(rng_b1, u, v).astype(np.float32),
         subject_id=geom.subject_id,
         slice_position=z,
         fov_mm=fov_mm,

@@ -295,7 +295,9 @@ def main(argv=None) -> int:
         help="brain, standard: real anatomy, streamed training (rinq_jax.data.synthetic); "
         "quick, paper: procedural phantom slice files (default: brain)",
     )
-    parser.add_argument("--subjects", type=int, help="number of subjects")
+    parser.add_argument(
+        "--subjects", type=int, help="number of subjects (brain, standard: training subjects)"
+    )
     parser.add_argument("--slices", type=int, help="slices per subject")
     parser.add_argument("--matrix", type=int, help="image matrix, e.g. 256")
     parser.add_argument("--snr", type=float, help="SNR of the fully sampled reconstruction")
@@ -308,72 +310,46 @@ def main(argv=None) -> int:
         "--rank", type=int, help="SVD rank of the dictionary subspace (default 50, the paper's)"
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.add_argument("--cache", type=Path, help="dictionary cache folder (default OUT/cache)")
+    parser.add_argument(
+        "--cache", type=Path, help="dictionary cache folder (quick, paper; default OUT/cache)"
+    )
     args = parser.parse_args(argv)
-    if args.preset in synthetic.PRESETS:
-        return _brain_main(parser, args)
-    overrides = {
-        field: value
-        for field, value in {
-            "n_subjects": args.subjects,
-            "n_slices": args.slices,
-            "matrix": args.matrix,
-            "snr": args.snr,
-            "undersampling": args.undersampling,
-            "n_reps": args.n_reps,
-            "seed": args.seed,
-            "rank": args.rank,
-        }.items()
-        if value is not None
+    brain = args.preset in synthetic.PRESETS  # --subjects: the training subjects there
+    values = {
+        "n_train" if brain else "n_subjects": args.subjects,
+        "n_slices": args.slices,
+        "matrix": args.matrix,
+        "snr": args.snr,
+        "undersampling": args.undersampling,
+        "n_reps": args.n_reps,
+        "seed": args.seed,
+        "rank": args.rank,
     }
+    overrides = {field: value for field, value in values.items() if value is not None}
     try:
-        config = dataclasses.replace(PRESETS[args.preset], **overrides)
+        config = dataclasses.replace(
+            (synthetic.PRESETS if brain else PRESETS)[args.preset], **overrides
+        )
         config.acquisition()  # validates matrix, undersampling and SNR before any work
-        _check_counts(config)
+        if not brain:
+            _check_counts(config)
     except ValueError as error:
         parser.error(str(error))
     start = time.perf_counter()
+    if brain:
+        try:
+            paths = synthetic.generate(config, args.out, progress=not args.no_progress)
+        except ValueError as error:
+            print(f"generate: error: {error}", file=sys.stderr)
+            return 1
+        counts = ", ".join(f"{len(v)} {k}" for k, v in paths.items())
+        print(f"{counts} slices in {args.out}, {time.perf_counter() - start:.0f} s")
+        return 0
     paths = generate(config, args.out, args.cache, progress=not args.no_progress)
     size_mib = sum(p.stat().st_size for p in paths) / 2**20
     print(
         f"{len(paths)} slices in {args.out} ({size_mib:.0f} MiB), {time.perf_counter() - start:.0f} s"
     )
-    return 0
-
-
-def _brain_main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    """``--preset brain|standard``: generate a `synthetic` dataset.
-
-    --slices, --matrix, --snr, --undersampling, --n-reps, --seed, --rank override the preset; --subjects sets the number
-    of training subjects.
-    """
-    overrides = {
-        field: value
-        for field, value in {
-            "n_train": args.subjects,
-            "n_slices": args.slices,
-            "matrix": args.matrix,
-            "snr": args.snr,
-            "undersampling": args.undersampling,
-            "n_reps": args.n_reps,
-            "seed": args.seed,
-            "rank": args.rank,
-        }.items()
-        if value is not None
-    }
-    try:
-        config = dataclasses.replace(synthetic.PRESETS[args.preset], **overrides)
-        config.acquisition()
-    except ValueError as error:
-        parser.error(str(error))
-    start = time.perf_counter()
-    try:
-        paths = synthetic.generate(config, args.out, progress=not args.no_progress)
-    except ValueError as error:
-        print(f"generate: error: {error}", file=sys.stderr)
-        return 1
-    counts = ", ".join(f"{len(v)} {k}" for k, v in paths.items())
-    print(f"{counts} slices in {args.out}, {time.perf_counter() - start:.0f} s")
     return 0
 
 

@@ -58,10 +58,12 @@ __all__ = [
     "Phantom",
     "SubjectAnatomy",
     "TissueProperties",
+    "b1_pattern",
     "dominant_tissue",
     "make_phantom",
     "sample_subject",
     "slice_positions",
+    "smooth_poly",
 ]
 
 # Tissue labels (values of ``Phantom.tissue``; index of ``Phantom.fractions``).
@@ -544,7 +546,7 @@ def _add_lesions(
 # --- smooth fields ------------------------------------------------------------------------
 
 
-def _smooth_poly(rng: np.random.Generator, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+def smooth_poly(rng: np.random.Generator, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Random 2nd-order polynomial, |value| <= 1 on the unit square."""
     coeffs = rng.normal(size=5)
     coeffs /= np.sum(np.abs(coeffs))
@@ -557,17 +559,18 @@ def _texture(rng: np.random.Generator, matrix: int) -> np.ndarray:
     return noise / noise.std()
 
 
-def _b1_field(rng: np.random.Generator, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Transmit field at 3 T: brighter centre, darker rim, a random tilt; in (0.8, 1.2).
+def b1_pattern(rng: np.random.Generator, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Transmit field pattern at 3 T: brighter centre, darker rim, a random tilt; in (-1, 1).
 
-    tanh bounds the field smoothly (no clipping kinks) to 1 +- 0.2.
+    ``u, v``: head-normalised coordinates (|u|, |v| <~ 1 over the head). tanh bounds the
+    pattern smoothly (no clipping kinks); the field is ``1 + amplitude * pattern``.
     """
     centre = rng.uniform(0.5, 1.3)
     width = rng.uniform(0.5, 0.8)
     tilt_u, tilt_v = rng.normal(0.0, 0.25, 2)
     r2 = u**2 + v**2
     f = centre * (np.exp(-r2 / (2.0 * width**2)) - 0.6) + tilt_u * u + tilt_v * v
-    return 1.0 + 0.2 * np.tanh(f)
+    return np.tanh(f)
 
 
 # --- public entry point -----------------------------------------------------------------
@@ -671,7 +674,7 @@ def make_phantom(
     if variability:
         cv = _TEXTURE_CV[lab]
         for field, amp in ((t1, _DRIFT_T1), (t2, _DRIFT_T2), (pd, _DRIFT_PD)):
-            drift = np.clip(amp * _smooth_poly(rng_drift, u, v), -1.5 * amp, 1.5 * amp)
+            drift = np.clip(amp * smooth_poly(rng_drift, u, v), -1.5 * amp, 1.5 * amp)
             noise = np.clip(_texture(rng_texture, matrix), -3.0, 3.0)
             field *= (1.0 + drift)[:, None, :, None] * (1.0 + cv * noise[:, None, :, None])
     tissue_present = lab != BACKGROUND
@@ -693,11 +696,11 @@ def make_phantom(
     )
     tissue, mask = dominant_tissue(fractions)
 
-    phase = rng_phase.uniform(-math.pi, math.pi) + rng_phase.uniform(0.5, 2.0) * _smooth_poly(
+    phase = rng_phase.uniform(-math.pi, math.pi) + rng_phase.uniform(0.5, 2.0) * smooth_poly(
         rng_phase, u, v
     )
     m0 = (pd_map * np.exp(1j * phase)).astype(np.complex64)
-    b1 = _b1_field(rng_b1, u, v) if b1_field else np.ones((matrix, matrix))
+    b1 = 1.0 + 0.2 * b1_pattern(rng_b1, u, v) if b1_field else np.ones((matrix, matrix))
 
     return Phantom(
         t1_ms=t1_map.astype(np.float32),
