@@ -107,8 +107,9 @@ def population_values(
 ) -> TissueValues:
     """One subject's tissue values, drawn around the 3 T population means.
 
-    Population means: `phantom.TISSUE_PROPERTIES` (literature values cited there), times ``1 + spread * subject_cv * n``, ``n`` a standard
-    normal clipped at +-2.5, for T1 and T2 (PD with half the spread); a uniform global phase.
+    Population means: `phantom.TISSUE_PROPERTIES` (literature values cited there), times ``1 +
+    spread * subject_cv * n``, ``n`` a standard normal clipped at +-2.5, for T1 and T2 (PD with
+    half the spread); a uniform global phase.
     """
     cv = _population("subject_cv") * spread
 

@@ -4,7 +4,7 @@
 without ``--data``) writes::
 
     DIR/manifest.json          the BrainDataConfig and the file lists of each split
-    DIR/train/*.npz            per training slice: its gridded compartment maps (`SliceCompartments`)
+    DIR/train/*.npz            per training slice: gridded compartment maps (`SliceCompartments`)
     DIR/train/noise_bank.npy   gridded unit noise images, per interleaf group
     DIR/val/*.h5, DIR/test/*.h5  complete slices (docs/data_format.md) of held-out subjects
     DIR/cache/                 the dictionary-matching dictionary (B1 axis)

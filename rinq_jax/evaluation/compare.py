@@ -28,7 +28,8 @@ DEFAULT_RANK = 50
 def default_cache_dir(path: str | Path) -> Path:
     """The generator's dictionary cache of a slice.
 
-    ``<folder>/cache``, or the dataset's ``cache/`` for a slice inside a generated brain dataset (``<dataset>/test/x.h5``).
+    ``<folder>/cache``, or the dataset's ``cache/`` for a slice inside a generated brain dataset
+    (``<dataset>/test/x.h5``).
     """
     folder = Path(path).parent
     if (folder.parent / synthetic.MANIFEST).exists():

@@ -65,7 +65,8 @@ class Checkpoint:
     def target_norm_ms(self) -> tuple:
         """((T1, T2) offsets, (T1, T2) scales, transform) of the network's targets.
 
-        As `training.steps.denormalise_targets` takes them: y_ms = y_norm * scale + offset, exponentiated for the "log" transform.
+        As `training.steps.denormalise_targets` takes them: y_ms = y_norm * scale + offset,
+        exponentiated for the "log" transform.
 
         Read from the metadata's ``target_normalisation`` (an absent offset is 0, as in
         checkpoints written before offsets existed).

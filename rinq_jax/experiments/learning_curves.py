@@ -42,7 +42,7 @@ def plot(runs: dict[str, tuple[Path, int]], out: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 4, figsize=(14, 3.6), sharex=True)
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3.6))
     for label, (run_dir, batch_size) in runs.items():
         curve = read_curve(run_dir)
         seen = [s * batch_size for s in curve["step"]]
@@ -56,6 +56,7 @@ def plot(runs: dict[str, tuple[Path, int]], out: Path) -> Path:
             ax.set_title(title, fontsize=10)
     for ax in axes:
         ax.set_xlabel("training patches seen")
+        ax.set_xscale("log")
         ax.set_yscale("log")
         ax.grid(alpha=0.3, which="both")
     axes[0].set_ylabel("validation loss [ms]\nsqrt(MSE over T1, T2)")

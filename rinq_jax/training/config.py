@@ -12,9 +12,10 @@ the targets (over all masked training pixels), so both parameters weigh alike in
 freshly initialised network (outputs near 0) starts at the mean predictor instead of far from it.
 With ``target_transform="log"`` the same holds for ``ln(y / 1 ms)``: offsets and scales are then
 the mean and standard deviation of the log relaxation times (dimensionless), and the loss weighs a
-10 % error alike in white matter (T1 ~ 830 ms) and CSF (~ 4,000 ms). Set them to fixed numbers (e.g. offset 0, scales 4000 ms and 600 ms, the display windows of the
-paper's Fig. 2) to make the normalisation independent of the data. The resolved numbers are part
-of the config saved with every checkpoint; evaluation de-normalises with them.
+10 % error alike in white matter (T1 ~ 830 ms) and CSF (~ 4,000 ms). Set them to fixed numbers
+(e.g. offset 0, scales 4000 ms and 600 ms, the display windows of the paper's Fig. 2) to make
+the normalisation independent of the data. The resolved numbers are part of the config saved
+with every checkpoint; evaluation de-normalises with them.
 """
 
 from __future__ import annotations

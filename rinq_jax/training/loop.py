@@ -116,9 +116,10 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
 def build_datasets(config: TrainConfig, patch_size: int) -> Datasets:
     """The run's training and validation data.
 
-    A generated brain dataset (`rinq_jax.data.synthetic`: training drawn fresh by `rinq_jax.data.stream`, validation subjects on disk) when the folder holds one's
-    manifest (the default, generated on first use), else the folder's slice files split by
-    slice (module doc).
+    A generated brain dataset (`rinq_jax.data.synthetic`: training drawn fresh by
+    `rinq_jax.data.stream`, validation subjects on disk) when the folder holds one's manifest
+    (the default, generated on first use), else the folder's slice files split by slice (module
+    doc).
     """
     from rinq_jax.data import pipeline, synthetic
 

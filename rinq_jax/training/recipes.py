@@ -50,7 +50,8 @@ def default_steps(model: str) -> int:
 def recipe_fields(recipe: str, model: str, steps: int) -> dict[str, Any]:
     """TrainConfig fields of a recipe for a model and run length.
 
-    The paper's recipe leaves the config's defaults: Table 5 learning rate and batch size, constant, linear targets).
+    The paper's recipe leaves the config's defaults: Table 5 learning rate and batch size,
+    constant, linear targets).
     """
     if recipe not in RECIPES:
         raise ValueError(f"recipe must be one of {RECIPES}, got {recipe!r}")
