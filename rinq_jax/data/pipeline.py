@@ -170,6 +170,12 @@ def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
     return False
 
 
+def n_batches(n_patches: int, batch_size: int, drop_remainder: bool = True) -> int:
+    """Batches of ``batch_size`` in an epoch of ``n_patches`` (the last, short one kept or not)."""
+    full, rest = divmod(n_patches, batch_size)
+    return full + (0 if drop_remainder or rest == 0 else 1)
+
+
 def prefetched(make_items: Callable[[], Iterator], prefetch: int) -> Iterator:
     """Run ``make_items()`` in a background thread, ``prefetch`` items ahead.
 
@@ -323,8 +329,7 @@ class PatchDataset:
 
     def n_batches(self, batch_size: int, drop_remainder: bool = True) -> int:
         """Batches per epoch."""
-        full, rest = divmod(self.n_patches, batch_size)
-        return full + (0 if drop_remainder or rest == 0 else 1)
+        return n_batches(self.n_patches, batch_size, drop_remainder)
 
     def locate(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Global patch ids -> (file index into ``files``, row, column) of the centre pixels."""

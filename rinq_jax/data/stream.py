@@ -119,8 +119,7 @@ class SyntheticStream:
                 f"need batch_size >= 1 and start_batch >= 0, got {batch_size, start_batch}"
             )
         order = self.epoch_order(seed, epoch)
-        full, rest = divmod(order.size, batch_size)
-        n_batches = full + (0 if drop_remainder or rest == 0 else 1)
+        n_batches = pipeline.n_batches(order.size, batch_size, drop_remainder)
 
         def produce():
             for b in range(start_batch, n_batches):
