@@ -98,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=non_negative_int, default=0, help="seed of init, split and data order"
     )
     p.add_argument(
+        "--train-subjects",
+        type=positive_int,
+        help="train on the first N training subjects of a generated dataset (default: all)",
+    )
+    p.add_argument(
         "--target",
         default="true",
         choices=("true", "dm"),
@@ -151,6 +156,7 @@ def config_from_args(args: argparse.Namespace):
         epochs=epochs,
         steps=steps,
         seed=args.seed,
+        train_subjects=args.train_subjects,
         checkpoint_every_steps=args.checkpoint_every,
         progress=not args.no_progress,
         model_overrides=_model_overrides(args),

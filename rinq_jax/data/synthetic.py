@@ -352,13 +352,26 @@ class BrainData:
     files: dict[str, list[str]]
 
 
-def load(out_dir: Path) -> BrainData:
-    """Load a dataset folder written by `generate` (refusing an incomplete one)."""
+def load(out_dir: Path, train_subjects: int | None = None) -> BrainData:
+    """Load a dataset folder written by `generate` (refusing an incomplete one).
+
+    Args:
+        out_dir: the dataset folder.
+        train_subjects: keep only the first N training subjects (all when None), e.g. the
+            paper's small set of 4 subjects in `rinq_jax.experiments.table1`.
+    """
     out_dir = Path(out_dir)
     config = read_manifest(out_dir)
     if config is None:
         raise FileNotFoundError(f"{out_dir / MANIFEST} not found: not a generated brain dataset")
     lists = file_lists(config)
+    if train_subjects is not None:
+        if not 1 <= train_subjects <= config.n_train:
+            raise ValueError(
+                f"{out_dir}: train_subjects must lie in [1, {config.n_train}] (the dataset's "
+                f"training subjects), got {train_subjects}"
+            )
+        lists["train"] = lists["train"][: train_subjects * config.n_slices]
     missing = [name for names in lists.values() for name in names if not _complete(out_dir / name)]
     if missing or not (out_dir / "train" / NOISE_BANK).exists():
         raise FileNotFoundError(

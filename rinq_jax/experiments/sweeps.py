@@ -1,6 +1,6 @@
 """Robustness sweeps: error vs SNR and vs undersampling, for a trained network and dictionary matching.
 
-    python -m rinq_jax.experiments.sweeps --ckpt runs/table1/quick/random/rnn3-complex
+    python -m rinq_jax.experiments.sweeps --ckpt RUN_DIR   # a network trained on the quick preset
 
 For every setting a test slice of an unseen subject (`SUBJECT`, not among the training
 subjects 0-7) is simulated with `rinq_jax.data.generate.generate_slice` — the preset's

@@ -57,6 +57,7 @@ class TrainConfig:
       grad_clip_norm: clip the global gradient norm to this before Adam (None: no clipping).
       eval_every_steps: also validate (and keep the best checkpoint) every N steps, 0 for epoch
         ends only; streamed epochs are long.
+      train_subjects: train on the first N training subjects of a generated dataset (None: all).
       val_fraction, test_fraction: slice fractions of the random slice split (paper: 2/12 each).
       checkpoint_every_steps: extra checkpoint every N steps inside an epoch (0: epoch ends only).
       keep_checkpoints: how many of the latest checkpoints are kept (the best one is kept apart).
@@ -88,6 +89,7 @@ class TrainConfig:
     final_lr_fraction: float = 0.0
     grad_clip_norm: float | None = None
     eval_every_steps: int = 0
+    train_subjects: int | None = None
     val_fraction: float = 2 / 12
     test_fraction: float = 2 / 12
     checkpoint_every_steps: int = 200
@@ -128,6 +130,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ValueError(f"{name} must be > 0, got {value}")
+        if self.train_subjects is not None and self.train_subjects < 1:
+            raise ValueError(f"train_subjects must be >= 1, got {self.train_subjects}")
         if self.keep_checkpoints < 1:
             raise ValueError(f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
         # JSON turns tuples into lists; normalise so equality survives the round trip.

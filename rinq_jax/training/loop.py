@@ -127,7 +127,14 @@ def build_datasets(config: TrainConfig, patch_size: int) -> Datasets:
     if config.data_dir is None:
         synthetic.generate(synthetic.PRESETS["brain"], data_dir, progress=config.progress)
     if synthetic.read_manifest(data_dir) is not None:
-        return stream_datasets(data_dir, patch_size, config.input_kind, config.target)
+        return stream_datasets(
+            data_dir, patch_size, config.input_kind, config.target, config.train_subjects
+        )
+    if config.train_subjects is not None:
+        raise ValueError(
+            f"{data_dir}: train_subjects needs a generated brain dataset; a folder of slice "
+            "files is split by slice"
+        )
     files = sorted(data_dir.glob("*.h5"))
     if not files:
         raise FileNotFoundError(f"no slice files (*.h5) in {config.data_dir}")
@@ -148,11 +155,17 @@ def build_datasets(config: TrainConfig, patch_size: int) -> Datasets:
     return datasets_from_split(split, patch_size, config.input_kind, config.target)
 
 
-def stream_datasets(data_dir: Path, patch_size: int, input_kind: str, target: str) -> Datasets:
+def stream_datasets(
+    data_dir: Path,
+    patch_size: int,
+    input_kind: str,
+    target: str,
+    train_subjects: int | None = None,
+) -> Datasets:
     """A generated brain dataset's training stream and validation files.
 
-    `SyntheticStream` over its training slices, its validation subjects' files as a
-    `PatchDataset`.
+    `SyntheticStream` over its training slices (of the first `train_subjects` subjects, all
+    when None), its validation subjects' files as a `PatchDataset`.
     """
     from rinq_jax.data import pipeline, stream, synthetic
 
@@ -161,7 +174,7 @@ def stream_datasets(data_dir: Path, patch_size: int, input_kind: str, target: st
             f"{data_dir}: training slices of a generated dataset are drawn fresh and have only "
             "true maps; --target dm needs slice files"
         )
-    data = synthetic.load(data_dir)
+    data = synthetic.load(data_dir, train_subjects)
     train = stream.SyntheticStream(
         data.train,
         data.noise_bank,

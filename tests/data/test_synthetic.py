@@ -71,6 +71,16 @@ def test_load_refuses_an_incomplete_dataset(dataset, tmp_path):
         synthetic.load(tmp_path)
 
 
+def test_load_keeps_the_first_training_subjects(dataset):
+    out, data = dataset
+    first = synthetic.load(out, train_subjects=1)
+    assert first.files["train"] == ["train/sub-00_slice-00.npz", "train/sub-00_slice-01.npz"]
+    assert [s.name for s in first.train] == ["sub-00_slice-00", "sub-00_slice-01"]
+    assert first.files["val"] == data.files["val"] and first.files["test"] == data.files["test"]
+    with pytest.raises(ValueError, match=r"train_subjects must lie in \[1, 2\]"):
+        synthetic.load(out, train_subjects=3)
+
+
 def test_training_slice_holds_every_brain_pixel_and_its_neighbours(dataset):
     _, data = dataset
     sl = data.train[0]

@@ -1,85 +1,70 @@
-"""Table 1 experiment: a smoke run on tiny slices (tiny networks, 2 steps a row)."""
+"""Table 1 experiment: a smoke run on a tiny brain dataset, and its ordering verdicts."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
 
-from rinq_jax.data.generate import GenerateConfig
+from rinq_jax.data import synthetic
+from rinq_jax.evaluation import inference
 from rinq_jax.experiments import table1
 
-from .conftest import TINY_OVERRIDES, write_eval_slices
+from .conftest import TINY_OVERRIDES
+
+TINY = synthetic.BrainDataConfig(
+    n_train=5, n_val=1, n_test=1, n_slices=1, matrix=32, n_reps=60, noise_bank=2, rank=8
+)
 
 
-def _tiny_preset(tmp_path):
-    small, more = tmp_path / "small", tmp_path / "more"
-    write_eval_slices(small, n_files=6)  # sub-00..02, 2 slices each
-    write_eval_slices(more, n_files=8)  # the same 6 plus sub-03
-    data = GenerateConfig(n_subjects=3, n_slices=2, matrix=12, n_reps=30)
-    return table1.Preset(
-        "tiny",
-        data,
-        dataclasses.replace(data, n_subjects=4),
-        str(small),
-        str(more),
-        steps=dict.fromkeys(table1.QUICK_STEPS, 2),
-        model_overrides={"rnn1": TINY_OVERRIDES, "rnn3": TINY_OVERRIDES},
-        batch_size=16,
+@pytest.mark.slow  # ~1 min: a tiny dataset, four tiny trainings, dictionary matching, figures
+def test_table1_two_seeds_small_and_more_data_and_resume(tmp_path):
+    synthetic.generate(TINY, tmp_path / "data", progress=False)
+    setup = table1.Setup(
+        data_dir=str(tmp_path / "data"),
+        max_steps=2,
+        model_overrides={"rnn3": TINY_OVERRIDES},
     )
-
-
-@pytest.mark.slow  # ~50 s: three tiny trainings, dictionary matching, figures
-def test_table1_smoke_and_resume(tmp_path):
-    preset = _tiny_preset(tmp_path)
-    rows = ["drone-complex", "rnn3-complex", "rnn3-complex-more"]
-    results = table1.run(preset, tmp_path / "runs", rows=rows, log=lambda *_: None)
-    out = tmp_path / "runs" / "random"
+    rows = ["rnn3-complex", "rnn3-complex-more"]
+    results = table1.run(setup, tmp_path / "runs", rows=rows, log=lambda *_: None)
     assert set(results) == {*rows, "dictionary-matching"}
-    assert results["rnn3-complex"]["paper_val_loss_ms"] == 221.52
-    assert results["rnn3-complex-more"]["steps"] == 2
-    text = (out / "table1.md").read_text()
-    assert "| S_c (complex) |" in text and "(paper 221.52)" in text and "(paper 195.34)" in text
-    assert "Dictionary matching" in text
-    assert (out / "fig2.png").stat().st_size > 0
-    saved = json.loads((out / "table1.json").read_text())
-    assert saved["drone-complex"]["test_loss_ms"] == pytest.approx(
-        results["drone-complex"]["test_loss_ms"]
-    )
-    # Every row is scored on the same test slice, the small split's; RNN3* trained on more.
-    metrics = json.loads((out / "eval" / "metrics.json").read_text())
-    assert len(metrics["files"]) == 1
-    from rinq_jax.evaluation import inference
-
-    small_meta = inference.load_checkpoint(out / "rnn3-complex").metadata["data_files"]
-    more_meta = inference.load_checkpoint(out / "rnn3-complex-more").metadata["data_files"]
-    assert small_meta["test"] == more_meta["test"]
-    assert [len(small_meta[k]) for k in ("train", "val", "test")] == [4, 1, 1]
-    # 7 of 8 slices left: 7 * 7 / 26 -> 2 validation, 5 training
-    assert [len(more_meta[k]) for k in ("train", "val", "test")] == [5, 2, 1]
-    # Re-running skips finished rows (their done.json) and gives the same table.
-    again = table1.run(preset, tmp_path / "runs", rows=rows, compare_dm=False, log=lambda *_: None)
-    assert again["rnn3-complex"]["best_val_loss_ms"] == results["rnn3-complex"]["best_val_loss_ms"]
-    # Asking for more steps continues the finished runs from their checkpoints.
-    longer = dataclasses.replace(preset, steps=dict.fromkeys(table1.QUICK_STEPS, 4))
-    more = table1.run(
-        longer, tmp_path / "runs", rows=["drone-complex"], compare_dm=False, log=lambda *_: None
-    )
-    assert more["drone-complex"]["steps"] == 4
-    assert json.loads((out / "drone-complex" / "done.json").read_text())["final_step"] == 4
+    for key in rows:  # one score per seed
+        assert len(results[key]["test_loss_ms"]) == 2
+        assert len(results[key]["rme_t1_wm_pct"]) == 2
+    assert results["rnn3-complex"]["train_subjects"] == table1.SMALL_SUBJECTS
+    assert results["rnn3-complex-more"]["train_subjects"] == 5
+    # the small set trains on the first 4 subjects, RNN3* on all 5; both test on sub-06
+    small = inference.load_checkpoint(tmp_path / "runs" / "rnn3-complex-seed0").metadata
+    more = inference.load_checkpoint(tmp_path / "runs" / "rnn3-complex-more-seed1").metadata
+    assert len(small["data_files"]["train"]) == 4 and len(more["data_files"]["train"]) == 5
+    assert small["data_files"]["test"] == more["data_files"]["test"] == ["test/sub-06_slice-00.h5"]
+    # seeds differ, so do their runs
+    assert results["rnn3-complex"]["test_loss_ms"][0] != results["rnn3-complex"]["test_loss_ms"][1]
+    text = (tmp_path / "runs" / "table1.md").read_text()
+    assert "| RNN3 complex | 2 | 4 |" in text and "| more data over less |" in text
+    assert (tmp_path / "runs" / "fig2.png").stat().st_size > 0
+    saved = json.loads((tmp_path / "runs" / "table1.json").read_text())
+    assert saved["ordering"][0]["claim"] == "more data over less"
+    # Re-running skips the finished runs and gives the same table.
+    again = table1.run(setup, tmp_path / "runs", rows=rows, compare_dm=False, log=lambda *_: None)
+    assert again["rnn3-complex"]["test_loss_ms"] == results["rnn3-complex"]["test_loss_ms"]
 
 
-def test_loso_split_and_unknown_rows(tmp_path):
-    preset = _tiny_preset(tmp_path)
-    small = sorted((tmp_path / "small").glob("*.h5"))
-    more = sorted((tmp_path / "more").glob("*.h5"))
-    s = table1.loso_splits(small, more)
-    subject = lambda paths: {p.split("/")[-1][:6] for p in paths}  # noqa: E731
-    assert subject(s.small.test) == {"sub-02"} and subject(s.small.val) == {"sub-01"}
-    assert subject(s.small.train) == {"sub-00"}
-    assert subject(s.more.train) == {"sub-00", "sub-03"}
-    with pytest.raises(ValueError, match="unknown row.*valid: rnn3-complex, rnn3-complex-more"):
-        table1.run(
-            preset, tmp_path / "runs", split="loso", rows=["cnn1-complex"], log=lambda *_: None
-        )
+def test_ordering_verdicts_need_the_seeds_ranges_apart():
+    def rows(better, worse):
+        return {
+            "rnn3-complex-more": {"test_loss_ms": better},
+            "rnn3-complex": {"test_loss_ms": worse},
+        }
+
+    verdict = lambda b, w: table1.ordering_checks(rows(b, w))[0]["verdict"]  # noqa: E731
+    assert verdict([90, 95], [100, 110]) == "holds"
+    assert verdict([90, 105], [100, 110]) == "within seed noise"
+    assert verdict([120, 130], [100, 110]) == "reversed"
+
+
+def test_unknown_rows_and_a_folder_without_a_dataset_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown row"):
+        table1.run(table1.Setup(data_dir=str(tmp_path)), tmp_path, rows=["rnn9-complex"])
+    with pytest.raises(FileNotFoundError, match="not a generated brain dataset"):
+        table1.run(table1.Setup(data_dir=str(tmp_path)), tmp_path, rows=["rnn3-complex"])

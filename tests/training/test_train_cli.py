@@ -32,6 +32,7 @@ def cli():
         (["--model", "rnn3", "--target", "fake"], "invalid choice: 'fake'"),
         (["--model", "rnn3", "--input", "magnitude"], "not defined for 'magnitude'"),
         (["--model", "rnn3", "--matmul-dtype", "float16"], "invalid choice: 'float16'"),
+        (["--model", "rnn3", "--train-subjects", "0"], "positive integer"),
         (
             ["--model", "drone", "--matmul-dtype", "bfloat16"],
             "unknown override(s) ['matmul_dtype']",
@@ -57,6 +58,7 @@ def test_help_explains_each_flag(cli):
         "--lr",
         "--batch-size",
         "--seed",
+        "--train-subjects",
         "--target",
         "--matmul-dtype",
     ):
@@ -117,3 +119,15 @@ def test_bad_data_folder_is_one_line_error(cli, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("train.py: error: no slice files") and err.count("\n") == 1
     assert "train_cli" not in sys.modules  # loaded by path, not registered
+
+
+def test_train_subjects_needs_a_generated_dataset(cli, tmp_path, capsys):
+    from tests.evaluation.conftest import write_eval_slices
+
+    write_eval_slices(tmp_path / "slices", n_files=3)
+    argv = ["--model", "rnn1", "--data", str(tmp_path / "slices"), "--train-subjects", "2"]
+    assert cli.main([*argv, "--workdir", str(tmp_path / "run"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "train_subjects needs a generated brain dataset" in err and err.count("\n") == 1
+    args = cli.build_parser().parse_args(["--model", "rnn3", "--train-subjects", "4"])
+    assert cli.config_from_args(args).train_subjects == 4
