@@ -300,6 +300,9 @@ class _NoWriter:
     def write(self, step, split, metrics) -> None:
         """Do nothing."""
 
+    def close(self) -> None:
+        """Do nothing."""
+
 
 @contextlib.contextmanager
 def _closing(batches):
@@ -461,6 +464,7 @@ def _train_and_evaluate(
     # Several hosts (jax.distributed) all run this loop; only the first one writes and prints.
     chief = jax.process_index() == 0
     writer = MetricsWriter(run_dir, resume_step=step) if chief else _NoWriter()
+    cleanup.callback(writer.close)
     bar = tqdm(
         total=total_steps, initial=step, disable=not (config.progress and chief), dynamic_ncols=True
     )

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import scipy.linalg
 
 from rinq_jax.physics import dictionary as dic
 from rinq_jax.physics.epg import simulate
@@ -55,6 +56,20 @@ def test_rank_50_keeps_the_energy(paper_dictionaries):
     assert compressed.energy_kept >= 0.999
     assert compressed.atoms.shape == (len(full.grid), 50) and compressed.basis.shape == (50, 3000)
     np.testing.assert_allclose(compressed.basis @ compressed.basis.conj().T, np.eye(50), atol=1e-5)
+
+
+def test_subspace_iteration_equals_lapack_eigh(paper_dictionaries):
+    # The leading eigenpairs of a paper dictionary's Gram matrix (first 600 repetitions), by
+    # the compressor's subspace iteration and by LAPACK through scipy.
+    _, full, _ = paper_dictionaries
+    atoms = full.atoms[::4, :600].astype(np.complex128)
+    gram = atoms.conj().T @ atoms
+    values, vectors = dic._leading_eigenvectors(gram, 20)
+    ref_values, ref_vectors = scipy.linalg.eigh(gram, subset_by_index=[580, 599])
+    # eigenvalues to double precision relative to the largest
+    np.testing.assert_allclose(values, ref_values[::-1], rtol=0, atol=1e-10 * values[0])
+    # the same subspace: projecting the reference vectors onto ours keeps them whole
+    np.testing.assert_allclose(np.linalg.norm(vectors.conj().T @ ref_vectors, axis=0), 1, atol=1e-6)
 
 
 def test_noiseless_atoms_match_their_own_entries(paper_dictionaries):

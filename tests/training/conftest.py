@@ -7,9 +7,19 @@ from pathlib import Path
 import flax.linen as nn
 import numpy as np
 import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from rinq_jax.data.io import MrfSlice, write_slice
 from rinq_jax.training.loop import Datasets
+
+
+def tensorboard_scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
+    """Tag -> [(step, value)] of the event files in `folder`, read by TensorBoard itself."""
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    return {
+        tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]
+    }
 
 
 class ToyPatches:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import struct
-
 import pytest
 
 from rinq_jax.training.config import TrainConfig
-from rinq_jax.training.metrics_writer import MetricsWriter, crc32c, encode_event, read_records
+from rinq_jax.training.metrics_writer import MetricsWriter
+
+from .conftest import tensorboard_scalars
 
 
 def test_config_json_round_trip():
@@ -43,20 +43,30 @@ def test_config_refuses_unknown_json_fields():
         TrainConfig.from_dict({"model": "rnn3", "colour": "red"})
 
 
-def test_crc32c_known_value():
-    assert crc32c(b"123456789") == 0xE3069283
-
-
-def test_event_file_records(tmp_path):
+def test_tensorboard_reads_the_scalars_back(tmp_path):
     w = MetricsWriter(tmp_path)
     w.write(7, "val", {"val_loss_ms": 123.5, "epoch": 1})
-    (path,) = (tmp_path / "tensorboard").iterdir()
-    header, event = read_records(path)
-    assert b"brain.Event:2" in header
-    assert event == encode_event(
-        struct.unpack("<d", event[1:9])[0], 7, scalars={"val/val_loss_ms": 123.5}
-    )
-    assert b"val/val_loss_ms" in event and struct.pack("<f", 123.5) in event
+    w.write(8, "train", {"loss": 0.25})
+    w.close()
+    assert tensorboard_scalars(tmp_path / "tensorboard") == {
+        "val/val_loss_ms": [(7, 123.5)],
+        "train/loss": [(8, 0.25)],
+    }
+
+
+def test_tensorboard_drops_the_steps_an_interrupted_run_logged_after_its_checkpoint(tmp_path):
+    w = MetricsWriter(tmp_path)
+    for s in (1, 2, 3, 4):
+        w.write(s, "train", {"loss": float(s)})
+    w.close()
+    w = MetricsWriter(tmp_path, resume_step=2)
+    w.write(3, "train", {"loss": 30.0})
+    w.close()
+    assert tensorboard_scalars(tmp_path / "tensorboard")["train/loss"] == [
+        (1, 1.0),
+        (2, 2.0),
+        (3, 30.0),
+    ]
 
 
 def test_metrics_csv_drops_rows_after_resume_step(tmp_path):
