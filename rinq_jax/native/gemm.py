@@ -13,7 +13,7 @@ with MKL. So by default MKL serves Intel CPUs only. Whole networks: benchmarks/r
 
 How: ``gemm.cc`` defines XLA FFI handlers that call MKL's ``cblas_sgemm`` (and its packed
 variant); it is compiled with the system's C++ compiler on first use against JAX's FFI
-headers and the ``libmkl_rt`` of the ``mkl`` wheel (see requirements.txt), and cached under
+headers and the ``libmkl_rt`` of the ``mkl`` wheel (a dependency in pyproject.toml), and cached under
 ``$RINQ_JAX_CACHE_DIR`` (default ``~/.cache/rinq_jax``). ``jax.lax.platform_dependent``
 picks the MKL call when a computation is lowered for the CPU and XLA's ``dot_general`` for
 GPUs and TPUs, so one jitted function serves both.
