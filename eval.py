@@ -15,7 +15,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from rinq_jax.cli import keep_freed_memory, positive_int
+from rinq_jax.cli import positive_int
+from rinq_jax.data.format import MrfFormatError
+from rinq_jax.evaluation import evaluate, inference
 
 
 def _step(text: str) -> int | str:
@@ -80,9 +82,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Parse flags, evaluate, print a summary; one-line errors for bad input."""
     args = build_parser().parse_args(argv)
-    from rinq_jax.data.io import MrfFormatError
-    from rinq_jax.evaluation import evaluate, inference
-
     try:
         checkpoints = [inference.load_checkpoint(run, args.step) for run in args.ckpt]
         files = args.data or evaluate.split_test_files(checkpoints[0])
@@ -108,5 +107,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    keep_freed_memory()
     sys.exit(main())

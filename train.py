@@ -8,7 +8,7 @@ With no --data the default brain dataset (`rinq_jax.data.synthetic`, preset "bra
 on first use in data/brain: training batches are drawn fresh from its training subjects, validation
 and test subjects are fixed files. Its default length is `recipes.default_steps(model)` optimiser
 steps; with --data of plain slice files the default is `DEFAULT_EPOCHS` epochs. The recipes
-(`rinq_jax.training.recipes`) set the step size, its schedule and the target transform.
+(`rinq_jax.configs.recipes`) set the step size, its schedule and the target transform.
 Re-running the same command with the same --workdir resumes from its latest checkpoint.
 """
 
@@ -17,16 +17,20 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rinq_jax.cli import keep_freed_memory, non_negative_int, positive_float, positive_int
-from rinq_jax.training import recipes
+import jax
+
+from rinq_jax.cli import non_negative_int, positive_float, positive_int
+from rinq_jax.configs import recipes
+from rinq_jax.configs.models import INPUT_KINDS, MODEL_NAMES
+from rinq_jax.data.format import MrfFormatError
+from rinq_jax.models import get_model
+from rinq_jax.training.config import TrainConfig
+from rinq_jax.training.loop import NonFiniteLossError, train_and_evaluate
 
 DEFAULT_EPOCHS = 10
-MODELS = tuple(recipes.RINQ)
 
 
 def _batch_size(text: str) -> int:
-    import jax
-
     value = positive_int(text)
     n = jax.device_count()  # all hosts' devices after jax.distributed.initialize()
     if value % n:
@@ -44,11 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
         "slices; metrics go to WORKDIR/metrics.csv and WORKDIR/tensorboard, checkpoints to "
         "WORKDIR/checkpoints (latest) and WORKDIR/best (best validation loss).",
     )
-    p.add_argument("--model", required=True, choices=MODELS, help="network to train")
+    p.add_argument("--model", required=True, choices=MODEL_NAMES, help="network to train")
     p.add_argument(
         "--input",
         default="complex",
-        choices=("complex", "magnitude"),
+        choices=INPUT_KINDS,
         help="input signal: complex (real and imaginary channels) or magnitude "
         "(default: %(default)s)",
     )
@@ -75,15 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--steps",
         type=positive_int,
         help="total optimiser steps instead of epochs (default on the default data: "
-        + ", ".join(f"{k} {recipes.default_steps(k)}" for k in MODELS)
+        + ", ".join(f"{k} {recipes.default_steps(k)}" for k in MODEL_NAMES)
         + ")",
     )
     p.add_argument(
         "--recipe",
         default="rinq",
-        choices=("rinq", "paper"),
+        choices=recipes.RECIPES,
         help="rinq: log targets, warm-up and cosine decay, clipping (default); paper: Table 5, "
-        "constant step size, MSE in ms (see rinq_jax/training/recipes.py)",
+        "constant step size, MSE in ms (see rinq_jax/configs/recipes.py)",
     )
     p.add_argument(
         "--lr", type=positive_float, help="Adam (peak) learning rate (default: the recipe's)"
@@ -123,18 +127,23 @@ def build_parser() -> argparse.ArgumentParser:
         "accumulation and parameters, faster on CPUs with AMX/AVX512-BF16 and on "
         "accelerators (default: %(default)s)",
     )
+    p.add_argument(
+        "--fast-gradients",
+        action="store_true",
+        help="hand-written VJPs (the LSTM of rnn1/rnn3, CNN1's convolutions and BatchNorm): "
+        "faster training on CPUs, same values; the default is plain autodiff",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
 
 
-def _model_overrides(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
-    return () if args.matmul_dtype == "float32" else (("matmul_dtype", args.matmul_dtype),)
+def _model_overrides(args: argparse.Namespace) -> tuple[tuple[str, object], ...]:
+    overrides = () if args.matmul_dtype == "float32" else (("matmul_dtype", args.matmul_dtype),)
+    return overrides + ((("fast_gradients", True),) if args.fast_gradients else ())
 
 
 def config_from_args(args: argparse.Namespace):
     """Turn parsed flags into a TrainConfig."""
-    from rinq_jax.training.config import TrainConfig
-
     if args.epochs is None and args.steps is None:
         steps, epochs = (
             (recipes.default_steps(args.model), 1) if args.data is None else (None, DEFAULT_EPOCHS)
@@ -168,15 +177,10 @@ def main(argv: list[str] | None = None) -> int:
     """Parse flags, train, print the result; one-line errors for bad input."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from rinq_jax.models import get_model
-
     try:
         get_model(args.model, args.input, **dict(_model_overrides(args)))
     except ValueError as err:
         parser.error(str(err))
-    from rinq_jax.data.io import MrfFormatError
-    from rinq_jax.training.loop import NonFiniteLossError, train_and_evaluate
-
     try:
         train_and_evaluate(config_from_args(args))
     except (NonFiniteLossError, MrfFormatError, ValueError, FileNotFoundError) as err:
@@ -186,5 +190,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    keep_freed_memory()
     sys.exit(main())

@@ -1,10 +1,14 @@
 """The benchmark's own arithmetic: FLOP counts against XLA's, the report, the reference's device."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import pytest
 
-from benchmarks.run import interleaved, matmul_flops_per_sample, table, torch_device
+from benchmarks.common import interleaved, matmul_flops_per_sample, torch_device
+from benchmarks.memory import print_peak_memory
+from benchmarks.report import table
 from rinq_jax.models import get_model
 
 
@@ -33,6 +37,15 @@ def test_interleaved_alternates_and_times_every_round():
     )
     assert calls == ["a", "b"] * 3
     assert times == {"a": [1.0] * 3, "b": [2.0] * 3}
+
+
+def test_print_peak_memory_runs_the_workload_and_reports_its_high_water_mark(capsys):
+    # What a workload's child process prints for `benchmarks.memory.bench_memory`.
+    calls = []
+    print_peak_memory(lambda: calls.append(bytearray(64 * 2**20)))
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert len(calls) == 1 and report["seconds"] >= 0
+    assert report["peak_rss_bytes"] >= report["import_rss_bytes"] > 0
 
 
 def _fake_results(load):

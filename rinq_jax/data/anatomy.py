@@ -1,15 +1,11 @@
 """Axial brain slices from a real brain: the ICBM 2009a template, warped per subject.
 
-Slices are cut from the ICBM 2009a nonlinear symmetric template at 1 mm (Fonov et al.,
-NeuroImage 54:313 (2011); NeuroImage 47:S102 (2009)), whose grey matter, white matter and
-brain mask ship with nilearn (nothing is downloaded). Its tissue maps average 152 brains,
-so at boundaries they act as partial-volume fractions; CSF is the mask minus GM and WM.
-
-A subject (:func:`sample_geometry`) is the template under a random in-plane affine map, a
-smooth elastic displacement and a ventricle-size change. The template is skull-stripped,
-so the head is synthesised from the 3D distance to the deformed brain (planes up to 16 mm
-above and below the slice, so shells widen where the head surface is oblique): extra
-subarachnoid CSF, inner table, diploe, outer table, temporalis, scalp fat, skin, air.
+A slice samples one subject's warp of the template (`rinq_jax.data.template`): its grey
+and white matter maps act as partial-volume fractions, and CSF is the brain mask minus GM
+and WM. The template is skull-stripped, so the head is synthesised from the 3D distance to
+the deformed brain (planes up to 16 mm above and below the slice, so shells widen where the
+head surface is oblique): extra subarachnoid CSF, inner table, diploe, outer table,
+temporalis, scalp fat, skin, air.
 
 Image frame as :func:`rinq_jax.data.phantom.make_phantom`: pixel centres at
 ``-fov/2 + (i + 0.5) * pixel``, rows anterior (top) -> posterior, columns the subject's
@@ -20,14 +16,24 @@ basal ganglia), 1 is z = +58 mm (high convexity). A subject depends only on
 
 from __future__ import annotations
 
-import functools
 import math
+import sys
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 
-from rinq_jax.data.phantom import (
+from rinq_jax.data.phantom import b1_pattern, smooth_poly
+from rinq_jax.data.phantom import slice_positions as phantom_slice_positions
+from rinq_jax.data.template import (
+    BRAIN_CENTRE_MM,
+    checked_number,
+    load_template,
+    sample_geometry,
+    sample_plane,
+    to_template,
+)
+from rinq_jax.data.tissues import (
     BACKGROUND,
     BONE,
     CSF,
@@ -37,67 +43,14 @@ from rinq_jax.data.phantom import (
     MUSCLE_SKIN,
     N_CLASSES,
     TISSUE_PROPERTIES,
+    TISSUES,
     WM,
-    b1_pattern,
-    smooth_poly,
 )
-from rinq_jax.data.phantom import slice_positions as phantom_slice_positions
 
-__all__ = ["SliceAnatomy", "SubjectGeometry", "make_slice", "sample_geometry", "slice_positions"]
+__all__ = ["SliceAnatomy", "make_slice", "slice_positions"]
 
 _Z_RANGE_MM = (-12.0, 58.0)  # MNI z of slice positions 0 and 1
-_ORIGIN_MM = np.array([-98.0, -134.0, -72.0])  # MNI position of template voxel (0, 0, 0)
-_CENTRE_MM = (0.0, -18.0)  # MNI (x, y) of the brain's centre, placed at the head-frame origin
-_VENTRICLE_MM = (0.0, -10.0, 15.0)  # centre of the ventricle expansion
-_VENTRICLE_SIGMA_MM = (14.0, 28.0, 16.0)
 _DZ_MM = np.arange(-16.0, 16.5, 4.0)  # planes used for the 3D shell distances
-_N_WARP = 16  # random Fourier features of the elastic displacement
-
-
-@dataclass(frozen=True)
-class SubjectGeometry:
-    """One subject's random geometry; drawn by :func:`sample_geometry`. Lengths in mm.
-
-    Attributes:
-        subject_id: index of the subject (non-negative).
-        seed: seed of the cohort the subject was drawn with.
-        scale_lr, scale_ap: in-plane size relative to the template (isotropic ~N(1, 0.05)
-            times a small LR/AP anisotropy).
-        rotation_deg: in-plane rotation of the head.
-        offset_mm: in-plane position (x, y) of the brain centre relative to the FOV centre.
-        z_offset_mm: shift of the slice levels (slice planning varies between scans).
-        warp_amplitude_mm: RMS of each component of the elastic displacement.
-        warp_smoothness_mm: correlation length of the displacement (Gaussian covariance).
-        warp_seed: seed of the displacement's random Fourier features (Rahimi & Recht,
-            NIPS 2007): a smooth function of the template position (x, y, z).
-        ventricle_scale: linear magnification of the deep, periventricular region.
-        skin_mm, scalp_fat_mm: skin (labelled muscle/skin) and scalp fat thickness.
-        temporalis_mm: maximum temporalis muscle thickness (lateral, inferior slices).
-        skull_mm: skull thickness; ``diploe_fraction`` of it is diploe (labelled fat),
-            the rest splits evenly into inner and outer table (bone).
-        csf_mm: extra subarachnoid CSF between the template's brain mask and the skull.
-        lesion_count: lesions per slice when lesions are requested (1-4).
-
-    """
-
-    subject_id: int
-    seed: int
-    scale_lr: float
-    scale_ap: float
-    rotation_deg: float
-    offset_mm: tuple[float, float]
-    z_offset_mm: float
-    warp_amplitude_mm: float
-    warp_smoothness_mm: float
-    warp_seed: int
-    ventricle_scale: float
-    skin_mm: float
-    scalp_fat_mm: float
-    temporalis_mm: float
-    skull_mm: float
-    diploe_fraction: float
-    csf_mm: float
-    lesion_count: int
 
 
 @dataclass(frozen=True, eq=False)
@@ -135,61 +88,6 @@ class SliceAnatomy:
         return self.fov_mm / self.matrix
 
 
-def _check(name: str, value: object, lo: float, hi: float, integer: bool = False):
-    """``value`` as int (``integer``) or float, if it lies in [lo, hi]; else ValueError."""
-    types = (int, np.integer) if integer else (int, float, np.integer, np.floating)
-    if isinstance(value, bool) or not isinstance(value, types):
-        raise ValueError(f"{name} must be {'an integer' if integer else 'a number'}, got {value!r}")
-    if not lo <= value <= hi:  # NaN fails too
-        raise ValueError(f"{name} must lie in [{lo}, {hi}], got {value!r}")
-    return int(value) if integer else float(value)
-
-
-def _clipped_normal(rng: np.random.Generator, mean: float, sd: float, limit: float) -> float:
-    return float(np.clip(rng.normal(mean, sd), mean - limit, mean + limit))
-
-
-def sample_geometry(subject_id: int, seed: int = 0) -> SubjectGeometry:
-    """Draw one subject's geometry from ``numpy.random.SeedSequence([seed, subject_id])``.
-
-    Args:
-        subject_id: non-negative subject index.
-        seed: non-negative seed of the whole cohort.
-
-    Returns:
-        The subject's :class:`SubjectGeometry`.
-
-    Raises:
-        ValueError: if ``subject_id`` or ``seed`` is not a non-negative integer.
-
-    """
-    subject_id = _check("subject_id", subject_id, 0, math.inf, integer=True)
-    seed = _check("seed", seed, 0, math.inf, integer=True)
-    rng = np.random.default_rng(np.random.SeedSequence([seed, subject_id]))
-    scale = _clipped_normal(rng, 1.0, 0.05, 0.12)
-    aniso = _clipped_normal(rng, 0.0, 0.025, 0.06)
-    return SubjectGeometry(
-        subject_id=subject_id,
-        seed=seed,
-        scale_lr=scale * (1.0 + aniso),
-        scale_ap=scale * (1.0 - aniso),
-        rotation_deg=_clipped_normal(rng, 0.0, 4.0, 10.0),
-        offset_mm=(_clipped_normal(rng, 0.0, 4.0, 10.0), _clipped_normal(rng, 0.0, 4.0, 10.0)),
-        z_offset_mm=_clipped_normal(rng, 0.0, 1.5, 3.0),
-        warp_amplitude_mm=float(rng.uniform(1.5, 3.5)),
-        warp_smoothness_mm=float(rng.uniform(15.0, 25.0)),
-        warp_seed=int(rng.integers(2**31)),
-        ventricle_scale=float(rng.uniform(0.9, 1.35)),
-        skin_mm=float(rng.uniform(1.5, 3.0)),
-        scalp_fat_mm=float(rng.uniform(2.5, 5.5)),
-        temporalis_mm=float(rng.uniform(4.0, 9.0)),
-        skull_mm=float(rng.uniform(5.0, 8.0)),
-        diploe_fraction=float(rng.uniform(0.25, 0.45)),
-        csf_mm=float(rng.uniform(0.0, 2.0)),
-        lesion_count=int(rng.integers(1, 5)),
-    )
-
-
 def slice_positions(n_slices: int, first: float = 0.3, last: float = 0.8) -> np.ndarray:
     """Evenly spaced slice positions; one slice sits midway between ``first`` and ``last``.
 
@@ -205,59 +103,9 @@ def slice_positions(n_slices: int, first: float = 0.3, last: float = 0.8) -> np.
         ValueError: on a bad count or range.
 
     """
-    n_slices = _check("n_slices", n_slices, 1, math.inf, integer=True)
-    first, last = _check("first", first, 0.0, 1.0), _check("last", last, 0.0, 1.0)
+    n_slices = checked_number("n_slices", n_slices, 1, math.inf, integer=True)
+    first, last = checked_number("first", first, 0.0, 1.0), checked_number("last", last, 0.0, 1.0)
     return phantom_slice_positions(n_slices, first, last)
-
-
-@functools.lru_cache(maxsize=1)
-def _template() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """GM, WM probability and brain mask, float32[197, 233, 189] indexed (x, y, z), 1 mm."""
-    from nilearn import datasets
-
-    loaders = (datasets.load_mni152_gm_template, datasets.load_mni152_wm_template)
-    maps = [f(resolution=1).get_fdata(dtype=np.float32) for f in loaders]
-    mask = datasets.load_mni152_brain_mask(resolution=1).get_fdata(dtype=np.float32)
-    return maps[0], maps[1], mask
-
-
-def _plane(volume: np.ndarray, z_mm: float, x_mm: np.ndarray, y_mm: np.ndarray) -> np.ndarray:
-    """Trilinear samples of ``volume`` at MNI (x, y, z_mm); 0 outside the template."""
-    kz = z_mm - _ORIGIN_MM[2]
-    k0 = int(math.floor(kz))
-    if not 0 <= k0 < volume.shape[2] - 1:
-        return np.zeros(x_mm.shape)
-    t = kz - k0  # only the two planes around z: the deformation is in-plane
-    plane = (1.0 - t) * volume[:, :, k0] + t * volume[:, :, k0 + 1]
-    coords = np.stack([x_mm - _ORIGIN_MM[0], y_mm - _ORIGIN_MM[1]])
-    return ndimage.map_coordinates(plane, coords, order=1, mode="constant", cval=0.0)
-
-
-def _to_template(geom: SubjectGeometry, x: np.ndarray, y: np.ndarray, z_mm: float):
-    """Image (x, y) in mm -> MNI (x, y): undo shift, rotation and scale; add the warps."""
-    rot = math.radians(geom.rotation_deg)
-    dx, dy = x - geom.offset_mm[0], y - geom.offset_mm[1]
-    xh = (math.cos(rot) * dx + math.sin(rot) * dy) / geom.scale_lr
-    yh = (-math.sin(rot) * dx + math.cos(rot) * dy) / geom.scale_ap
-    xm, ym = xh + _CENTRE_MM[0], _CENTRE_MM[1] - yh  # image y points posterior, MNI y anterior
-    # Ventricles: magnify the region around them by ventricle_scale (smooth, invertible).
-    (cx, cy, cz), (sx, sy, sz) = _VENTRICLE_MM, _VENTRICLE_SIGMA_MM
-    w = np.exp(-0.5 * (((xm - cx) / sx) ** 2 + ((ym - cy) / sy) ** 2 + ((z_mm - cz) / sz) ** 2))
-    shrink = 1.0 - (1.0 - 1.0 / geom.ventricle_scale) * w
-    xm, ym = cx + (xm - cx) * shrink, cy + (ym - cy) * shrink
-    # Elastic displacement: a smooth Gaussian random field (random Fourier features).
-    # u(p) = A sqrt(2/N) sum_i w_i cos(k_i . p + phi_i), k ~ N(0, 1/len^2), w ~ N(0, 1):
-    # each component has RMS A and Gaussian correlation exp(-|dp|^2 / (2 len^2)).
-    rng = np.random.default_rng(geom.warp_seed)
-    k = rng.normal(0.0, 1.0 / geom.warp_smoothness_mm, (_N_WARP, 3))
-    phases = rng.uniform(0.0, 2.0 * math.pi, _N_WARP)
-    weights = rng.normal(0.0, geom.warp_amplitude_mm * math.sqrt(2.0 / _N_WARP), (_N_WARP, 2))
-    ux, uy = np.zeros_like(xm), np.zeros_like(ym)
-    for (kx, ky, kz), phase, (wx, wy) in zip(k, phases, weights, strict=True):
-        c = np.cos(kx * xm + ky * ym + (kz * z_mm + phase))
-        ux += wx * c
-        uy += wy * c
-    return xm + ux, ym + uy
 
 
 def _brain_distance(stack: np.ndarray, fine_mm: float, reach_mm: float) -> np.ndarray:
@@ -342,10 +190,10 @@ def make_slice(
 
     """
     geom = sample_geometry(subject_id, seed)
-    z = _check("slice_position", slice_position, 0.0, 1.0)
-    matrix = _check("matrix", matrix, 8, 1024, integer=True)
-    supersample = _check("supersample", supersample, 1, 8, integer=True)
-    fov_mm = _check("fov_mm", fov_mm, 1.0, 10_000.0)
+    z = checked_number("slice_position", slice_position, 0.0, 1.0)
+    matrix = checked_number("matrix", matrix, 8, 1024, integer=True)
+    supersample = checked_number("supersample", supersample, 1, 8, integer=True)
+    fov_mm = checked_number("fov_mm", fov_mm, 1.0, 10_000.0)
     if not isinstance(lesions, (bool, np.bool_)):
         raise ValueError(f"lesions must be a bool, got {lesions!r}")
 
@@ -357,19 +205,19 @@ def make_slice(
     n = matrix * supersample
     coord = -fov_mm / 2.0 + (np.arange(n) + 0.5) * fine_mm
     x_img, y_img = np.meshgrid(coord, coord)
-    xm, ym = _to_template(geom, x_img, y_img, z_mm)
+    xm, ym = to_template(geom, x_img, y_img, z_mm)
 
-    gm_vol, wm_vol, mask_vol = _template()
-    m = np.clip(_plane(mask_vol, z_mm, xm, ym), 0.0, 1.0)
-    g = np.clip(_plane(gm_vol, z_mm, xm, ym), 0.0, None)
-    w = np.clip(_plane(wm_vol, z_mm, xm, ym), 0.0, None)
+    gm_vol, wm_vol, mask_vol = load_template()
+    m = np.clip(sample_plane(mask_vol, z_mm, xm, ym), 0.0, 1.0)
+    g = np.clip(sample_plane(gm_vol, z_mm, xm, ym), 0.0, None)
+    w = np.clip(sample_plane(wm_vol, z_mm, xm, ym), 0.0, None)
     shrink = m / np.maximum(np.maximum(g + w, m), 1e-12)  # so that g + w <= m
     g, w = g * shrink, w * shrink
     fine = np.zeros((N_CLASSES, n, n))
     fine[GM], fine[WM], fine[CSF] = g, w, np.maximum(m - g - w, 0.0)
 
     # Head layers from the 3D distance to the brain over nearby planes (same in-plane map).
-    theta = np.arctan2(ym - _CENTRE_MM[1], xm - _CENTRE_MM[0])
+    theta = np.arctan2(ym - BRAIN_CENTRE_MM[1], xm - BRAIN_CENTRE_MM[0])
     lateral = np.clip((np.abs(np.cos(theta)) - 0.55) / 0.35, 0.0, 1.0) ** 2
     temporal = lateral * float(np.clip((35.0 - z_mm) / 30.0, 0.0, 1.0))  # gone above z ~ 35
     table = geom.skull_mm * (1.0 - geom.diploe_fraction) / 2.0
@@ -384,7 +232,7 @@ def make_slice(
     )
     bounds = np.cumsum([np.broadcast_to(t, (n, n)) for _, t in layers], axis=0)
     # Off-slice planes reuse the slice's in-plane map: its warp changes little over 16 mm.
-    planes = [_plane(mask_vol, z_mm + dz, xm, ym) if dz else m for dz in _DZ_MM]
+    planes = [sample_plane(mask_vol, z_mm + dz, xm, ym) if dz else m for dz in _DZ_MM]
     dist = _brain_distance(np.stack(planes) >= 0.5, fine_mm, float(bounds.max()) + 2.0)
     shell = np.full((n, n), BACKGROUND)
     for (label, _), bound in zip(layers[::-1], bounds[::-1], strict=True):
@@ -425,8 +273,6 @@ def _save_figure(path: str, seed: int = 0) -> None:
     import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
 
-    from rinq_jax.data.phantom import TISSUES
-
     t1_ms = np.array([TISSUE_PROPERTIES[k].t1_ms for k in range(N_CLASSES)], np.float32)
     colours = ["black", "#f0e0c0", "#a0a0a0", "#3070ff", "#ffd000", "#c04040", "#ffffff", "#ff00ff"]
     plt.rcParams.update({"image.interpolation": "nearest", "font.size": 7})
@@ -455,6 +301,4 @@ def _save_figure(path: str, seed: int = 0) -> None:
 
 
 if __name__ == "__main__":
-    import sys
-
     _save_figure(sys.argv[1] if len(sys.argv) > 1 else "docs/phantom.png")

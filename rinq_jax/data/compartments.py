@@ -17,7 +17,7 @@ Hence a separable model with ``K = 3 L`` terms::
 
 The acquisition is linear: repetition ``t`` samples the interleaf group ``g(t)`` and the
 gridding reconstruction is ``xhat_t = G_g(t) x_t`` with ``G_g = A_g^H W_g A_g``
-(`rinq_jax.data.acquisition`). So ``xhat_t = sum_lp (G_g(t) M_lp) C_lp(t)``: the ``R x K``
+(`rinq_jax.data.gridding`). So ``xhat_t = sum_lp (G_g(t) M_lp) C_lp(t)``: the ``R x K``
 gridded maps ``G_g M_lp`` (``R`` = 48 groups at the paper's undersampling) are computed once
 per anatomy (`grid_maps`: K forward NUFFTs, R x K adjoints), and any draw of tissue values,
 B1 amplitude and global phase becomes an aliased series by ``K`` multiply-adds per pixel and
@@ -35,7 +35,7 @@ import math
 
 import numpy as np
 
-from rinq_jax.data import acquisition, phantom
+from rinq_jax.data import nufft, spiral, tissues
 from rinq_jax.physics import epg
 from rinq_jax.physics.sequence import FispSequence
 
@@ -54,7 +54,7 @@ __all__ = [
     "true_maps",
 ]
 
-LABELS: tuple[int, ...] = tuple(range(1, phantom.N_CLASSES))
+LABELS: tuple[int, ...] = tuple(range(1, tissues.N_CLASSES))
 """Compartments: every tissue label but background (air holds no magnetisation)."""
 
 N_POWERS = 3
@@ -66,7 +66,7 @@ TRAINING_LOG_WIDTH = 0.35
 
 @dataclasses.dataclass(frozen=True)
 class TissueValues:
-    """One draw of the compartments' parameters (index = tissue label, `phantom.TISSUES`).
+    """One draw of the compartments' parameters (index = tissue label, `tissues.TISSUES`).
 
     Attributes:
         t1_ms, t2_ms: float[N_CLASSES] relaxation times, ms (background entries unused).
@@ -84,21 +84,21 @@ class TissueValues:
     def __post_init__(self):
         for name in ("t1_ms", "t2_ms", "pd"):
             value = np.asarray(getattr(self, name), np.float64)
-            if value.shape != (phantom.N_CLASSES,):
-                raise ValueError(f"TissueValues.{name} must have shape ({phantom.N_CLASSES},)")
+            if value.shape != (tissues.N_CLASSES,):
+                raise ValueError(f"TissueValues.{name} must have shape ({tissues.N_CLASSES},)")
             object.__setattr__(self, name, value)
         if not 0.0 <= self.b1_amplitude < 0.5:
             raise ValueError(f"b1_amplitude must lie in [0, 0.5), got {self.b1_amplitude}")
 
 
 def _population(name: str) -> np.ndarray:
-    return np.array([getattr(phantom.TISSUE_PROPERTIES[k], name) for k in range(phantom.N_CLASSES)])
+    return np.array([getattr(tissues.TISSUE_PROPERTIES[k], name) for k in range(tissues.N_CLASSES)])
 
 
 def _clip_relaxation(t1_ms: np.ndarray, t2_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Keep every value inside the paper's dictionary range, with T2 <= T1."""
-    t1_ms = np.clip(t1_ms, *phantom.DICT_T1_RANGE_MS)
-    t2_ms = np.minimum(np.clip(t2_ms, *phantom.DICT_T2_RANGE_MS), t1_ms)
+    t1_ms = np.clip(t1_ms, *tissues.DICT_T1_RANGE_MS)
+    t2_ms = np.minimum(np.clip(t2_ms, *tissues.DICT_T2_RANGE_MS), t1_ms)
     return t1_ms, t2_ms
 
 
@@ -107,14 +107,14 @@ def population_values(
 ) -> TissueValues:
     """One subject's tissue values, drawn around the 3 T population means.
 
-    Population means: `phantom.TISSUE_PROPERTIES` (literature values cited there), times ``1 +
+    Population means: `tissues.TISSUE_PROPERTIES` (literature values cited there), times ``1 +
     spread * subject_cv * n``, ``n`` a standard normal clipped at +-2.5, for T1 and T2 (PD with
     half the spread); a uniform global phase.
     """
     cv = _population("subject_cv") * spread
 
     def scale(factor):
-        n = np.clip(rng.standard_normal(phantom.N_CLASSES), -2.5, 2.5)
+        n = np.clip(rng.standard_normal(tissues.N_CLASSES), -2.5, 2.5)
         return 1.0 + factor * cv * n
 
     t1_ms, t2_ms = _clip_relaxation(
@@ -137,12 +137,12 @@ def training_values(rng: np.random.Generator, max_b1_amplitude: float) -> Tissue
     is 25 % off (measured), while disease moves relaxation times by tens of percent.
     """
     width = TRAINING_LOG_WIDTH
-    log_scale = rng.uniform(-1.0, 1.0, (2, phantom.N_CLASSES)) * width
+    log_scale = rng.uniform(-1.0, 1.0, (2, tissues.N_CLASSES)) * width
     t1_ms, t2_ms = _clip_relaxation(
         _population("t1_ms") * np.exp(log_scale[0]), _population("t2_ms") * np.exp(log_scale[1])
     )
     t1_ms[0] = t2_ms[0] = 1.0
-    pd = _population("pd") * rng.uniform(0.9, 1.1, phantom.N_CLASSES)
+    pd = _population("pd") * rng.uniform(0.9, 1.1, tissues.N_CLASSES)
     return TissueValues(
         t1_ms,
         t2_ms,
@@ -235,17 +235,15 @@ def signal_rms(maps: np.ndarray, coefficients: np.ndarray) -> float:
     return math.sqrt(max(energy, 0.0) / (flat.shape[1] * coef.shape[1]))
 
 
-def _group_weights(cfg: acquisition.AcquisitionConfig):
+def _group_weights(cfg: spiral.AcquisitionConfig):
     """(trajectory, density weights scaled to one repetition, interleaves of each group)."""
-    traj = acquisition.spiral_trajectory(cfg)
+    traj = spiral.spiral_trajectory(cfg)
     scale = cfg.n_interleaves / cfg.interleaves_per_repetition
-    weights = acquisition.density_compensation(traj) * scale
-    return traj, weights, acquisition.interleaf_groups(cfg)
+    weights = spiral.density_compensation(traj) * scale
+    return traj, weights, spiral.interleaf_groups(cfg)
 
 
-def grid_maps(
-    maps: np.ndarray, cfg: acquisition.AcquisitionConfig, nthreads: int = 1
-) -> np.ndarray:
+def grid_maps(maps: np.ndarray, cfg: spiral.AcquisitionConfig, nthreads: int = 1) -> np.ndarray:
     """``G_g M`` for every interleaf group ``g``: sampling, density compensation, adjoint.
 
     Args:
@@ -257,11 +255,11 @@ def grid_maps(
         complex64[R, K, H, W]; ``R = cfg.effective_undersampling`` groups.
     """
     traj, weights, groups = _group_weights(cfg)
-    kdata = acquisition.forward(maps, traj, eps=cfg.nufft_eps, nthreads=nthreads)  # [K, I, S]
+    kdata = nufft.forward(maps, traj, eps=cfg.nufft_eps, nthreads=nthreads)  # [K, I, S]
     shape = maps.shape[-2:]
     out = np.empty((len(groups), maps.shape[0], *shape), np.complex64)
     for g, interleaves in enumerate(groups):
-        out[g] = acquisition.adjoint(
+        out[g] = nufft.adjoint(
             kdata[:, interleaves] * weights[interleaves],
             traj[interleaves],
             shape,
@@ -289,7 +287,7 @@ def gridded_series(
             indexed; a leading batch axis ``[B, R, K, N]`` pairs with ``[B, K, T]``).
         coefficients: complex64[K, T] (or [B, K, T]).
         group_of_rep: int[T] interleaf group of each repetition
-            (`acquisition.interleaf_pattern`).
+            (`spiral.interleaf_pattern`).
         out: optional complex64[N, T] (or [B, N, T]) to *add* the series to (e.g. the noise).
         block: pixels per time-major block.
 
@@ -316,7 +314,7 @@ def gridded_series(
 
 
 def noise_bank(
-    cfg: acquisition.AcquisitionConfig,
+    cfg: spiral.AcquisitionConfig,
     n_per_group: int,
     rng: np.random.Generator,
     nthreads: int = 1,
@@ -325,20 +323,20 @@ def noise_bank(
 
     Each image is ``G_g n / sqrt(sum w^2)`` for complex white noise ``n`` (``E|n|^2 = 1``), scaled
     so that the fully sampled reconstruction of unit noise has unit per-pixel standard
-    deviation: multiply by ``signal_rms / snr`` for the SNR of `acquisition.noise_std`.
+    deviation: multiply by ``signal_rms / snr`` for the SNR of `rinq_jax.data.gridding.noise_std`.
 
     Returns:
         complex64[R, n_per_group, H, W].
     """
     traj, weights, groups = _group_weights(cfg)
-    full = acquisition.density_compensation(traj).astype(np.float64)
+    full = spiral.density_compensation(traj).astype(np.float64)
     norm = 1.0 / math.sqrt(np.sum(full**2))
     shape = (cfg.matrix, cfg.matrix)
     out = np.empty((len(groups), n_per_group, *shape), np.complex64)
     for g, interleaves in enumerate(groups):
         z = rng.standard_normal((n_per_group, len(interleaves), traj.shape[1], 2), np.float32)
         noise = z.view(np.complex64)[..., 0] * np.float32(norm / math.sqrt(2.0))
-        out[g] = acquisition.adjoint(
+        out[g] = nufft.adjoint(
             noise * weights[interleaves],
             traj[interleaves],
             shape,

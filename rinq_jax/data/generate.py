@@ -12,7 +12,7 @@ through the full NUFFT path, as follows. For each subject and slice position:
 3. the spiral acquisition (`rinq_jax.data.acquisition`) samples one interleaf per
    repetition, adds complex Gaussian noise at the requested SNR and reconstructs the
    aliased image series with the gridding adjoint;
-4. dictionary matching of that series (`rinq_jax.physics.dictionary.match`, rank K)
+4. dictionary matching of that series (`rinq_jax.physics.matching.match`, rank K)
    gives the paper's kind of ground truth, ``dm_t1_ms`` and ``dm_t2_ms``;
 5. the slice is written atomically in the format of docs/data_format.md.
 
@@ -39,9 +39,20 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from rinq_jax.data import QUICK_DATA_DIR, acquisition, io, phantom, synthetic
+from rinq_jax.data import (
+    QUICK_DATA_DIR,
+    acquisition,
+    io,
+    phantom,
+    phantom_geometry,
+    spiral,
+    synthetic,
+    tissues,
+)
+from rinq_jax.data.format import MrfFormatError
 from rinq_jax.physics import dictionary as dictionary_lib
 from rinq_jax.physics import epg
+from rinq_jax.physics.matching import match
 from rinq_jax.physics.sequence import FispSequence, paper_sequence
 
 
@@ -57,7 +68,7 @@ class GenerateConfig:
         n_reps: repetitions of `paper_sequence` (3,000 in the paper).
         sequence_seed: seed of `paper_sequence`.
         undersampling: spiral undersampling factor (48 in the paper).
-        snr: SNR of the fully sampled reconstruction (see `acquisition.AcquisitionConfig`),
+        snr: SNR of the fully sampled reconstruction (see `spiral.AcquisitionConfig`),
             or None for noiseless data.
         fully_sampled: acquire all interleaves in every repetition (reference data).
         rank: SVD rank of the dictionary subspace (50 in the paper).
@@ -87,9 +98,9 @@ class GenerateConfig:
         """The acquisition schedule of every slice."""
         return paper_sequence(self.n_reps, self.sequence_seed)
 
-    def acquisition(self) -> acquisition.AcquisitionConfig:
+    def acquisition(self) -> spiral.AcquisitionConfig:
         """The spiral acquisition of every slice."""
-        return acquisition.AcquisitionConfig(
+        return spiral.AcquisitionConfig(
             matrix=self.matrix,
             fov_mm=self.fov_mm,
             undersampling=self.undersampling,
@@ -155,7 +166,7 @@ def generate_slice(
     once written to disk), see ``acquisition.acquire``.
     """
     seq = config.sequence()
-    anatomy = phantom.sample_subject(subject, config.seed)
+    anatomy = phantom_geometry.sample_subject(subject, config.seed)
     position = float(phantom.slice_positions(config.n_slices)[slice_index])
     ph = phantom.make_phantom(
         anatomy,
@@ -171,7 +182,7 @@ def generate_slice(
     signals = acquisition.acquire(
         coefficients, dictionary.basis, config.acquisition(), rng, out=out
     )
-    matched = dictionary_lib.match(dictionary.project(signals[ph.mask]), dictionary)
+    matched = match(dictionary.project(signals[ph.mask]), dictionary)
     dm_t1_ms, dm_t2_ms = np.zeros_like(ph.t1_ms), np.zeros_like(ph.t2_ms)
     dm_t1_ms[ph.mask], dm_t2_ms[ph.mask] = matched.t1_ms, matched.t2_ms
     return io.MrfSlice(
@@ -198,7 +209,7 @@ def generate_slice(
             "config": repr(config),
             "slice_position": position,
             "dm_rank": config.rank,
-            "tissue_labels": repr(dict(phantom.TISSUES)),
+            "tissue_labels": repr(dict(tissues.TISSUES)),
         },
     )
 
@@ -206,7 +217,7 @@ def generate_slice(
 def _is_complete(path: Path) -> bool:
     try:
         io.inspect(path)
-    except (io.MrfFormatError, FileNotFoundError):
+    except (MrfFormatError, FileNotFoundError):
         return False
     return True
 

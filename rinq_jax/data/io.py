@@ -1,28 +1,15 @@
-"""The rinq_jax HDF5 slice format: one file per slice, written atomically, read with validation.
+"""Reading and writing slice files (one HDF5 file per slice) in the format of ``data.format``.
 
-The full specification is ``docs/data_format.md``; this module is its only reader and writer.
-Every problem with a file is reported as one exception type, :class:`MrfFormatError`, whose
-message names the file, the field and what was expected, so that command-line tools can print
-one line instead of a traceback.
-
-Layout (``H, W`` image rows and columns, ``T`` repetitions)::
-
-    /signals     complex64[H, W, T]   chunks (1, W, T): one image row per chunk
-    /mask        bool[H, W]
-    /t1_ms, /t2_ms, /dm_t1_ms, /dm_t2_ms, /b1   float32[H, W]      (optional)
-    /m0          complex64[H, W]                                   (optional)
-    /tissue      uint8[H, W]                                       (optional)
-    /sequence    group: flip_deg, tr_ms, phase_deg float32[T]; attrs te_ms, ti_ms (NaN: none)
-    /acquisition group attrs: undersampling, snr, n_interleaves, matrix, fov_mm, ...
-    /generator   group attrs: free-form provenance (program, version, seed, ...)
-    attrs        format_version (int, 1), subject_id, slice_id, sequence_hash (str)
+The only reader and writer of ``docs/data_format.md``. :class:`MrfSlice` is a slice in memory;
+:func:`write_slice` checks it and writes it atomically; :func:`read_slice` reads some fields or
+rows and checks them; :func:`inspect` reads metadata and shapes only; :func:`validate` checks
+every value. Problems raise ``rinq_jax.data.format.MrfFormatError`` naming file and field.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -31,59 +18,22 @@ import h5py
 import numpy as np
 
 from rinq_jax.atomic import atomic_path
-
-FORMAT_VERSION = 1
-
-# signals and mask make a file usable for inference; the maps are what training needs.
-REQUIRED_FIELDS = ("signals", "mask")
-OPTIONAL_FIELDS = ("t1_ms", "t2_ms", "m0", "b1", "tissue", "dm_t1_ms", "dm_t2_ms")
-FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
-# A T1 map without its T2 map (or the reverse) cannot serve as a training target.
-TARGET_PAIRS = {"true": ("t1_ms", "t2_ms"), "dm": ("dm_t1_ms", "dm_t2_ms")}
-
-DTYPES = {
-    "signals": np.dtype(np.complex64),
-    "mask": np.dtype(np.bool_),
-    "t1_ms": np.dtype(np.float32),
-    "t2_ms": np.dtype(np.float32),
-    "m0": np.dtype(np.complex64),
-    "b1": np.dtype(np.float32),
-    "tissue": np.dtype(np.uint8),
-    "dm_t1_ms": np.dtype(np.float32),
-    "dm_t2_ms": np.dtype(np.float32),
-}
-SEQUENCE_ARRAYS = ("flip_deg", "tr_ms", "phase_deg")
-
-# Upper bounds in ms (well above any tissue at 3 T) and the median below which a map is
-# almost certainly in seconds (brain T1 ~ 0.8-4 s, T2 ~ 0.04-2 s).
-_MAX_MS = {"t1_ms": 10000.0, "t2_ms": 5000.0, "dm_t1_ms": 10000.0, "dm_t2_ms": 5000.0}
-_SECONDS_MEDIAN_BELOW = {"t1_ms": 10.0, "t2_ms": 1.0, "dm_t1_ms": 10.0, "dm_t2_ms": 1.0}
-_EMPTY_MASK = "expected at least one True pixel, got an empty mask"
-_B1_MAX = 5.0  # B1 is a relative scale (~0.5-1.5); a median above this is percent or degrees
-
-
-class MrfFormatError(ValueError):
-    """A slice file (or an in-memory slice about to be written) breaks the format.
-
-    Attributes:
-        path: the file concerned.
-        field: the dataset, attribute or group at fault (e.g. ``"t1_ms"``, ``"sequence/tr_ms"``,
-            ``"attrs/format_version"``, or ``"file"`` for an unreadable file).
-
-    """
-
-    def __init__(self, path: str | os.PathLike, field: str, message: str):
-        self.path = os.fspath(path)
-        self.field = field
-        super().__init__(f"{self.path}: field '{field}': {message}")
-
-
-class MrfFileNotFoundError(MrfFormatError, FileNotFoundError):
-    """The slice file does not exist (field ``file``).
-
-    Both an :class:`MrfFormatError` (one type for every problem with an input file) and a
-    ``FileNotFoundError`` (what callers checking for a missing file expect).
-    """
+from rinq_jax.data.format import (
+    EMPTY_MASK,
+    FIELDS,
+    FORMAT_VERSION,
+    ROOT_ATTRS,
+    TARGET_PAIRS,
+    MrfFileNotFoundError,
+    MrfFormatError,
+    check_file_fields,
+    check_finite,
+    check_root_attr,
+    check_sequence,
+    check_slice,
+    check_values,
+    sequence_dict_and_hash,
+)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -183,189 +133,6 @@ class SliceInfo:
         return all(name in self.fields for name in TARGET_PAIRS[target])
 
 
-# --------------------------------------------------------------------------- sequence helpers
-
-
-def sequence_dict_hash(sequence: Mapping[str, Any]) -> str:
-    """Fallback sha256 hex digest of a sequence dict (keys sorted, arrays by dtype/shape/bytes).
-
-    Only used when ``rinq_jax.physics.sequence`` cannot be imported; ``FispSequence.hash`` is
-    authoritative otherwise.
-    """
-    digest = hashlib.sha256()
-    for key in sorted(sequence):
-        value = sequence[key]
-        digest.update(key.encode())
-        if isinstance(value, np.ndarray):
-            digest.update(f"{value.dtype.str}{value.shape}".encode())
-            digest.update(np.ascontiguousarray(value).tobytes())
-        else:
-            digest.update(repr(value).encode())
-    return digest.hexdigest()
-
-
-def sequence_dict_and_hash(sequence: Any) -> tuple[dict[str, Any], str]:
-    """Turn a sequence (object with ``to_dict()``, or a dict) into ``(dict, hash)``.
-
-    The hash is ``sequence.hash`` when the object has one; for a dict it is the hash of
-    ``FispSequence.from_dict(dict)`` so files written from a dict and from the object agree,
-    falling back to :func:`sequence_dict_hash` while the physics module does not exist.
-    """
-    if hasattr(sequence, "to_dict"):
-        seq_dict = dict(sequence.to_dict())
-        seq_hash = getattr(sequence, "hash", None)
-        return seq_dict, str(seq_hash) if seq_hash else sequence_dict_hash(seq_dict)
-    seq_dict = dict(sequence)
-    try:
-        from rinq_jax.physics.sequence import FispSequence
-    except ImportError:
-        return seq_dict, sequence_dict_hash(seq_dict)
-    return seq_dict, str(FispSequence.from_dict(seq_dict).hash)
-
-
-def to_fisp_sequence(sequence: Mapping[str, Any]):
-    """Build a ``rinq_jax.physics.sequence.FispSequence`` from a sequence dict read from a file."""
-    from rinq_jax.physics.sequence import FispSequence  # late import: physics is optional here
-
-    return FispSequence.from_dict(dict(sequence))
-
-
-# --------------------------------------------------------------------------- checks
-
-
-def _check_dtype_shape(path, name: str, dtype, shape, expected_shape, why: str = "") -> None:
-    """Raise unless a field has the format's dtype and ``expected_shape``."""
-    expected_dtype = DTYPES[name]
-    if np.dtype(dtype) != expected_dtype:
-        raise MrfFormatError(path, name, f"expected dtype {expected_dtype}, got {np.dtype(dtype)}")
-    if tuple(shape) != tuple(expected_shape):
-        raise MrfFormatError(
-            path, name, f"expected shape {tuple(expected_shape)}{why}, got {tuple(shape)}"
-        )
-
-
-def _check_finite(path, name: str, values: np.ndarray, row0: int = 0) -> None:
-    """Raise if any value is NaN or infinite, naming the first bad pixel."""
-    bad = ~np.isfinite(values)
-    if bad.any():
-        first = np.argwhere(bad)[0]
-        first[0] += row0
-        raise MrfFormatError(
-            path,
-            name,
-            f"expected finite values, got {int(bad.sum())} NaN/Inf (first at index "
-            f"{tuple(int(i) for i in first)})",
-        )
-
-
-def _check_values(path, name: str, values: np.ndarray, mask: np.ndarray, row0: int = 0) -> None:
-    """Value checks of one [H, W] map (or the signals): finiteness, units and ranges."""
-    if name in ("mask", "tissue"):
-        return
-    _check_finite(path, name, values, row0)
-    if name in _MAX_MS and mask.any():
-        inside = values[mask]
-        median = float(np.median(inside))
-        if median < _SECONDS_MEDIAN_BELOW[name]:
-            raise MrfFormatError(
-                path,
-                name,
-                f"expected a map in ms; the median inside the mask is {median:.4g}, which "
-                f"suggests seconds (multiply by 1000)",
-            )
-        if inside.min() <= 0:
-            raise MrfFormatError(
-                path, name, f"expected positive values (ms) inside the mask, got min {inside.min()}"
-            )
-        if inside.max() > _MAX_MS[name]:
-            raise MrfFormatError(
-                path,
-                name,
-                f"expected values <= {_MAX_MS[name]:g} ms inside the mask, got max {inside.max()}",
-            )
-    if name == "b1" and mask.any():
-        median = float(np.median(values[mask]))
-        if not 0.0 < median <= _B1_MAX:
-            raise MrfFormatError(
-                path,
-                name,
-                f"expected a relative scale around 1 (0 < median <= {_B1_MAX:g}); the median "
-                f"inside the mask is {median:.4g} (percent? divide by 100)",
-            )
-
-
-def _is_real_number(value: Any) -> bool:
-    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(
-        value, bool | np.bool_
-    )
-
-
-def _check_sequence(path, sequence: Mapping[str, Any]) -> int:
-    """Check the sequence arrays (1-D, real, finite, equal length) and its scalars; return T."""
-    lengths = set()
-    for key in SEQUENCE_ARRAYS:
-        if key not in sequence:
-            raise MrfFormatError(path, f"sequence/{key}", "missing (expected float32[T])")
-        arr = np.asarray(sequence[key])
-        if arr.dtype.kind not in "iuf":
-            raise MrfFormatError(
-                path, f"sequence/{key}", f"expected a real-valued float32[T], got dtype {arr.dtype}"
-            )
-        if arr.ndim != 1 or not np.isfinite(arr).all():
-            raise MrfFormatError(
-                path, f"sequence/{key}", f"expected finite float32[T], got shape {arr.shape}"
-            )
-        lengths.add(arr.shape[0])
-    if len(lengths) != 1:
-        raise MrfFormatError(path, "sequence", f"arrays differ in length: {sorted(lengths)}")
-    n_reps = lengths.pop()
-    if n_reps == 0:
-        raise MrfFormatError(path, "sequence", "expected at least one repetition, got T = 0")
-    if "te_ms" not in sequence:
-        raise MrfFormatError(path, "sequence/te_ms", "missing attribute (expected a float in ms)")
-    te_ms = sequence["te_ms"]
-    if not _is_real_number(te_ms) or not np.isfinite(te_ms):
-        raise MrfFormatError(
-            path, "sequence/te_ms", f"expected a finite number (ms), got {te_ms!r}"
-        )
-    ti_ms = sequence.get("ti_ms")
-    if ti_ms is not None and not (_is_real_number(ti_ms) and np.isfinite(ti_ms)):
-        raise MrfFormatError(
-            path, "sequence/ti_ms", f"expected a number (ms) or NaN for no inversion, got {ti_ms!r}"
-        )
-    return n_reps
-
-
-def _check_pairs(path, present: Iterable[str]) -> None:
-    present = set(present)
-    for a, b in TARGET_PAIRS.values():
-        if (a in present) != (b in present):
-            missing = b if a in present else a
-            other = a if a in present else b
-            raise MrfFormatError(path, missing, f"missing while '{other}' is present (a pair)")
-
-
-def _check_slice(path, s: MrfSlice) -> None:
-    """Full in-memory check of a slice about to be written."""
-    arrays = s.arrays()
-    for name in REQUIRED_FIELDS:
-        if name not in arrays:
-            raise MrfFormatError(path, name, "missing (required)")
-    if not s.subject_id or not s.slice_id:
-        raise MrfFormatError(path, "attrs/subject_id", "expected non-empty subject_id, slice_id")
-    n_reps = _check_sequence(path, s.sequence)
-    n_rows, n_cols = np.shape(s.signals)[:2]
-    _check_pairs(path, arrays)
-    for name, values in arrays.items():
-        expected = (n_rows, n_cols, n_reps) if name == "signals" else (n_rows, n_cols)
-        why = f" (T = {n_reps} from the sequence)" if name == "signals" else ""
-        _check_dtype_shape(path, name, values.dtype, values.shape, expected, why)
-    if not s.mask.any():
-        raise MrfFormatError(path, "mask", _EMPTY_MASK)
-    for name, values in arrays.items():
-        _check_values(path, name, values, s.mask)
-
-
 # --------------------------------------------------------------------------- writing
 
 
@@ -387,7 +154,7 @@ def write_slice(path: str | os.PathLike, s: MrfSlice) -> None:
 
     """
     path = os.fspath(path)
-    _check_slice(path, s)
+    check_slice(path, s.arrays(), s.sequence, s.subject_id, s.slice_id)
     with atomic_path(path, keep_suffixes=False, fsync=True) as tmp, h5py.File(tmp, "w") as f:
         _write_contents(f, s)
 
@@ -482,29 +249,13 @@ def _read_sequence(path, f: h5py.File) -> dict[str, Any]:
 
 def _read_attrs(path, f: h5py.File) -> dict[str, Any]:
     attrs = {}
-    for key, kind in (
-        ("format_version", int),
-        ("subject_id", str),
-        ("slice_id", str),
-        ("sequence_hash", str),
-    ):
+    for key, kind in ROOT_ATTRS.items():
         if key not in f.attrs:
             raise MrfFormatError(
                 path, f"attrs/{key}", f"missing attribute (expected {kind.__name__})"
             )
-        value = _plain(f.attrs[key])
-        if key == "format_version":
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise MrfFormatError(path, f"attrs/{key}", f"expected an int, got {value!r}")
-            if value != FORMAT_VERSION:
-                raise MrfFormatError(
-                    path,
-                    f"attrs/{key}",
-                    f"unsupported format_version {value} (this reader supports {FORMAT_VERSION})",
-                )
-        elif not isinstance(value, str):
-            raise MrfFormatError(path, f"attrs/{key}", f"expected a string, got {value!r}")
-        attrs[key] = value
+        attrs[key] = _plain(f.attrs[key])
+        check_root_attr(path, key, attrs[key])
     return attrs
 
 
@@ -518,26 +269,8 @@ def _inspect_open(path, f: h5py.File) -> tuple[SliceInfo, dict[str, Any]]:
     """Metadata checks of an open file: attrs, sequence, presence, dtypes and shapes."""
     attrs = _read_attrs(path, f)
     sequence = _read_sequence(path, f)
-    n_reps = _check_sequence(path, sequence)
-    for name in REQUIRED_FIELDS:
-        if name not in f:
-            raise MrfFormatError(path, name, "missing (required)")
-    present = tuple(name for name in FIELDS if name in f)
-    _check_pairs(path, present)
-    for name in present:
-        if not isinstance(f[name], h5py.Dataset):
-            raise MrfFormatError(path, name, "expected a dataset, got a group")
-    signals = f["signals"]
-    if len(signals.shape) != 3:
-        raise MrfFormatError(path, "signals", f"expected shape (H, W, T), got {signals.shape}")
-    n_rows, n_cols = signals.shape[:2]
-    for name in present:
-        ds = f[name]
-        expected = (n_rows, n_cols, n_reps) if name == "signals" else (n_rows, n_cols)
-        why = (
-            f" (T = {n_reps} from the sequence)" if name == "signals" else " (H, W of the signals)"
-        )
-        _check_dtype_shape(path, name, ds.dtype, ds.shape, expected, why)
+    n_reps = check_sequence(path, sequence)
+    present, n_rows, n_cols = check_file_fields(path, f, n_reps)
     info = SliceInfo(
         path=os.fspath(path),
         format_version=attrs["format_version"],
@@ -567,6 +300,11 @@ def inspect(path: str | os.PathLike) -> SliceInfo:
     """
     with _open(path) as f:
         return _inspect_open(path, f)[0]
+
+
+def as_slice_info(file: str | os.PathLike | SliceInfo) -> SliceInfo:
+    """A file's :class:`SliceInfo`: ``file`` itself when it is one, else :func:`inspect` of it."""
+    return file if isinstance(file, SliceInfo) else inspect(file)
 
 
 def _row_selection(rows, n_rows: int) -> slice:
@@ -622,9 +360,9 @@ def read_slice(
         sel = _row_selection(rows, info.n_rows)
         arrays = {name: _read(path, f, name, sel) for name in wanted}
     if rows is None and not arrays["mask"].any():
-        raise MrfFormatError(path, "mask", _EMPTY_MASK)
+        raise MrfFormatError(path, "mask", EMPTY_MASK)
     for name, values in arrays.items():
-        _check_values(path, name, values, arrays["mask"], row0=sel.start)
+        check_values(path, name, values, arrays["mask"], row0=sel.start)
     return MrfSlice(
         subject_id=info.subject_id,
         slice_id=info.slice_id,
@@ -653,10 +391,10 @@ def validate(path: str | os.PathLike, block_rows: int = 16) -> SliceInfo:
         info, _ = _inspect_open(path, f)
         maps = {name: _read(path, f, name) for name in info.fields if name != "signals"}
         if not maps["mask"].any():
-            raise MrfFormatError(path, "mask", _EMPTY_MASK)
+            raise MrfFormatError(path, "mask", EMPTY_MASK)
         for name, values in maps.items():
-            _check_values(path, name, values, maps["mask"])
+            check_values(path, name, values, maps["mask"])
         for row0 in range(0, info.n_rows, block_rows):
             block = _read(path, f, "signals", slice(row0, row0 + block_rows))
-            _check_finite(path, "signals", block, row0)
+            check_finite(path, "signals", block, row0)
     return info

@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 
 from rinq_jax.atomic import atomic_path  # noqa: E402
 from rinq_jax.data import io  # noqa: E402
+from rinq_jax.data.format import MrfFormatError  # noqa: E402
 
 PROG = "python -m rinq_jax.data.preview"
 
@@ -88,7 +89,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         save_preview(args.slice_file, args.out, args.frame)
-    except (io.MrfFormatError, ValueError, OSError) as err:  # one line, no traceback
+    except (MrfFormatError, ValueError, OSError) as err:  # one line, no traceback
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 1
     return 0

@@ -1,7 +1,7 @@
 """Training batches drawn fresh from the compartment model: new tissue values, B1 and noise.
 
 An epoch visits every brain pixel of the training slices once (`SyntheticStream.n_patches`),
-in an order set by ``(seed, epoch)``, like `rinq_jax.data.pipeline.PatchDataset`; but each
+in an order set by ``(seed, epoch)``, like `rinq_jax.data.loader.PatchDataset`; but each
 batch's signals are made anew from the slices' gridded compartment maps
 (`rinq_jax.data.synthetic.SliceCompartments`, model in `rinq_jax.data.compartments`):
 
@@ -15,7 +15,7 @@ batch's signals are made anew from the slices' gridded compartment maps
 
 Batch ``b`` of epoch ``e`` depends only on ``(seed, e, b)`` (`numpy.random.SeedSequence`), so a
 resumed run replays the same batches and no two batches of a run share a draw. Signals are then
-normalised exactly as on disk (`pipeline.normalise_signals`, `pipeline.to_channels`), and the
+normalised exactly as on disk (`transforms.normalise_signals`, `transforms.to_channels`), and the
 targets are the draw's true maps of the centre pixels (`compartments.true_maps`).
 """
 
@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from rinq_jax.data import acquisition, compartments, pipeline
+from rinq_jax.data import batching, compartments, spiral, transforms
 from rinq_jax.physics.sequence import FispSequence
 
 _STREAM_KEY = 0x5EED  # separates the stream's seeds from every other use of the run seed
@@ -51,7 +51,7 @@ class SyntheticStream:
         slices: Sequence,
         noise_bank: np.ndarray,
         seq: FispSequence,
-        cfg: acquisition.AcquisitionConfig,
+        cfg: spiral.AcquisitionConfig,
         patch_size: int = 3,
         input_kind: str = "complex",
         *,
@@ -59,10 +59,12 @@ class SyntheticStream:
         draws_per_batch: int = 4,
         prefetch: int = 2,
     ):
-        if patch_size not in pipeline.PATCH_SIZES:
-            raise ValueError(f"patch_size must be one of {pipeline.PATCH_SIZES}, got {patch_size}")
-        if input_kind not in pipeline.INPUT_KINDS:
-            raise ValueError(f"input_kind must be one of {tuple(pipeline.INPUT_KINDS)}")
+        if patch_size not in transforms.PATCH_SIZES:
+            raise ValueError(
+                f"patch_size must be one of {transforms.PATCH_SIZES}, got {patch_size}"
+            )
+        if input_kind not in transforms.INPUT_CHANNELS:
+            raise ValueError(f"input_kind must be one of {tuple(transforms.INPUT_CHANNELS)}")
         if not slices:
             raise ValueError("SyntheticStream needs at least one training slice")
         if cfg.snr is None:
@@ -76,7 +78,7 @@ class SyntheticStream:
         self.draws_per_batch = draws_per_batch
         self.prefetch = prefetch
         self._sigma = np.array([s.noise_rms / cfg.snr for s in self.slices], np.float32)
-        self._pattern = acquisition.interleaf_pattern(cfg, seq.n_reps)
+        self._pattern = spiral.interleaf_pattern(cfg, seq.n_reps)
         counts = np.array([s.centres.size for s in self.slices])
         self._slice_of = np.repeat(np.arange(len(self.slices)), counts)
         self._centre_of = np.concatenate([np.arange(c) for c in counts])
@@ -94,7 +96,7 @@ class SyntheticStream:
     @property
     def channels(self) -> int:
         """Channels C of ``x``."""
-        return pipeline.INPUT_KINDS[self.input_kind]
+        return transforms.INPUT_CHANNELS[self.input_kind]
 
     def epoch_order(self, seed: int, epoch: int) -> np.ndarray:
         """int64[n_patches]: the epoch's permutation of patch ids."""
@@ -119,14 +121,14 @@ class SyntheticStream:
                 f"need batch_size >= 1 and start_batch >= 0, got {batch_size, start_batch}"
             )
         order = self.epoch_order(seed, epoch)
-        n_batches = pipeline.n_batches(order.size, batch_size, drop_remainder)
+        n_batches = batching.n_batches(order.size, batch_size, drop_remainder)
 
         def produce():
             for b in range(start_batch, n_batches):
                 ids = order[b * batch_size : (b + 1) * batch_size]
                 yield self.make_batch(ids, np.random.default_rng([_STREAM_KEY, seed, epoch, b]))
 
-        return pipeline.prefetched(produce, self.prefetch)
+        return batching.prefetched(produce, self.prefetch)
 
     def make_batch(self, ids: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """The batch of patch ids ``ids``, every random choice drawn from ``rng``."""
@@ -146,8 +148,8 @@ class SyntheticStream:
             y_ms[i] = compartments.true_maps(sl.fractions[:, c], draws[which[i]])
         series = compartments.gridded_series(np.stack(gridded), coef[which], self._pattern)
         series += self._noise(rng, n) * self._sigma[slice_ids, None, None]
-        normalised, _ = pipeline.normalise_signals(series)  # [B, P*P, T]
-        x = pipeline.to_channels(normalised, self.input_kind)
+        normalised, _ = transforms.normalise_signals(series)  # [B, P*P, T]
+        x = transforms.to_channels(normalised, self.input_kind)
         tissue = np.array(
             [self.slices[s].tissue[c] for s, c in zip(slice_ids, centre_ids, strict=True)], np.int32
         )

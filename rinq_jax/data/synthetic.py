@@ -31,12 +31,13 @@ import numpy as np
 from tqdm import tqdm
 
 from rinq_jax.atomic import atomic_path
-from rinq_jax.data import acquisition, anatomy, compartments, io, phantom
+from rinq_jax.data import acquisition, anatomy, compartments, io, spiral, tissues
+from rinq_jax.data.format import MrfFormatError
 from rinq_jax.physics import dictionary as dictionary_lib
+from rinq_jax.physics.matching import match
 from rinq_jax.physics.sequence import FispSequence, paper_sequence
 
-# finufft threads of the generator's NUFFTs: one per core (the noise adjoints run 2.2x faster
-# on 2 cores than on one).
+# finufft threads of the generator's NUFFTs: one per core.
 NUFFT_THREADS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
 MANIFEST = "manifest.json"
 NOISE_BANK = "noise_bank.npy"
@@ -54,7 +55,7 @@ class BrainDataConfig:
         matrix, fov_mm: image grid (128 at 300 mm: 2.3 mm pixels; the paper's is 256).
         n_reps, sequence_seed: `paper_sequence(n_reps, sequence_seed)`.
         undersampling: spiral undersampling (48: one interleaf of 48 per repetition).
-        snr: SNR of the fully sampled reconstruction (`acquisition.AcquisitionConfig`).
+        snr: SNR of the fully sampled reconstruction (`spiral.AcquisitionConfig`).
         max_b1_amplitude: B1 = 1 + a * pattern with a uniform in [0, max] per slice and draw.
         lesions: give slices 1-4 small white-matter lesions.
         noise_bank: gridded noise images per interleaf group for the training stream.
@@ -89,9 +90,9 @@ class BrainDataConfig:
         """The acquisition schedule of every slice."""
         return paper_sequence(self.n_reps, self.sequence_seed)
 
-    def acquisition(self) -> acquisition.AcquisitionConfig:
+    def acquisition(self) -> spiral.AcquisitionConfig:
         """The spiral acquisition of every slice."""
-        return acquisition.AcquisitionConfig(
+        return spiral.AcquisitionConfig(
             matrix=self.matrix, fov_mm=self.fov_mm, undersampling=self.undersampling, snr=self.snr
         )
 
@@ -124,7 +125,7 @@ class SliceCompartments:
         pixels: int32[N, 2] (row, column) of the stored pixels: the brain mask and a 1-pixel rim.
         centres: int32[M] stored-pixel index of each brain-mask pixel (a training target).
         neighbours: int32[M, 3, 3] stored-pixel indices of each centre's 3x3 neighbourhood
-            (edges replicated, as `pipeline.extract_patches`).
+            (edges replicated, as `transforms.extract_patches`).
         fractions: float32[N_CLASSES, M] compartment fractions of the centres.
         tissue: uint8[M] dominant tissue label of the centres.
         noise_rms: RMS of the subject's noiseless series over the FOV (sets the noise level).
@@ -190,7 +191,7 @@ def make_training_slice(
     slc, values, maps = slice_model(config, subject, slice_index)
     cfg = config.acquisition()
     gridded = compartments.grid_maps(maps, cfg, NUFFT_THREADS)
-    tissue, mask = phantom.dominant_tissue(slc.fractions)
+    tissue, mask = tissues.dominant_tissue(slc.fractions)
     rows, cols = np.nonzero(mask)
     offsets = np.arange(-1, 2)
     rr = np.clip(rows[:, None] + offsets, 0, config.matrix - 1)[:, :, None]
@@ -223,13 +224,13 @@ def make_slice_file(
     signals = acquisition.acquire_noise(
         cfg, config.n_reps, compartments.signal_rms(maps, coef), noise_rng, nthreads=NUFFT_THREADS
     )
-    pattern = acquisition.interleaf_pattern(cfg, config.n_reps)
+    pattern = spiral.interleaf_pattern(cfg, config.n_reps)
     compartments.gridded_series(
         gridded.reshape(*gridded.shape[:2], -1), coef, pattern, out=signals.reshape(m * m, -1)
     )
-    tissue, mask = phantom.dominant_tissue(slc.fractions)
+    tissue, mask = tissues.dominant_tissue(slc.fractions)
     t1_ms, t2_ms = compartments.true_maps(slc.fractions, values)
-    matched = dictionary_lib.match(dictionary.project(signals[mask]), dictionary)
+    matched = match(dictionary.project(signals[mask]), dictionary)
     dm_t1_ms, dm_t2_ms = np.zeros((m, m), np.float32), np.zeros((m, m), np.float32)
     dm_t1_ms[mask], dm_t2_ms[mask] = matched.t1_ms, matched.t2_ms
     pd = np.tensordot(values.pd, slc.fractions, axes=1)
@@ -259,7 +260,7 @@ def make_slice_file(
             "anatomy": "ICBM 2009a nonlinear symmetric (nilearn), deformed per subject",
             "slice_position": slc.slice_position,
             "dm_rank": config.rank,
-            "tissue_labels": repr(dict(phantom.TISSUES)),
+            "tissue_labels": repr(dict(tissues.TISSUES)),
             "truth": "proton-density-weighted mean relaxation rate of the pixel's compartments",
         },
     )
@@ -270,7 +271,7 @@ def _complete(path: Path) -> bool:
         return path.exists()
     try:
         io.inspect(path)
-    except (io.MrfFormatError, FileNotFoundError):
+    except (MrfFormatError, FileNotFoundError):
         return False
     return True
 

@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from rinq_jax.data import io, synthetic
+from rinq_jax.data.format import to_fisp_sequence
 from rinq_jax.physics import dictionary as dictionary_lib
+from rinq_jax.physics.matching import match
 
 # B1 values of the matching dictionary when a slice has a B1 field (as `GenerateConfig`).
 DM_B1_VALUES = synthetic.DM_B1_VALUES
@@ -48,10 +50,10 @@ def matching_dictionary(path: str | Path, cache_dir: str | Path | None = None):
     info = io.inspect(path)
     fields = ["b1"] if "b1" in info.fields else []
     s = io.read_slice(path, fields=fields)
-    seq = io.to_fisp_sequence(s.sequence)
+    seq = to_fisp_sequence(s.sequence)
     has_b1 = s.b1 is not None and not np.allclose(s.b1[s.mask], 1.0)
     grid = dictionary_lib.paper_grid(b1_values=DM_B1_VALUES if has_b1 else None)
-    # Below T: `dictionary.match` tells coefficients from time series by their length, so a
+    # Below T: `matching.match` tells coefficients from time series by their length, so a
     # rank equal to T would have the already projected coefficients projected again.
     rank = min(int(info.generator.get("dm_rank", DEFAULT_RANK)), info.n_reps - 1)
     return dictionary_lib.cached(seq, grid, cache_dir or default_cache_dir(path), rank=rank)
@@ -101,7 +103,7 @@ def match_slice(path: str | Path, dictionary, *, chunk_rows: int = 8) -> DmPredi
             f"the file was acquired with {info.sequence_hash}"
         )
     k = dictionary.atoms.shape[1]
-    dictionary_lib.match(np.zeros((1, k), np.complex64), dictionary)  # compile before timing
+    match(np.zeros((1, k), np.complex64), dictionary)  # compile before timing
     mask = io.read_slice(path, fields=["mask"]).mask
     start = time.perf_counter()
     coefficients = []
@@ -110,7 +112,7 @@ def match_slice(path: str | Path, dictionary, *, chunk_rows: int = 8) -> DmPredi
         if block_mask.any():
             block = io.read_slice(path, fields=["signals"], rows=(r0, r0 + chunk_rows)).signals
             coefficients.append(dictionary.project(block[block_mask]))
-    result = dictionary_lib.match(np.concatenate(coefficients), dictionary)
+    result = match(np.concatenate(coefficients), dictionary)
     seconds = time.perf_counter() - start
     t1_ms = np.zeros(mask.shape, np.float32)
     t2_ms = np.zeros(mask.shape, np.float32)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from rinq_jax.data import DEFAULT_DATA_DIR, io
+from rinq_jax.data.format import MrfFormatError
 from rinq_jax.evaluation import compare, export, figures, inference, metrics
 
 DM_LABEL = "dictionary matching"
@@ -141,7 +142,7 @@ def evaluate(
     infos = [io.inspect(f) for f in files]
     for info in infos:
         if not info.has_target("true"):
-            raise io.MrfFormatError(info.path, "t1_ms", "missing; evaluation needs the true maps")
+            raise MrfFormatError(info.path, "t1_ms", "missing; evaluation needs the true maps")
         for c in checkpoints:
             inference.check_compatible(c.metadata, info)
     out_dir.mkdir(parents=True, exist_ok=True)

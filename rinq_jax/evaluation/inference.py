@@ -1,6 +1,6 @@
 """Full-slice inference with a trained checkpoint: bounded memory, one compiled batch shape.
 
-A slice is read in blocks of ``chunk_rows`` image rows (`rinq_jax.data.pipeline.slice_patches`,
+A slice is read in blocks of ``chunk_rows`` image rows (`rinq_jax.data.loader.slice_patches`,
 normalised exactly as in training) and fed to the network in fixed batches of ``batch_size``
 patches; the last, short batch is padded, so one compiled forward serves every batch and every
 slice. At paper size (256 x 256 x 3000, complex, 3 x 3 patches) memory stays at one row block
@@ -20,7 +20,10 @@ from typing import Any
 import jax
 import numpy as np
 
-from rinq_jax.data import io, pipeline
+from rinq_jax.configs.models import INPUT_CHANNELS
+from rinq_jax.data import io, loader
+from rinq_jax.models import model_spec
+from rinq_jax.training import checkpoints
 from rinq_jax.training.steps import denormalise_targets
 
 
@@ -103,8 +106,6 @@ def load_checkpoint(run_dir: str | Path, step: int | str | None = "best") -> Che
         FileNotFoundError: no run directory or no readable checkpoint.
 
     """
-    from rinq_jax.training import checkpoints
-
     if step == "latest":
         step = None
     model, variables, metadata = checkpoints.load_for_inference(run_dir, step)
@@ -134,17 +135,15 @@ def check_compatible(metadata: dict, info: io.SliceInfo) -> None:
             f"the file's {info.sequence_hash}"
         )
     kind = metadata.get("input_kind")
-    if kind not in pipeline.INPUT_KINDS:
-        problems.append(f"input kind {kind!r} is not one of {tuple(pipeline.INPUT_KINDS)}")
-    elif int(metadata.get("channels", pipeline.INPUT_KINDS[kind])) != pipeline.INPUT_KINDS[kind]:
+    if kind not in INPUT_CHANNELS:
+        problems.append(f"input kind {kind!r} is not one of {tuple(INPUT_CHANNELS)}")
+    elif int(metadata.get("channels", INPUT_CHANNELS[kind])) != INPUT_CHANNELS[kind]:
         problems.append(
-            f"input kind {kind!r} needs {pipeline.INPUT_KINDS[kind]} channels, the checkpoint "
+            f"input kind {kind!r} needs {INPUT_CHANNELS[kind]} channels, the checkpoint "
             f"says {metadata['channels']}"
         )
     patch = int(metadata["patch_size"])
     try:
-        from rinq_jax.models import model_spec
-
         want = model_spec(metadata["model"], kind).patch_size
     except ValueError as err:
         problems.append(str(err))
@@ -222,14 +221,14 @@ def predict_slice(
     check_compatible(meta, info)
     forward = forward or make_forward(checkpoint)
     patch, kind = int(meta["patch_size"]), meta["input_kind"]
-    channels = pipeline.INPUT_KINDS[kind]
+    channels = INPUT_CHANNELS[kind]
     buffer = np.zeros((batch_size, patch, patch, info.n_reps, channels), np.float32)
     jax.block_until_ready(forward(buffer))  # compile (cached after the first slice)
     t1_ms = np.zeros((info.n_rows, info.n_cols), np.float32)
     t2_ms = np.zeros_like(t1_ms)
     mask = np.zeros((info.n_rows, info.n_cols), bool)
     start = time.perf_counter()
-    for x, pixels in pipeline.slice_patches(path, patch, kind, chunk_rows, max_patches=batch_size):
+    for x, pixels in loader.slice_patches(path, patch, kind, chunk_rows, max_patches=batch_size):
         n = len(x)
         buffer[:n] = x
         buffer[n:] = 0.0

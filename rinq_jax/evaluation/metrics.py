@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-# Tissues reported separately (labels of `rinq_jax.data.phantom.TISSUES`).
+# Tissues reported separately (labels of `rinq_jax.data.tissues.TISSUES`).
 TISSUE_LABELS: Mapping[str, int] = {"wm": 1, "gm": 2, "csf": 3}
 PARAMETERS = ("t1", "t2")
 

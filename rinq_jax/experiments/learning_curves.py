@@ -4,7 +4,7 @@
     python -m rinq_jax.experiments.learning_curves --plot-only runs/rnn3-complex ...
 
 Trains RNN3, RNN1, CNN1 and DRONE (complex input) with the default recipe on the default brain
-data (`rinq_jax.training.recipes`; a finished or interrupted run in ``WORKDIR/<model>`` is
+data (`rinq_jax.configs.recipes`; a finished or interrupted run in ``WORKDIR/<model>`` is
 resumed), then draws ``docs/results/learning_curves.png``: for white matter, grey matter and CSF,
 the paper's validation loss (sqrt of the MSE over T1 and T2, ms) on the held-out validation
 subjects against the number of training patches the model has seen, read from each run's
@@ -18,12 +18,12 @@ import csv
 import sys
 from pathlib import Path
 
+from rinq_jax.configs import recipes
+from rinq_jax.configs.models import MODEL_NAMES
 from rinq_jax.evaluation import figures, inference
-from rinq_jax.training import recipes
 from rinq_jax.training.config import TrainConfig
 from rinq_jax.training.loop import train_and_evaluate
 
-MODELS = ("rnn3", "rnn1", "cnn1", "drone")
 TISSUES = (("wm", "white matter"), ("gm", "grey matter"), ("csf", "CSF"))
 
 
@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     """Command line; see the module docstring."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--workdir", type=Path, default=Path("runs/curves"))
-    p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    p.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=list(MODEL_NAMES))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("docs/results/learning_curves.png"))
     p.add_argument(

@@ -26,6 +26,7 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from rinq_jax.data import QUICK_DATA_DIR, generate, io
+from rinq_jax.data.format import MrfFormatError
 from rinq_jax.evaluation import evaluate as evaluate_lib
 from rinq_jax.evaluation import export, figures, inference
 
@@ -72,7 +73,7 @@ def ensure_slice(setting: Setting, folder: Path, cache_dir: Path) -> Path:
     try:
         io.inspect(path)
         return path
-    except (io.MrfFormatError, FileNotFoundError):
+    except (MrfFormatError, FileNotFoundError):
         pass
     folder.mkdir(parents=True, exist_ok=True)
     dictionary = generate.matching_dictionary(setting.config, cache_dir)
@@ -217,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
             undersamplings=args.undersampling or UNDERSAMPLINGS,
             cache_dir=args.cache or Path("data") / args.preset / "cache",
         )
-    except (io.MrfFormatError, ValueError, FileNotFoundError) as err:
+    except (MrfFormatError, ValueError, FileNotFoundError) as err:
         print(f"sweeps: error: {err}", file=sys.stderr)
         return 1
     return 0

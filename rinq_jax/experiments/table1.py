@@ -17,7 +17,7 @@ a larger one (28 slices); here the small set is the first `SMALL_SUBJECTS` train
 the dataset's held-out subjects: a split by subject, stricter than the paper's Table 1 (random
 slices, so its test slices had training slices of the same subject beside them).
 
-Training: the ``rinq`` recipe (`rinq_jax.training.recipes`) or the paper's Table 5
+Training: the ``rinq`` recipe (`rinq_jax.configs.recipes`) or the paper's Table 5
 (``--recipe paper``), for ``steps_fraction`` of the recipe's steps of the README's main
 command (0.5 by default, a CPU budget).
 
@@ -43,10 +43,11 @@ from typing import Any
 import numpy as np
 
 from rinq_jax.cli import non_negative_int, positive_float
+from rinq_jax.configs import recipes
 from rinq_jax.data import DEFAULT_DATA_DIR, synthetic
+from rinq_jax.data.format import MrfFormatError
 from rinq_jax.evaluation import evaluate as evaluate_lib
 from rinq_jax.evaluation import export, inference
-from rinq_jax.training import recipes
 from rinq_jax.training.config import TrainConfig
 from rinq_jax.training.loop import train_and_evaluate
 
@@ -104,7 +105,7 @@ class Setup:
 
     Attributes:
         data_dir: a generated brain dataset (`rinq_jax.data.synthetic`).
-        recipe: "rinq" or "paper" (`rinq_jax.training.recipes`).
+        recipe: "rinq" or "paper" (`rinq_jax.configs.recipes`).
         steps_fraction: each row's steps as a fraction of the recipe's default steps.
         seeds: one run per row and seed.
         model_overrides: per model name, `get_model` overrides (tests use tiny networks).
@@ -352,8 +353,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-dm", action="store_true", help="skip dictionary matching")
     args = p.parse_args(argv)
     setup = Setup(args.data, args.recipe, args.steps_fraction, tuple(args.seeds))
-    from rinq_jax.data.io import MrfFormatError
-
     try:
         run(setup, args.workdir, rows=args.rows, compare_dm=not args.no_dm)
     except (MrfFormatError, ValueError, FileNotFoundError) as err:

@@ -3,14 +3,12 @@
 from rinq_jax.models.cnn import CNN1
 from rinq_jax.models.drone import DRONE
 from rinq_jax.models.quantile import quantile
-from rinq_jax.models.registry import INPUT_KINDS, MODEL_NAMES, ModelSpec, get_model, model_spec
+from rinq_jax.models.registry import ModelSpec, get_model, model_spec
 from rinq_jax.models.rnn import RNN1, RNN3
 
 __all__ = [
     "CNN1",
     "DRONE",
-    "INPUT_KINDS",
-    "MODEL_NAMES",
     "RNN1",
     "RNN3",
     "ModelSpec",

@@ -15,11 +15,11 @@ every layer, so BN sits between the linear map and its ReLU here (RNNs: ReLU fir
 their text says). The output FC is linear unless ``output_relu=True`` (the table's
 literal reading). Channels are the last axis (time-major flatten, as in Keras).
 
-Speed: the convolutions (`strided_conv1d`) and BatchNorm + ReLU (`bn_relu_train`) have
-hand-written VJPs that compute the same maths faster on XLA:CPU than autodiff through
-``nn.Conv`` / ``nn.BatchNorm``; the variables are those of the Flax layers (same names,
-shapes, initialisers), so checkpoints are unchanged. Training step, batch 128, 2-core CPU:
-116 -> 102 ms (``benchmarks.run --quick``: 0.88x -> 0.97x PyTorch's patches/s).
+Gradients: by default plain autodiff (``jax.grad``, ``jax.jvp``, ``jax.vmap`` all work).
+``fast_gradients=True`` swaps in hand-written VJPs for the convolutions (`strided_conv1d`)
+and BatchNorm + ReLU (`bn_relu_train`): the same maths, faster on XLA:CPU
+(benchmarks/results.md), reverse mode only. The variables are those of the Flax layers
+(same names, shapes, initialisers) either way, so checkpoints are shared.
 
 Parameter count ("params": conv/FC weights and biases plus BN scale and bias), T = 3000:
 conv ``15*30*C + 30 + 18,060 + 36,120 + 86,640``, FC ``5,521,000 + 500,500 + 150,300 +
@@ -82,11 +82,7 @@ def strided_conv1d(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
     input gradient differs. XLA computes it as a convolution with the output gradient dilated
     by the stride (zeros inserted), which XLA:CPU runs slowly; here it is the input gradient
     of `_blocked_conv1d`, a stride-1 convolution over blocks of `stride` samples (same maths,
-    float32 rounding apart). Measured at batch 128 on a 2-core AVX-512 CPU, input gradient
-    alone: conv2 11.0 -> 4.4 ms, conv3 5.8 -> 4.5 ms, conv4 5.3 -> 4.5 ms; whole CNN1 training
-    step 116 -> 106 ms. The forward pass and the kernel gradient written as stride-1
-    convolutions or as matmuls (im2col, shifted products, one wide product then shifted sums)
-    measured as fast or slower than XLA's. Reverse-mode only (``custom_vjp``).
+    float32 rounding apart). Reverse-mode only (``custom_vjp``).
     """
     return _conv1d(x, kernel, stride)
 
@@ -108,13 +104,14 @@ strided_conv1d.defvjp(_strided_conv1d_fwd, _strided_conv1d_bwd)
 class StridedConv1D(nn.Module):
     """``nn.Conv(features, (kernel_size,), strides=(stride,), padding="VALID")`` on [B, T, C].
 
-    Same parameters ("kernel" [K, C, F] with LeCun-normal initialisation, "bias" [F] zeros),
-    computed with `strided_conv1d` (faster input gradient on CPU).
+    Same parameters ("kernel" [K, C, F] with LeCun-normal initialisation, "bias" [F] zeros);
+    with ``fast_gradient`` computed by `strided_conv1d` (faster input gradient on CPU).
     """
 
     features: int
     kernel_size: int
     stride: int
+    fast_gradient: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -125,7 +122,8 @@ class StridedConv1D(nn.Module):
             (self.kernel_size, x.shape[-1], self.features),
         )
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
-        return strided_conv1d(x, kernel, self.stride) + bias
+        conv = strided_conv1d if self.fast_gradient else _conv1d
+        return conv(x, kernel, self.stride) + bias
 
 
 def _batch_stats(h: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -146,8 +144,7 @@ def bn_relu_train(
     variance E[h^2] - E[h]^2 clipped at 0) followed by ``nn.relu``. The hand-written VJP is
     the textbook one, g = dy * (y > 0), dh = scale * rsqrt(var + eps) * (g - mean(g) - xhat *
     mean(g * xhat)): two reductions and one elementwise pass over h, where autodiff through
-    flax's BatchNorm and the ReLU leaves XLA more passes and buffers. CNN1's training step
-    (batch 128, 2-core CPU): 106 -> 102 ms.
+    flax's BatchNorm and the ReLU leaves XLA more passes and buffers.
     """
     y, stats, _ = _bn_relu_fwd(h, scale, bias)
     return y, *stats
@@ -183,12 +180,14 @@ bn_relu_train.defvjp(_bn_relu_train_fwd, _bn_relu_train_bwd)
 
 
 class BatchNormReLU(nn.Module):
-    """``nn.relu(batch_norm(train, None, name)(h))`` with the fused `bn_relu_train`.
+    """``nn.relu(batch_norm(train, None, name)(h))``, with ``fast_gradient`` the fused `bn_relu_train`.
 
     Same variables as flax's ``BatchNorm`` ("params": scale ones, bias zeros; "batch_stats":
     mean zeros, var ones; momentum BN_MOMENTUM, epsilon BN_EPSILON) so checkpoints are shared.
     No cross-device statistics: CNN1 uses flax's BatchNorm when ``bn_axis_name`` is set.
     """
+
+    fast_gradient: bool = False
 
     @nn.compact
     def __call__(self, h: jax.Array, train: bool) -> jax.Array:
@@ -202,7 +201,10 @@ class BatchNormReLU(nn.Module):
             return nn.relu(
                 (h - ra_mean.value) * (lax.rsqrt(ra_var.value + BN_EPSILON) * scale) + bias
             )
-        y, mean, var = bn_relu_train(h, scale, bias)
+        if self.fast_gradient:
+            y, mean, var = bn_relu_train(h, scale, bias)
+        else:
+            y, (mean, var), _ = _bn_relu_fwd(h, scale, bias)
         if not self.is_initializing():
             ra_mean.value = BN_MOMENTUM * ra_mean.value + (1.0 - BN_MOMENTUM) * mean
             ra_var.value = BN_MOMENTUM * ra_var.value + (1.0 - BN_MOMENTUM) * var
@@ -216,6 +218,8 @@ class CNN1(nn.Module):
       channels: 1 (magnitude) or 2 (real, imaginary).
       output_relu: apply the table's ReLU to the output too (default: linear output).
       bn_axis_name: ``pmap`` axis name for cross-device batch statistics, or None.
+      fast_gradients: hand-written VJPs for the convolutions and BatchNorm + ReLU (module
+        doc): faster training on CPUs, reverse mode only.
 
     Call: ``x`` float32[B, 1, 1, T, C], ``train`` -> float32[B, 2] (normalised T1, T2).
 
@@ -224,6 +228,7 @@ class CNN1(nn.Module):
     channels: int
     output_relu: bool = False
     bn_axis_name: str | None = None
+    fast_gradients: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -236,7 +241,7 @@ class CNN1(nn.Module):
                     f"CNN1 needs more time points: conv{k} (kernel {kernel}) gets length "
                     f"{h.shape[1]} from T={x.shape[3]} (the paper uses T=3000)"
                 )
-            h = StridedConv1D(features, kernel, stride, name=f"conv{k}")(h)
+            h = StridedConv1D(features, kernel, stride, self.fast_gradients, name=f"conv{k}")(h)
             h = self._bn_relu(h, train, f"bn_conv{k}")
         if h.shape[1] < 3:
             raise ValueError(f"CNN1's average pooling needs length >= 3, got {h.shape[1]}")
@@ -250,5 +255,5 @@ class CNN1(nn.Module):
 
     def _bn_relu(self, h: jax.Array, train: bool, name: str) -> jax.Array:
         if self.bn_axis_name is None:
-            return BatchNormReLU(name=name)(h, train)
+            return BatchNormReLU(self.fast_gradients, name=name)(h, train)
         return nn.relu(batch_norm(train, self.bn_axis_name, name)(h))

@@ -8,7 +8,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from rinq_jax.native import gemm
+from rinq_jax.native import gemm, mkl_available
 
 __all__ = [
     "check_input",
@@ -26,8 +26,8 @@ __all__ = [
 # Input dtypes of the models' matmuls. "bfloat16" is mixed precision: inputs rounded to
 # bfloat16 (8 significant bits), products accumulated in float32; parameters, optimiser
 # state and every elementwise op (gates, BatchNorm, the loss) stay float32. TPUs do this
-# by default for float32 matmuls; CPUs with AMX or AVX512-BF16 run it ~3x faster than
-# float32 (XLA:CPU, 4096^3 on this project's 2 cores: 950 vs 332 GFLOP/s).
+# by default for float32 matmuls; CPUs with AMX or AVX512-BF16 run it faster than float32
+# (benchmarks/results.md).
 MATMUL_DTYPES = ("float32", "bfloat16")
 
 # Keras' BatchNormalization defaults (the paper's framework); Flax's own epsilon is 1e-5.
@@ -80,10 +80,10 @@ def dot(a: jax.Array, b: jax.Array, contract: tuple[int, int], dtype) -> jax.Arr
 
     Accumulates and returns float32. Contracting over the stored axes, instead of
     transposing an operand first, matters on XLA:CPU: a bfloat16 product with a transposed
-    operand fell back to the float32 kernel (bf16 LSTM gradient, RNN1: 664 -> 495 ms).
-    float32 products of matrices go through ``native.gemm`` (MKL on Intel CPUs).
+    operand falls back to the float32 kernel. float32 products of matrices go through
+    ``native.gemm`` where MKL is switched on (``RINQ_JAX_GEMM``; XLA's dot by default).
     """
-    if jnp.dtype(dtype) == jnp.float32 and a.ndim == b.ndim == 2:
+    if jnp.dtype(dtype) == jnp.float32 and a.ndim == b.ndim == 2 and mkl_available():
         return gemm(
             a.astype(jnp.float32), b.astype(jnp.float32), contract[0] == 0, contract[1] == 1
         )
@@ -100,7 +100,7 @@ def weight_gradient(a: jax.Array, d_out: jax.Array) -> jax.Array:
 
     Always float32, also in bfloat16 mode: these products sum over every row of the batch
     (float32 keeps small gradients), and XLA:CPU's bfloat16 kernel for a contraction over
-    the leading axis ran slower than its float32 one (290 vs 350 GFLOP/s).
+    the leading axis is slower than its float32 one.
     """
     rows = a.reshape(-1, a.shape[-1])
     return dot(rows, d_out.reshape(-1, d_out.shape[-1]), (0, 0), jnp.float32)
@@ -130,13 +130,13 @@ _bf16_matmul.defvjp(_bf16_matmul_fwd, _bf16_matmul_bwd)
 def matmul(a: jax.Array, b: jax.Array, matmul_dtype: str = "float32") -> jax.Array:
     """The product a float32[..., K] @ b float32[K, N] -> float32[..., N] in ``matmul_dtype``.
 
-    "float32": the plain product (``native.gemm``: MKL on Intel CPUs). "bfloat16": inputs
-    rounded to bfloat16, float32 accumulation; in the gradient the same for ``d_a``, and
-    float32 ``weight_gradient`` for ``d_b``.
+    "float32": the plain product (`dot`). "bfloat16": inputs rounded to bfloat16, float32
+    accumulation; in the gradient the same for ``d_a``, and float32 ``weight_gradient`` for
+    ``d_b``.
     """
     check_matmul_dtype(matmul_dtype)
     if matmul_dtype == "float32":
-        rows = gemm(a.reshape(-1, a.shape[-1]), b)
+        rows = dot(a.reshape(-1, a.shape[-1]), b, (1, 0), jnp.float32)
         return rows.reshape(*a.shape[:-1], b.shape[-1])
     return _bf16_matmul(a, b)
 

@@ -10,26 +10,20 @@ Speed: the input projection ``x W_ih + b`` does not depend on the recurrence, so
 hoisted out of the step as one ``[k*B, F] @ [F, 4H]`` matmul per block of k steps; the steps
 only do ``[B, H] @ [H, 4H]``. k is the largest divisor of S with ``k*B <= projection_rows``:
 the whole sequence at the training batches (RNN3, B = 32: k = 30), a few steps or one at
-inference batches (RNN3, B = 512: k = 2; RNN1, B = 1024: k = 1). XLA:CPU's matmul runs
-[1024, 1800] @ [1800, 2000] ~20 % faster than the [15360, 1800] one, whose 123 MB output also
-goes out to memory and back. Measured on 2 CPU cores against one fused
-``[x_t, h_{t-1}] @ [W_ih; W_hh]`` per step (an earlier version's choice for RNN1): RNN1
-inference at B = 1024 1,044 / 1,071 -> 966 / 970 ms, the LSTM gradient at B = 128 equal
-(430 vs 412-430 ms), so the fused step was dropped.
+inference batches (RNN3, B = 512: k = 2; RNN1, B = 1024: k = 1), which keeps each block's
+projection in cache. The first step's recurrent product is skipped (h_0 = 0), and with the
+hand-written gradient so is the backward pass's last one (it would give h_0's gradient).
 
-The first step's recurrent product is skipped (h_0 = 0), and so is the backward pass's last
-one (it would give h_0's gradient): 1/S of the recurrent FLOPs, which PyTorch's LSTM spends.
-Measured on 2 AMD EPYC cores (interleaved, medians): RNN1 training step 818 -> 806 ms (12
-rounds), RNN1 inference per 1,024 pixels 1,903 -> 1,882 ms (10 rounds): within this
-host's noise, as expected of 2.5 % of the FLOPs.
+Gradients: by default JAX differentiates the recurrence (``jax.grad``, ``jax.jvp`` and
+``jax.vmap`` all work). ``LSTMConfig.manual_gradient`` selects a hand-written VJP instead
+(`lstm`'s docstring), faster on CPUs and reverse mode only; tests/models check it against
+autodiff.
 
 Input layout: the LSTM reads either chunked steps ``[B, S, F]`` or the grouped layout
 ``[B, G, S, L]`` of ``group_steps`` (step s is ``x[:, :, s, :]`` flattened, F = G*L), a free
 reshape of a [B, P, P, T, C] patch. With the grouped layout each block's steps are gathered
 inside the loop into a cache-sized buffer, instead of transposing the whole input first
-(110 MB at B = 512 for RNN3). Measured together (RNN3 LSTM, B = 512, 2 CPU cores, median
-of 7): one hoisted projection 640 ms, blocks of k = 2 542 ms, gathered blocks with the k
-steps unrolled 501 ms.
+(110 MB at B = 512 for RNN3).
 
 Parameters (stable names for checkpoints): ``w_ih`` float32[F, 4H], ``w_hh``
 float32[H, 4H], ``bias`` float32[4H] -- ``4 * (F*H + H*H + H)`` in total. This is the
@@ -52,14 +46,12 @@ import jax
 import jax.numpy as jnp
 
 from rinq_jax.models.common import dot, matmul, weight_gradient
-from rinq_jax.native import with_packed_rhs
+from rinq_jax.native import mkl_available, with_packed_rhs
 
 __all__ = ["ChunkedLSTM", "LSTMConfig", "lstm", "chunk_signal", "group_steps", "DEFAULT_UNROLL"]
 
-# Measured on the 2 shared CPU cores (benchmark: RNN3, B = 32, S = 30, H = 500, jitted
-# forward + backward, best of 5): unroll 1 / 2 / 5 / 10 / 30 -> 112 / 200 / 205 / 238 /
-# 304 ms, compile 1.9 / 2.2 / 5.1 / 4.5 / 19.6 s. The hoisted input projection dominates,
-# so a rolled loop loses nothing and compiles fastest; re-measure on accelerators.
+# A rolled loop: the hoisted input projection dominates, so unrolling gains nothing on
+# CPUs and lengthens compilation (re-measure on accelerators).
 DEFAULT_UNROLL = 1
 
 # Rows of one block's input projection (see the module docstring), and the largest block
@@ -95,11 +87,14 @@ class LSTMConfig(NamedTuple):
       matmul_dtype: input dtype of the matmuls ("float32", or "bfloat16" for mixed
         precision; see ``common.MATMUL_DTYPES``; the weight gradients are float32 either
         way, see ``common.weight_gradient``). This one does change the values.
+      manual_gradient: the hand-written VJP (`lstm`) instead of autodiff: faster on CPUs,
+        reverse mode only.
     """
 
     projection_rows: int = PROJECTION_ROWS
     unroll: int = DEFAULT_UNROLL
     matmul_dtype: str = "float32"
+    manual_gradient: bool = False
 
 
 def _cell(z: jax.Array, c: jax.Array):
@@ -116,12 +111,10 @@ def _cell(z: jax.Array, c: jax.Array):
 def _recurrent(cfg: LSTMConfig, w_hh, rows: int, transposed: bool, body):
     """``body(product)``, ``product(a)`` being ``a @ w_hh`` (``a @ w_hh^T`` if ``transposed``).
 
-    float32: on Intel CPUs MKL with ``w_hh`` packed once for all steps (``native``); measured
-    alone at RNN1's [128, 1000] @ [1000, 4000] in a 30-step loop on Sapphire Rapids: 406
-    GFLOP/s packed, 364 not (XLA's dot: 304). Elsewhere XLA's dot. bfloat16: XLA's dot with
-    bfloat16 inputs.
+    Under the hand-written gradient with MKL enabled (`rinq_jax.native`), ``w_hh`` is packed
+    into MKL's layout once for all steps; otherwise XLA's dot in ``matmul_dtype``.
     """
-    if cfg.matmul_dtype == "float32":
+    if cfg.manual_gradient and cfg.matmul_dtype == "float32" and mkl_available():
         return with_packed_rhs(w_hh, rows, transposed, body)
     dtype = jnp.dtype(cfg.matmul_dtype)
     w = w_hh.astype(dtype)
@@ -172,9 +165,8 @@ def _run(cfg: LSTMConfig, x, w_ih, w_hh, bias, save: bool):
     return jax.tree.map(lambda a: a.reshape(n_steps, *a.shape[2:]), out)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def lstm(cfg: LSTMConfig, x, w_ih, w_hh, bias):
-    """The LSTM over grouped steps, as a pure function with a hand-written gradient.
+    """The LSTM over grouped steps, as a pure function.
 
     Args:
       cfg: how to compute (``LSTMConfig``; no effect on the values).
@@ -186,12 +178,19 @@ def lstm(cfg: LSTMConfig, x, w_ih, w_hh, bias):
     Returns:
       The hidden states float32[S, B, H] (time-major), from h_0 = c_0 = 0.
 
-    Gradient: the backward pass runs the recurrence in reverse for the pre-activation
-    gradients dz [S, B, 4H] alone, then forms ``dW_hh = h_{t-1}^T dz``, ``dW_ih = x^T dz``
-    and ``dx = dz W_ih^T`` as single matmuls over all S*B rows. Autodiff of the scan
-    would instead accumulate a rank-B update of W's gradient at every step (a
-    [F + H, 4H] read and write per step for RNN1).
+    Gradient: autodiff, or with ``cfg.manual_gradient`` a hand-written VJP: the backward
+    pass runs the recurrence in reverse for the pre-activation gradients dz [S, B, 4H]
+    alone, then forms ``dW_hh = h_{t-1}^T dz``, ``dW_ih = x^T dz`` and ``dx = dz W_ih^T``
+    as single matmuls over all S*B rows, where autodiff of the scan accumulates a rank-B
+    update of W's gradient at every step (a [F + H, 4H] read and write per step for RNN1).
     """
+    if cfg.manual_gradient:
+        return _lstm_manual(cfg, x, w_ih, w_hh, bias)
+    return _run(cfg, x, w_ih, w_hh, bias, save=False)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _lstm_manual(cfg: LSTMConfig, x, w_ih, w_hh, bias):
     return _run(cfg, x, w_ih, w_hh, bias, save=False)
 
 
@@ -244,7 +243,7 @@ def _lstm_bwd(cfg, residuals, d_hs):
     )
 
 
-lstm.defvjp(_lstm_fwd, _lstm_bwd)
+_lstm_manual.defvjp(_lstm_fwd, _lstm_bwd)
 
 
 class ChunkedLSTM(nn.Module):
@@ -256,6 +255,7 @@ class ChunkedLSTM(nn.Module):
       forget_bias: initial forget-gate bias (Keras default 1.0).
       projection_rows: target rows of one block's hoisted input projection (speed only).
       matmul_dtype: "float32" or "bfloat16" (mixed precision; see ``LSTMConfig``).
+      manual_gradient: the hand-written VJP instead of autodiff (see ``LSTMConfig``).
 
     Call: ``x`` float32[B, S, F], or float32[B, G, S, L] from ``group_steps`` (F = G*L),
     -> float32[B, S, H].
@@ -267,6 +267,7 @@ class ChunkedLSTM(nn.Module):
     forget_bias: float = 1.0
     projection_rows: int = PROJECTION_ROWS
     matmul_dtype: str = "float32"
+    manual_gradient: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -284,7 +285,7 @@ class ChunkedLSTM(nn.Module):
         w_ih = self.param("w_ih", nn.initializers.glorot_uniform(), (features, h4), jnp.float32)
         w_hh = self.param("w_hh", nn.initializers.orthogonal(), (self.hidden, h4), jnp.float32)
         bias = self.param("bias", _forget_bias_init(self.hidden, self.forget_bias), (h4,))
-        cfg = LSTMConfig(self.projection_rows, self.unroll, self.matmul_dtype)
+        cfg = LSTMConfig(self.projection_rows, self.unroll, self.matmul_dtype, self.manual_gradient)
         return jnp.swapaxes(lstm(cfg, x, w_ih, w_hh, bias), 0, 1)  # [B, S, H]
 
 

@@ -1,21 +1,7 @@
 """Look up the paper's models by name and input kind, with their training defaults.
 
-Training defaults are the paper's Table 5 (Adam, beta1 = 0.9, beta2 = 0.999):
-
-=====  =========  ==============  ==========
-model  input      learning rate   batch size
-=====  =========  ==============  ==========
-cnn1   magnitude  5e-5            128
-cnn1   complex    5e-5            128
-rnn1   magnitude  5e-5            128
-rnn1   complex    1e-3            128
-rnn3   complex    1e-4            32
-drone  both       1e-3            128   (ours: Adam's customary default; see below)
-=====  =========  ==============  ==========
-
-RNN3 exists only for complex input in the paper; ``("rnn3", "magnitude")`` is refused.
-DRONE is not in Table 5; Cohen et al. train with Adam but their step size is not one
-the RinQ paper reports, so we use 1e-3 with the paper's usual batch size 128.
+Names, input kinds, patch sizes and the paper's Table 5 hyperparameters come from
+`rinq_jax.configs.models`.
 """
 
 from __future__ import annotations
@@ -24,15 +10,12 @@ import dataclasses
 
 import flax.linen as nn
 
+from rinq_jax.configs.models import INPUT_CHANNELS, INPUT_KINDS, MODEL_NAMES, PATCH_SIZE, TABLE5
 from rinq_jax.models.cnn import CNN1
 from rinq_jax.models.drone import DRONE
 from rinq_jax.models.rnn import RNN1, RNN3
 
-__all__ = ["ModelSpec", "model_spec", "get_model", "MODEL_NAMES", "INPUT_KINDS"]
-
-MODEL_NAMES = ("cnn1", "rnn1", "rnn3", "drone")
-INPUT_KINDS = ("complex", "magnitude")
-_CHANNELS = {"magnitude": 1, "complex": 2}
+__all__ = ["ModelSpec", "model_spec", "get_model"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,17 +40,6 @@ class ModelSpec:
     batch_size: int
 
 
-# (name, input_kind) -> (patch_size, learning_rate, batch_size)
-_SPECS = {
-    ("cnn1", "magnitude"): (1, 5e-5, 128),
-    ("cnn1", "complex"): (1, 5e-5, 128),
-    ("rnn1", "magnitude"): (1, 5e-5, 128),
-    ("rnn1", "complex"): (1, 1e-3, 128),
-    ("rnn3", "complex"): (3, 1e-4, 32),
-    ("drone", "magnitude"): (1, 1e-3, 128),
-    ("drone", "complex"): (1, 1e-3, 128),
-}
-
 _MODULES = {"cnn1": CNN1, "rnn1": RNN1, "rnn3": RNN3, "drone": DRONE}
 
 
@@ -79,18 +51,18 @@ def model_spec(name: str, input_kind: str = "complex") -> ModelSpec:
         raise ValueError(
             f"unknown input kind {input_kind!r}; valid kinds: {', '.join(INPUT_KINDS)}"
         )
-    if (name, input_kind) not in _SPECS:
-        valid = [kind for (n, kind) in _SPECS if n == name]
+    if (name, input_kind) not in TABLE5:
+        valid = [kind for (n, kind) in TABLE5 if n == name]
         raise ValueError(
             f"model {name!r} is not defined for {input_kind!r} input in the paper; "
             f"valid input kinds for {name!r}: {', '.join(valid)}"
         )
-    patch_size, learning_rate, batch_size = _SPECS[(name, input_kind)]
+    learning_rate, batch_size = TABLE5[(name, input_kind)]
     return ModelSpec(
         name=name,
         input_kind=input_kind,
-        patch_size=patch_size,
-        channels=_CHANNELS[input_kind],
+        patch_size=PATCH_SIZE[name],
+        channels=INPUT_CHANNELS[input_kind],
         learning_rate=learning_rate,
         batch_size=batch_size,
     )

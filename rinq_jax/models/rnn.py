@@ -69,6 +69,7 @@ def _recurrent_trunk(module: nn.Module, x: jax.Array, train: bool) -> jax.Array:
         module.lstm_hidden,
         unroll=module.lstm_unroll,
         matmul_dtype=module.matmul_dtype,
+        manual_gradient=module.fast_gradients,
         name="lstm",
     )(h)
     h = batch_norm(train, axis_name, "bn_lstm")(nn.relu(h))
@@ -93,6 +94,8 @@ class RNN1(nn.Module):
       bn_axis_name: ``pmap`` axis name for cross-device batch statistics, or None.
       matmul_dtype: "float32" (default) or "bfloat16": mixed precision, the matmuls'
         inputs rounded to bfloat16 with float32 accumulation (``common.MATMUL_DTYPES``).
+      fast_gradients: the LSTM's hand-written VJP (``lstm.LSTMConfig``): faster training on
+        CPUs, reverse mode only.
 
     Call: ``x`` float32[B, 1, 1, T, C], ``train`` -> float32[B, 2] (normalised T1, T2).
 
@@ -105,6 +108,7 @@ class RNN1(nn.Module):
     lstm_unroll: int = DEFAULT_UNROLL
     bn_axis_name: str | None = None
     matmul_dtype: str = "float32"
+    fast_gradients: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -132,6 +136,7 @@ class RNN3(nn.Module):
     lstm_unroll: int = DEFAULT_UNROLL
     bn_axis_name: str | None = None
     matmul_dtype: str = "float32"
+    fast_gradients: bool = False
     quantile_q: float = 0.5
 
     patch_size = 3  # class constant: Table 3's reshape to (3, 3, 40) fixes it

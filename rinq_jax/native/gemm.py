@@ -1,28 +1,22 @@
-"""float32 matrix products through Intel MKL on Intel CPUs, XLA's own ``dot`` everywhere else.
+"""Opt-in float32 matrix products through Intel MKL, called from XLA through its FFI.
 
-Why: the networks are matmul-bound, and on 2 Sapphire Rapids cores XLA:CPU's float32 matmul
-is the slowest of the available kernels. Measured in a 30-step jitted loop like the LSTM's
-(GFLOP/s, two runs, XLA / MKL / MKL with the right-hand side packed once): RNN1's recurrent
-[128, 1000] @ [1000, 4000] 278-304 / 319-364 / 338-406; an inference block [1024, 1000] @
-[1000, 4000] 295-314 / 354-373 / 369-385; RNN3's small [32, 500] @ [500, 2000] 114-119 /
-198-220 / 97-167 (packing does not pay there, but the LSTM's gradient measured the same
-either way, so one path serves all). On 2 AMD EPYC (Zen 4) cores the order reverses, MKL
-taking its generic code path there: 155-174 / 143-169 / 132-161, 191-205 / 131-186 /
-137-163 and 153-180 / 95-123 / 92-128, and whole networks trained and ran 1.1-1.5x slower
-with MKL. So by default MKL serves Intel CPUs only. Whole networks: benchmarks/results.md.
+The default is XLA's own ``dot`` everywhere: plain JAX, every transformation works, nothing
+to build. MKL is an option for Intel CPUs, where XLA:CPU's float32 matmul is the slower
+kernel (benchmarks/results.md: whole networks ~10 % faster on Sapphire Rapids, 1.1-1.5x
+slower on AMD EPYC, whose MKL takes a generic code path). Switch it on with
+``pip install .[mkl]`` (the ``mkl`` wheel), a C++ compiler, and ``RINQ_JAX_GEMM``.
 
 How: ``gemm.cc`` defines XLA FFI handlers that call MKL's ``cblas_sgemm`` (and its packed
 variant); it is compiled with the system's C++ compiler on first use against JAX's FFI
-headers and the ``libmkl_rt`` of the ``mkl`` wheel (a dependency in pyproject.toml), and cached under
-``$RINQ_JAX_CACHE_DIR`` (default ``~/.cache/rinq_jax``). ``jax.lax.platform_dependent``
-picks the MKL call when a computation is lowered for the CPU and XLA's ``dot_general`` for
-GPUs and TPUs, so one jitted function serves both.
+headers and the wheel's ``libmkl_rt``, and cached under ``$RINQ_JAX_CACHE_DIR`` (default
+``~/.cache/rinq_jax``). ``jax.lax.platform_dependent`` picks the MKL call when a
+computation is lowered for the CPU and XLA's ``dot_general`` for GPUs and TPUs, so one
+jitted function serves both. `gemm` is a ``custom_vjp`` (reverse mode only).
 
-Choice (``RINQ_JAX_GEMM``, read whenever a product is traced): "auto" (default) uses MKL
-on Intel CPUs, and where MKL, a compiler or x86-64 Linux is missing there, XLA's dot with
-one warning saying why; "xla" always uses XLA's dot; "mkl" uses MKL on any x86-64 Linux
-CPU and makes a missing MKL an error (tests of the kernels). Results agree to float32
-rounding.
+Choice (``RINQ_JAX_GEMM``, read whenever a product is traced): "xla" (default) XLA's dot;
+"auto" MKL on Intel CPUs, and where MKL, a compiler or x86-64 Linux is missing there, XLA's
+dot with one warning saying why; "mkl" MKL on any x86-64 Linux CPU, a missing MKL being an
+error (tests of the kernels). Results agree with XLA's to float32 rounding.
 
 Reproducibility: MKL runs in its conditional-numerical-reproducibility AUTO mode, so a
 product does not depend on where its operands lie in memory, and a training run resumed
@@ -51,7 +45,7 @@ from rinq_jax.atomic import atomic_path
 
 __all__ = ["gemm", "with_packed_rhs", "mkl_available", "cpu_info", "GEMM_ENV"]
 
-GEMM_ENV = "RINQ_JAX_GEMM"  # "auto" (default), "mkl" or "xla"
+GEMM_ENV = "RINQ_JAX_GEMM"  # "xla" (default), "auto" or "mkl"
 CACHE_ENV = "RINQ_JAX_CACHE_DIR"
 _SOURCE = Path(__file__).with_name("gemm.cc")
 _MKL_RT = "libmkl_rt.so.3"
@@ -66,9 +60,9 @@ _TARGETS = {"rinq_sgemm": "RinqSgemm", "rinq_sgemm_pack": "RinqSgemmPack",
 
 
 def _mode() -> str:
-    mode = os.environ.get(GEMM_ENV, "auto")
-    if mode not in ("auto", "mkl", "xla"):
-        raise ValueError(f"{GEMM_ENV} must be 'auto', 'mkl' or 'xla', got {mode!r}")
+    mode = os.environ.get(GEMM_ENV, "xla")
+    if mode not in ("xla", "auto", "mkl"):
+        raise ValueError(f"{GEMM_ENV} must be 'xla', 'auto' or 'mkl', got {mode!r}")
     return mode
 
 
@@ -127,7 +121,7 @@ def _load() -> tuple[ctypes.CDLL | None, str]:
             raise RuntimeError(f"MKL kernels are built for x86-64 Linux, not {platform.platform()}")
         mkl = _find_mkl()
         if mkl is None:
-            raise RuntimeError(f"{_MKL_RT} not found (pip install mkl)")
+            raise RuntimeError(f"{_MKL_RT} not found (pip install .[mkl])")
         # MKL's GNU threading layer loads it at the first product and aborts the process
         # if it is missing: check here, where a fallback is still possible.
         ctypes.CDLL("libgomp.so.1")
@@ -154,8 +148,8 @@ def _warn_fallback(reason: str) -> None:
 def _library() -> ctypes.CDLL | None:
     """The MKL kernels where products traced now should use them, else None (XLA's dot).
 
-    ``RINQ_JAX_GEMM`` is read at each call, i.e. whenever a product is traced: "auto" uses
-    MKL on Intel CPUs only (see the module docstring), "mkl" on any x86-64 Linux CPU.
+    ``RINQ_JAX_GEMM`` is read at each call, i.e. whenever a product is traced: "xla" (the
+    default) never, "auto" on Intel CPUs only, "mkl" on any x86-64 Linux CPU.
     """
     mode = _mode()
     if mode == "xla" or (mode == "auto" and cpu_info().get("vendor_id") != "GenuineIntel"):
@@ -208,8 +202,8 @@ def gemm(a: jax.Array, b: jax.Array, trans_a: bool = False, trans_b: bool = Fals
       trans_b: ``b`` is stored transposed (static).
 
     Returns:
-      float32[M, N]. Differentiable in reverse mode (a ``custom_vjp``, like the LSTM and
-      the quantile layer: no ``jvp``); the gradient's products go through ``gemm`` too.
+      float32[M, N]. Differentiable in reverse mode (a ``custom_vjp``: no ``jvp``); the
+      gradient's products go through ``gemm`` too.
     """
     _check(a, b, trans_a, trans_b)
     return _product(a, b, trans_a, trans_b)

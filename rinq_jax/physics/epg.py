@@ -22,10 +22,7 @@ T2 decay: with the default 50 states the relative error of a CSF-like fingerprin
 `simulate` runs the same steps rearranged for speed (`_simulate_chunk`: real arrays,
 one relaxation per TR, the RF phase folded into a rotating frame, 256 atoms at a time,
 one thread per CPU core); a scan of `fisp_repetition` is its reference
-(`tests/physics/test_epg.py`). Paper grid (8,537 atoms x 3,000 repetitions, float32, 2,048
-atoms timed and scaled, 2-core CPU, interleaved A/B medians, machine shared): 12.9 s ->
-2.6 s on one thread; with random RF phases (the complex path) ~8-11.5 s -> ~7.3 s. The
-threads: 2.8-3.2 s -> 1.6-2.0 s on 2 AMD EPYC cores.
+(`tests/physics/test_epg.py`); its speed is in `benchmarks/results.md`.
 
 Everything is a pure function of arrays, so `jax.grad`, `jax.jit` and `jax.vmap`
 apply, e.g. ``jax.grad(lambda t1: jnp.abs(simulate(seq, t1, 50.0)).sum())``.

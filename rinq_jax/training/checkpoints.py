@@ -28,6 +28,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from rinq_jax.data import DEFAULT_DATA_DIR
+from rinq_jax.models import get_model
 from rinq_jax.training.config import TrainConfig
 from rinq_jax.training.state import TrainState
 
@@ -218,8 +219,6 @@ def load_for_inference(run_dir: str | Path, step: int | str | None = "best"):
       `make_metadata`; its "config" entry is the full TrainConfig).
 
     """
-    from rinq_jax.models import get_model  # deferred: training must import without models
-
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"no run directory {run_dir}")

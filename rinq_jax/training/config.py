@@ -24,8 +24,8 @@ import dataclasses
 import json
 from typing import Any
 
-MODELS = ("cnn1", "rnn1", "rnn3", "drone")
-INPUT_KINDS = ("complex", "magnitude")
+from rinq_jax.configs.models import INPUT_KINDS, MODEL_NAMES
+
 TARGETS = ("true", "dm")
 TARGET_TRANSFORMS = ("linear", "log")
 LR_SCHEDULES = ("constant", "warmup_cosine")
@@ -36,7 +36,7 @@ class TrainConfig:
     """Every hyperparameter of one run.
 
     Attributes:
-      model: registry name, one of `MODELS`.
+      model: one of `rinq_jax.configs.models.MODEL_NAMES`.
       input_kind: "complex" (2 channels, real and imaginary) or "magnitude" (1 channel).
       target: "true" trains on the phantom's true T1/T2; "dm" on dictionary-matching maps.
       data_dir: folder of slice files (`*.h5`); None means the cached quick dataset.
@@ -100,8 +100,8 @@ class TrainConfig:
     model_overrides: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self):
-        if self.model not in MODELS:
-            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+        if self.model not in MODEL_NAMES:
+            raise ValueError(f"model must be one of {MODEL_NAMES}, got {self.model!r}")
         if self.input_kind not in INPUT_KINDS:
             raise ValueError(f"input_kind must be one of {INPUT_KINDS}, got {self.input_kind!r}")
         if self.target not in TARGETS:

@@ -1,77 +1,39 @@
 """`train_and_evaluate`: the one trainer, cut into sections (input, model, state, resume, loop).
 
 Resuming: the global step `s` fixes the position in the data, epoch `s // steps_per_epoch` and
-batch `s % steps_per_epoch` of it, and the per-step key `fold_in(rng, s)`. The pipeline's batch
+batch `s % steps_per_epoch` of it, and the per-step key `fold_in(rng, s)`. The input's batch
 order depends only on (seed, epoch), so a run restored from checkpoint `s` replays exactly the
 batches an uninterrupted run would have seen, and ends with the same parameters.
 
-Default split (no explicit datasets given): the data folder's slice files are divided by the
-pipeline's `random_slice_split` in the paper's proportions, 8 : 2 : 2 of 12 slices, i.e.
-`round(n * val_fraction)` validation and `round(n * test_fraction)` test slices with
-`val_fraction = test_fraction = 1/6` (at least one slice each), the rest for training, scaled to
-however many slices `n` the folder holds. The split depends only on the slices and the seed.
+The data: `rinq_jax.training.input_pipeline`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import jax
 import numpy as np
 from tqdm import tqdm
 
-from rinq_jax.data import DEFAULT_DATA_DIR
+from rinq_jax.models import get_model, model_spec
 from rinq_jax.training import checkpoints as ckpt
 from rinq_jax.training import steps
 from rinq_jax.training.config import TrainConfig
+from rinq_jax.training.input_pipeline import (
+    Datasets,
+    build_datasets,
+    closing,
+    data_hash,
+    resolve_target_norm,
+    target_stats,
+)
 from rinq_jax.training.metrics_writer import MetricsWriter
 from rinq_jax.training.state import TrainState, create_train_state, learning_rate_schedule
-
-
-class PatchSource(Protocol):
-    """What the trainer needs of a dataset (`rinq_jax.data.pipeline.PatchDataset` fits)."""
-
-    n_patches: int
-    n_reps: int
-
-    def batches(
-        self, batch_size: int, seed: int, epoch: int, start_batch: int, drop_remainder: bool
-    ) -> Iterator[dict[str, np.ndarray]]:
-        """Yield {"x": f32[B,P,P,T,C], "y_ms": f32[B,2], "index"}; order set by (seed, epoch)."""
-
-
-@dataclass(frozen=True)
-class Datasets:
-    """Training and validation data of one run, and what to record about them.
-
-    Attributes:
-      train, val: PatchSource objects.
-      files: {"train", "val", "test"} -> slice file names (recorded in the checkpoint).
-      seq_hash: hash of the acquisition sequence all files share, or None.
-      signal_normalisation: the pipeline's name for its per-signal normalisation.
-      target_samples_ms: float[N, 2] (T1, T2) in ms of the training targets (all of them, or a
-        sample of a stream), or None (then collected by one pass over `train`'s batches, fine
-        for small in-memory data); their statistics set the target normalisation.
-
-    """
-
-    train: Any
-    val: Any
-    files: dict[str, list[str]] = field(default_factory=dict)
-    seq_hash: str | None = None
-    signal_normalisation: str = "unknown"
-    target_samples_ms: np.ndarray | None = None
-
-
-# What `rinq_jax.data.pipeline.normalise_signals` does, recorded in every checkpoint.
-SIGNAL_NORMALISATION = "per-pixel s / ||s||_2 * sqrt(T) (rinq_jax.data.pipeline.normalise_signals)"
 
 
 class NonFiniteLossError(RuntimeError):
@@ -102,165 +64,6 @@ _TRAJECTORY_FIELDS = (
 )
 
 
-def resolve_config(config: TrainConfig) -> TrainConfig:
-    """Fill learning rate and batch size from the model's `ModelSpec` (paper Table 5)."""
-    from rinq_jax.models import model_spec
-
-    spec = model_spec(config.model, config.input_kind)
-    return config.replace(
-        learning_rate=config.learning_rate or spec.learning_rate,
-        batch_size=config.batch_size or spec.batch_size,
-    )
-
-
-def build_datasets(config: TrainConfig, patch_size: int) -> Datasets:
-    """The run's training and validation data.
-
-    A generated brain dataset (`rinq_jax.data.synthetic`: training drawn fresh by
-    `rinq_jax.data.stream`, validation subjects on disk) when the folder holds one's manifest
-    (the default, generated on first use), else the folder's slice files split by slice (module
-    doc).
-    """
-    from rinq_jax.data import pipeline, synthetic
-
-    data_dir = Path(config.data_dir or DEFAULT_DATA_DIR)
-    if config.data_dir is None:
-        synthetic.generate(synthetic.PRESETS["brain"], data_dir, progress=config.progress)
-    if synthetic.read_manifest(data_dir) is not None:
-        return stream_datasets(
-            data_dir, patch_size, config.input_kind, config.target, config.train_subjects
-        )
-    if config.train_subjects is not None:
-        raise ValueError(
-            f"{data_dir}: train_subjects needs a generated brain dataset; a folder of slice "
-            "files is split by slice"
-        )
-    files = sorted(data_dir.glob("*.h5"))
-    if not files:
-        raise FileNotFoundError(f"no slice files (*.h5) in {config.data_dir}")
-    # Every file's metadata and maps, and agreement on T and the sequence, before the split: a
-    # malformed file fails here with one MrfFormatError naming it, even one bound for the test
-    # split. Signals are checked as they are read (pipeline.check_files).
-    files = pipeline.check_files(files, config.target)
-    n_val, n_test = (
-        max(1, round(len(files) * f)) for f in (config.val_fraction, config.test_fraction)
-    )
-    n_train = len(files) - n_val - n_test
-    if n_train < 1:
-        raise ValueError(
-            f"{len(files)} slice files cannot be split into train/val/test "
-            f"({n_train}/{n_val}/{n_test}); at least 3 are needed"
-        )
-    split = pipeline.random_slice_split(files, n_train, n_val, n_test, seed=config.seed)
-    return datasets_from_split(split, patch_size, config.input_kind, config.target)
-
-
-def stream_datasets(
-    data_dir: Path,
-    patch_size: int,
-    input_kind: str,
-    target: str,
-    train_subjects: int | None = None,
-) -> Datasets:
-    """A generated brain dataset's training stream and validation files.
-
-    `SyntheticStream` over its training slices (of the first `train_subjects` subjects, all
-    when None), its validation subjects' files as a `PatchDataset`.
-    """
-    from rinq_jax.data import pipeline, stream, synthetic
-
-    if target != "true":
-        raise ValueError(
-            f"{data_dir}: training slices of a generated dataset are drawn fresh and have only "
-            "true maps; --target dm needs slice files"
-        )
-    data = synthetic.load(data_dir, train_subjects)
-    train = stream.SyntheticStream(
-        data.train,
-        data.noise_bank,
-        data.config.sequence(),
-        data.config.acquisition(),
-        patch_size,
-        input_kind,
-        max_b1_amplitude=data.config.max_b1_amplitude,
-    )
-    val = pipeline.PatchDataset(data.val, patch_size=patch_size, input_kind=input_kind)
-    return Datasets(
-        train=train,
-        val=val,
-        files=data.files,
-        seq_hash=val.infos[0].sequence_hash,
-        signal_normalisation=SIGNAL_NORMALISATION,
-        target_samples_ms=train.sample_targets(65536, seed=0),
-    )
-
-
-def datasets_from_split(split, patch_size: int, input_kind: str, target: str = "true") -> Datasets:
-    """Wrap an explicit `pipeline.Split` in PatchDatasets, with the training targets' statistics."""
-    from rinq_jax.data import pipeline
-
-    def make(fs):
-        return pipeline.PatchDataset(
-            fs, patch_size=patch_size, input_kind=input_kind, target=target
-        )
-
-    train, val = make(split.train), make(split.val)
-    return Datasets(
-        train=train,
-        val=val,
-        files={k: [Path(f).name for f in getattr(split, k)] for k in ("train", "val", "test")},
-        seq_hash=train.infos[0].sequence_hash,
-        signal_normalisation=SIGNAL_NORMALISATION,
-        target_samples_ms=_targets_from_files(split.train, target),
-    )
-
-
-def _targets_from_files(files, target: str) -> np.ndarray:
-    """float[N, 2] (T1, T2) in ms of the masked pixels of `files` (maps only are read)."""
-    from rinq_jax.data.io import TARGET_PAIRS, read_slice
-
-    pair = TARGET_PAIRS[target]
-    y = []
-    for f in files:
-        s = read_slice(f, fields=list(pair))
-        y.append(np.stack([getattr(s, name)[s.mask] for name in pair], -1))
-    return np.concatenate(y).astype(np.float64)
-
-
-def target_stats(
-    datasets: Datasets, transform: str = "linear"
-) -> tuple[tuple[float, float], tuple[float, float]]:
-    """((T1, T2) mean, (T1, T2) std) of the training targets: in ms, or of ln(ms) for "log"."""
-    y = datasets.target_samples_ms
-    if y is None:
-        train = datasets.train
-        batches = train.batches(4096, seed=0, epoch=0, start_batch=0, drop_remainder=False)
-        with _closing(batches) as it:
-            y = np.concatenate([np.asarray(b["y_ms"], np.float64) for b in it])
-    y = np.asarray(y, np.float64)
-    if transform == "log":
-        y = np.log(np.maximum(y, 1e-3))
-    return tuple(y.mean(0).tolist()), tuple(y.std(0).tolist())
-
-
-def resolve_target_norm(config: TrainConfig, datasets: Datasets) -> TrainConfig:
-    """Fill offsets and scales left at None with the training targets' mean and std."""
-    fields = ("t1_offset_ms", "t2_offset_ms", "t1_scale_ms", "t2_scale_ms")
-    if all(getattr(config, f) is not None for f in fields):
-        return config
-    (m1, m2), (s1, s2) = target_stats(datasets, config.target_transform)
-    if not (s1 > 0 and s2 > 0):
-        raise ValueError(f"training targets have zero spread (std T1 {s1} ms, T2 {s2} ms)")
-    stats = dict(zip(fields, (m1, m2, s1, s2), strict=True))
-    return config.replace(**{f: stats[f] for f in fields if getattr(config, f) is None})
-
-
-def data_hash(datasets: Datasets) -> str:
-    """Short stable hash of the split's file names and the sequence hash."""
-    text = repr((sorted(datasets.files.items()), datasets.seq_hash))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 def evaluate(
     eval_fn, state: TrainState, ds, mesh, batch_size: int, seed: int, max_patches: int | None
 ) -> dict[str, float]:
@@ -272,7 +75,7 @@ def evaluate(
     sums = None
     seen = 0
     batches = ds.batches(batch_size, seed=seed, epoch=0, start_batch=0, drop_remainder=False)
-    with _closing(batches):
+    with closing(batches):
         for batch in batches:
             n = len(batch["y_ms"])
             if max_patches is not None:
@@ -304,15 +107,13 @@ class _NoWriter:
         """Do nothing."""
 
 
-@contextlib.contextmanager
-def _closing(batches):
-    """Close a batch iterator on exit (stops the pipeline's prefetch thread), if it can be."""
-    try:
-        yield batches
-    finally:
-        close = getattr(batches, "close", None)
-        if close is not None:
-            close()
+def resolve_config(config: TrainConfig) -> TrainConfig:
+    """Fill learning rate and batch size from the model's `ModelSpec` (paper Table 5)."""
+    spec = model_spec(config.model, config.input_kind)
+    return config.replace(
+        learning_rate=config.learning_rate or spec.learning_rate,
+        batch_size=config.batch_size or spec.batch_size,
+    )
 
 
 def _check_resume(
@@ -376,12 +177,8 @@ def _train_and_evaluate(
 
     # --- model and input
     if model is None:
-        from rinq_jax.models import get_model
-
         model = get_model(config.model, config.input_kind, **dict(config.model_overrides))
     if datasets is None:
-        from rinq_jax.models import model_spec
-
         datasets = build_datasets(config, model_spec(config.model, config.input_kind).patch_size)
     config = resolve_target_norm(config, datasets)
     target_mean_ms = target_stats(datasets)[0]
@@ -393,7 +190,7 @@ def _train_and_evaluate(
             f"{config.batch_size}"
         )
     total_steps = config.steps or config.epochs * steps_per_epoch
-    with _closing(train_ds.batches(1, seed=0, epoch=0, start_batch=0)) as it:
+    with closing(train_ds.batches(1, seed=0, epoch=0, start_batch=0)) as it:
         first = next(iter(it))
     sample_x = np.asarray(first["x"])
     patch_size, channels = sample_x.shape[1], sample_x.shape[-1]
@@ -483,7 +280,7 @@ def _train_and_evaluate(
     final_val: dict[str, float] | None = None
     while step < total_steps:
         epoch, start_batch = divmod(step, steps_per_epoch)
-        with _closing(
+        with closing(
             train_ds.batches(
                 config.batch_size,
                 seed=config.seed,

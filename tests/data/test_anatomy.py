@@ -3,21 +3,14 @@
 Regenerate the picture with ``python -m rinq_jax.data.anatomy docs/phantom.png``.
 """
 
-import dataclasses
 import math
 
 import numpy as np
 import pytest
 from scipy import ndimage
 
-from rinq_jax.data.anatomy import (
-    SliceAnatomy,
-    SubjectGeometry,
-    make_slice,
-    sample_geometry,
-    slice_positions,
-)
-from rinq_jax.data.phantom import (
+from rinq_jax.data.anatomy import SliceAnatomy, make_slice, slice_positions
+from rinq_jax.data.tissues import (
     BACKGROUND,
     BONE,
     BRAIN_LABELS,
@@ -73,7 +66,6 @@ def test_reproducible(slices):
     again = make_slice(0, 0.5, matrix=128, seed=5)
     for field in ("fractions", "phase_rad", "b1_shape"):
         assert np.array_equal(getattr(again, field), getattr(slices[0.5], field)), field
-    assert sample_geometry(3, seed=2) == sample_geometry(3, seed=2)
 
 
 def test_subjects_differ(slices):
@@ -83,8 +75,6 @@ def test_subjects_differ(slices):
         head = (_label(a) != BACKGROUND) | (_label(b) != BACKGROUND)
         changed = (_label(a) != _label(b)) & head
         assert changed.sum() > 0.05 * head.sum(), subject
-    assert sample_geometry(0) != sample_geometry(1)
-    assert sample_geometry(0, seed=0) != sample_geometry(0, seed=1)
 
 
 def test_positions_differ(slices):
@@ -160,19 +150,6 @@ def test_fields(slices):
     assert not np.array_equal(phases[0], phases[1])
 
 
-def test_geometry_ranges():
-    for k in range(20):
-        g = sample_geometry(k)
-        assert isinstance(g, SubjectGeometry) and g.subject_id == k
-        assert 0.85 <= g.scale_lr <= 1.15 and 0.85 <= g.scale_ap <= 1.15
-        assert abs(g.rotation_deg) <= 10.0 and max(map(abs, g.offset_mm)) <= 10.0
-        assert 1.5 <= g.skin_mm <= 3.0 and 2.5 <= g.scalp_fat_mm <= 5.5
-        assert 5.0 <= g.skull_mm <= 8.0 and 0.0 <= g.csf_mm <= 2.0
-        assert 15.0 <= g.warp_smoothness_mm <= 25.0 and 1 <= g.lesion_count <= 4
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        g.skull_mm = 1.0  # type: ignore[misc]
-
-
 def test_slice_positions():
     np.testing.assert_allclose(slice_positions(1), [0.55])
     np.testing.assert_allclose(slice_positions(3, 0.2, 0.6), [0.2, 0.4, 0.6])
@@ -205,10 +182,7 @@ def test_invalid_arguments(kwargs):
         make_slice(**args)
 
 
-def test_invalid_slice_positions_and_geometry():
+def test_invalid_slice_positions():
     for bad in ((0,), (2, 0.8, 0.2), (2, -0.1, 0.5), (2, 0.5, 1.5), (2.0,)):
         with pytest.raises(ValueError):
             slice_positions(*bad)
-    for bad in ((-1,), (0, -1), (0.5,)):
-        with pytest.raises(ValueError):
-            sample_geometry(*bad)

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from rinq_jax.data import acquisition, compartments, phantom
+from rinq_jax.data import acquisition, compartments, phantom, phantom_geometry, spiral, tissues
 from rinq_jax.physics import epg
 from rinq_jax.physics.sequence import paper_sequence
 
@@ -16,7 +16,9 @@ MATRIX = 32
 @pytest.fixture(scope="module")
 def model():
     """Fractions of a small phantom slice, a B1 pattern, and one draw's factors."""
-    ph = phantom.make_phantom(phantom.sample_subject(1), 0.5, matrix=MATRIX, variability=False)
+    ph = phantom.make_phantom(
+        phantom_geometry.sample_subject(1), 0.5, matrix=MATRIX, variability=False
+    )
     u = np.linspace(-1.0, 1.0, MATRIX)
     beta = np.clip(0.7 * u[:, None] - 0.4 * u[None, :] ** 2, -1.0, 1.0)
     maps = compartments.basis_maps(ph.fractions, np.angle(ph.m0), beta)
@@ -28,7 +30,7 @@ def model():
 
 def _fast(maps, coef, cfg):
     gridded = compartments.grid_maps(maps, cfg)
-    pattern = acquisition.interleaf_pattern(cfg, coef.shape[-1])
+    pattern = spiral.interleaf_pattern(cfg, coef.shape[-1])
     series = compartments.gridded_series(gridded.reshape(*gridded.shape[:2], -1), coef, pattern)
     return series.reshape(cfg.matrix, cfg.matrix, -1)
 
@@ -36,7 +38,7 @@ def _fast(maps, coef, cfg):
 @pytest.mark.parametrize("undersampling", [48, 8])
 def test_fast_path_equals_full_nufft_path(model, undersampling):
     _, _, maps, _, _, coef = model
-    cfg = acquisition.AcquisitionConfig(matrix=MATRIX, undersampling=undersampling, nufft_eps=1e-6)
+    cfg = spiral.AcquisitionConfig(matrix=MATRIX, undersampling=undersampling, nufft_eps=1e-6)
     series = np.einsum("khw,kt->thw", maps, coef)
     full = acquisition.acquire_series(series, cfg, time_axis=0)
     fast = _fast(maps, coef, cfg)
@@ -45,7 +47,7 @@ def test_fast_path_equals_full_nufft_path(model, undersampling):
 
 def test_fast_path_plus_acquire_noise_equals_noisy_full_path(model):
     _, _, maps, _, _, coef = model
-    cfg = acquisition.AcquisitionConfig(matrix=MATRIX, snr=20.0, nufft_eps=1e-6)
+    cfg = spiral.AcquisitionConfig(matrix=MATRIX, snr=20.0, nufft_eps=1e-6)
     series = np.einsum("khw,kt->thw", maps, coef)
     full = acquisition.acquire_series(series, cfg, np.random.default_rng(7), time_axis=0)
     rms = compartments.signal_rms(maps, coef)
@@ -71,14 +73,14 @@ def test_model_series_is_the_sum_of_compartment_fingerprints(model):
     np.testing.assert_allclose(x[r, c], expected, rtol=2e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("label", [phantom.WM, phantom.GM])
+@pytest.mark.parametrize("label", [tissues.WM, tissues.GM])
 def test_b1_quadratic_is_exact_at_the_nodes_and_close_between(label):
     seq = paper_sequence(600)
     a = 0.15
-    t1, t2 = phantom.TISSUE_PROPERTIES[label].t1_ms, phantom.TISSUE_PROPERTIES[label].t2_ms
-    t1_ms = np.full(phantom.N_CLASSES, t1)
-    t2_ms = np.full(phantom.N_CLASSES, t2)
-    pd = np.ones(phantom.N_CLASSES)
+    t1, t2 = tissues.TISSUE_PROPERTIES[label].t1_ms, tissues.TISSUE_PROPERTIES[label].t2_ms
+    t1_ms = np.full(tissues.N_CLASSES, t1)
+    t2_ms = np.full(tissues.N_CLASSES, t2)
+    pd = np.ones(tissues.N_CLASSES)
     coef = compartments.fingerprint_coefficients(
         seq, compartments.TissueValues(t1_ms, t2_ms, pd, a)
     ).reshape(len(compartments.LABELS), compartments.N_POWERS, -1)[0]
@@ -92,23 +94,23 @@ def test_b1_quadratic_is_exact_at_the_nodes_and_close_between(label):
 
 def test_true_maps_pure_mixed_and_empty_pixels():
     values = compartments.population_values(np.random.default_rng(0))
-    f = np.zeros((phantom.N_CLASSES, 3))
-    f[phantom.WM, 0] = 1.0
-    f[phantom.WM, 1], f[phantom.CSF, 1] = 0.6, 0.4
-    f[phantom.BACKGROUND, 2] = 1.0
+    f = np.zeros((tissues.N_CLASSES, 3))
+    f[tissues.WM, 0] = 1.0
+    f[tissues.WM, 1], f[tissues.CSF, 1] = 0.6, 0.4
+    f[tissues.BACKGROUND, 2] = 1.0
     t1, t2 = compartments.true_maps(f, values)
-    assert t1[0] == pytest.approx(values.t1_ms[phantom.WM], rel=1e-6)
-    assert t2[0] == pytest.approx(values.t2_ms[phantom.WM], rel=1e-6)
-    w_wm, w_csf = 0.6 * values.pd[phantom.WM], 0.4 * values.pd[phantom.CSF]
-    rate = (w_wm / values.t1_ms[phantom.WM] + w_csf / values.t1_ms[phantom.CSF]) / (w_wm + w_csf)
+    assert t1[0] == pytest.approx(values.t1_ms[tissues.WM], rel=1e-6)
+    assert t2[0] == pytest.approx(values.t2_ms[tissues.WM], rel=1e-6)
+    w_wm, w_csf = 0.6 * values.pd[tissues.WM], 0.4 * values.pd[tissues.CSF]
+    rate = (w_wm / values.t1_ms[tissues.WM] + w_csf / values.t1_ms[tissues.CSF]) / (w_wm + w_csf)
     assert t1[1] == pytest.approx(1.0 / rate, rel=1e-6)
-    assert values.t1_ms[phantom.WM] < t1[1] < values.t1_ms[phantom.CSF]
+    assert values.t1_ms[tissues.WM] < t1[1] < values.t1_ms[tissues.CSF]
     assert t1[2] == 0.0 and t2[2] == 0.0
 
 
 def test_noise_bank_has_the_variance_of_the_gridded_noise():
     """Bank images times rms / snr have the per-pixel variance of acquire_noise's frames."""
-    cfg = acquisition.AcquisitionConfig(matrix=MATRIX, snr=10.0)
+    cfg = spiral.AcquisitionConfig(matrix=MATRIX, snr=10.0)
     rms = 2.0
     noise = acquisition.acquire_noise(cfg, 480, rms, np.random.default_rng(1))
     bank = compartments.noise_bank(cfg, 10, np.random.default_rng(2)) * (rms / cfg.snr)
@@ -123,9 +125,9 @@ def test_training_values_stay_in_the_dictionary_range_and_vary():
     draws = [compartments.training_values(rng, 0.15) for _ in range(200)]
     t1 = np.array([d.t1_ms[1:] for d in draws])
     t2 = np.array([d.t2_ms[1:] for d in draws])
-    assert t1.min() >= phantom.DICT_T1_RANGE_MS[0] and t1.max() <= phantom.DICT_T1_RANGE_MS[1]
+    assert t1.min() >= tissues.DICT_T1_RANGE_MS[0] and t1.max() <= tissues.DICT_T1_RANGE_MS[1]
     assert np.all(t2 <= t1)
-    wm = t1[:, phantom.WM - 1] / phantom.TISSUE_PROPERTIES[phantom.WM].t1_ms
+    wm = t1[:, tissues.WM - 1] / tissues.TISSUE_PROPERTIES[tissues.WM].t1_ms
     assert wm.min() < 0.75 and wm.max() > 1.35  # far wider than the subjects' +-4 %
     assert all(0.0 <= d.b1_amplitude <= 0.15 for d in draws)
 

@@ -5,9 +5,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from rinq_jax.data import generate, io, phantom, preview
-from rinq_jax.physics import dictionary as dic
+from rinq_jax.data import generate, io, phantom, phantom_geometry, preview
 from rinq_jax.physics.epg import simulate
+from rinq_jax.physics.matching import match
 
 # 300 repetitions and rank 10 keep the paper-grid dictionary to seconds.
 TINY = generate.GenerateConfig(n_subjects=1, n_slices=2, matrix=32, n_reps=300, rank=10, snr=30.0)
@@ -27,7 +27,7 @@ def _grid_step(grid_values, values):
 
 def test_matching_noiseless_phantom_signals_recovers_the_maps_within_a_grid_step(tiny_dictionary):
     seq = TINY.sequence()
-    ph = phantom.make_phantom(phantom.sample_subject(0), 0.5, matrix=32, b1_field=False)
+    ph = phantom.make_phantom(phantom_geometry.sample_subject(0), 0.5, matrix=32, b1_field=False)
     coefficients = generate.phantom_coefficients(ph, seq, tiny_dictionary.basis)
     # The coefficients are the projection of the exact EPG fingerprints.
     pixel = tuple(np.argwhere(ph.mask)[0])
@@ -35,7 +35,7 @@ def test_matching_noiseless_phantom_signals_recovers_the_maps_within_a_grid_step
     np.testing.assert_allclose(
         coefficients[(slice(None), *pixel)], tiny_dictionary.project(expected), atol=1e-5
     )
-    result = dic.match(np.moveaxis(coefficients, 0, -1)[ph.mask], tiny_dictionary)
+    result = match(np.moveaxis(coefficients, 0, -1)[ph.mask], tiny_dictionary)
     for true, found, grid_values in (
         (ph.t1_ms[ph.mask], result.t1_ms, tiny_dictionary.grid.t1_ms),
         (ph.t2_ms[ph.mask], result.t2_ms, tiny_dictionary.grid.t2_ms),

@@ -6,7 +6,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from rinq_jax.data import acquisition, compartments, io, phantom, stream, synthetic
+from rinq_jax.data import compartments, io, spiral, stream, synthetic, tissues
 
 TINY = synthetic.BrainDataConfig(
     n_train=2, n_val=1, n_test=1, n_slices=2, matrix=48, n_reps=120, noise_bank=3, rank=8
@@ -40,7 +40,7 @@ def test_generate_writes_every_split_with_disjoint_subjects(dataset):
     s = io.read_slice(data.test[0])
     brain = s.t1_ms[s.mask]
     assert brain.min() > 300 and brain.max() < 4500
-    assert set(np.unique(s.tissue[s.mask])) <= set(phantom.BRAIN_LABELS)
+    assert set(np.unique(s.tissue[s.mask])) <= set(tissues.BRAIN_LABELS)
     assert data.noise_bank.shape == (48, 3, 48, 48)
 
 
@@ -85,7 +85,7 @@ def test_training_slice_holds_every_brain_pixel_and_its_neighbours(dataset):
     _, data = dataset
     sl = data.train[0]
     slc, _, _ = synthetic.slice_model(TINY, 0, 0)
-    tissue, mask = phantom.dominant_tissue(slc.fractions)
+    tissue, mask = tissues.dominant_tissue(slc.fractions)
     assert sl.centres.size == mask.sum()
     rows, cols = sl.pixels[sl.centres].T
     assert mask[rows, cols].all()
@@ -135,7 +135,7 @@ def test_stream_signal_is_the_gridded_compartment_series_plus_noise(dataset):
     draw = compartments.training_values(np.random.default_rng(9), s.max_b1_amplitude)
     coef = compartments.fingerprint_coefficients(TINY.sequence(), draw)
     sl = data.train[0]
-    pattern = acquisition.interleaf_pattern(TINY.acquisition(), TINY.n_reps)
+    pattern = spiral.interleaf_pattern(TINY.acquisition(), TINY.n_reps)
     series = compartments.gridded_series(sl.gridded[:, :, sl.centres[3:4]], coef, pattern)[0]
     expected = series / np.linalg.norm(series) * np.sqrt(TINY.n_reps)
     got = batch["x"][0, 0, 0, :, 0] + 1j * batch["x"][0, 0, 0, :, 1]

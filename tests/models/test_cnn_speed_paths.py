@@ -1,4 +1,4 @@
-"""CNN1's fast paths compute the same maths as the plain Flax / XLA layers they replace."""
+"""CNN1, with and without its fast gradients, computes the maths of the plain Flax / XLA layers."""
 
 import flax.linen as nn
 import jax
@@ -76,11 +76,12 @@ class _ReferenceCNN1(nn.Module):
         return nn.Dense(2, name="fc4")(h)
 
 
+@pytest.mark.parametrize("fast_gradients", [False, True], ids=["autodiff", "fast-gradients"])
 @pytest.mark.parametrize("channels,n_time", [(2, 3000), (1, 400)])
-def test_cnn1_matches_flax_conv_reference(channels, n_time):
+def test_cnn1_matches_flax_conv_reference(channels, n_time, fast_gradients):
     x = jax.random.normal(jax.random.key(1), (8, 1, 1, n_time, channels), jnp.float32)
     y = jax.random.normal(jax.random.key(2), (8, 2), jnp.float32)
-    fast, ref = CNN1(channels), _ReferenceCNN1(channels)
+    fast, ref = CNN1(channels, fast_gradients=fast_gradients), _ReferenceCNN1(channels)
     init = jax.jit(lambda m, x: m.init({"params": jax.random.key(0)}, x), static_argnums=0)
     variables = init(fast, x)
     ref_variables = init(ref, x)

@@ -184,10 +184,15 @@ def _autodiff_lstm(x, w_ih, w_hh, bias):
 
 @pytest.mark.parametrize(
     "cfg",
-    [LSTMConfig(projection_rows=4), LSTMConfig(8), LSTMConfig(100, unroll=2)],
-    ids=["blocks-of-1", "blocks-of-2", "one-block"],
+    [
+        LSTMConfig(projection_rows=4, manual_gradient=True),
+        LSTMConfig(8, manual_gradient=True),
+        LSTMConfig(100, unroll=2, manual_gradient=True),
+        LSTMConfig(8),
+    ],
+    ids=["manual-blocks-of-1", "manual-blocks-of-2", "manual-one-block", "autodiff"],
 )
-def test_hand_written_gradient_equals_autodiff(cfg):
+def test_gradient_equals_autodiff_of_the_textbook_lstm(cfg):
     # x: batch 4, 2 groups, 6 steps, 3 values per group (F = 6); H = 5.
     keys = jax.random.split(jax.random.key(6), 6)
     x = jax.random.normal(keys[0], (4, 2, 6, 3))

@@ -1,5 +1,8 @@
 """FISP schedules: the paper's ranges, a stable hash, file round trips and clear errors."""
 
+import hashlib
+import struct
+
 import numpy as np
 import pytest
 
@@ -23,11 +26,21 @@ def test_hash_is_stable_and_sensitive():
     assert paper_sequence(seed=0).hash != paper_sequence(seed=1).hash
     seq = paper_sequence(100)
     assert FispSequence(seq.flip_deg, seq.tr_ms, seq.phase_deg, seq.te_ms, None).hash != seq.hash
-    # The hash is a pure function of the values: fixed here so that a change to it is seen.
-    assert FispSequence([10.0, 20.0], [12.0, 13.0], [0.0, 0.0], 2.0, 20.0).hash == (
-        FispSequence.from_dict(
-            {"flip_deg": [10, 20], "tr_ms": [12, 13], "te_ms": 2, "ti_ms": 20}
-        ).hash
+    # Pinned digests: dictionaries and slice files record the schedule's hash, so a change to
+    # the paper schedule or to the digest would orphan every file written before it.
+    assert paper_sequence().hash == "b73cb583f6345ce6"
+    small = FispSequence([10.0, 20.0], [12.0, 13.0], [0.0, 0.0], 2.0, 20.0)
+    assert small.hash == "48c93f369fbed1f3"
+    # ... and the digest is the documented one: SHA-256 over each field's name and float32
+    # little-endian values, then "te_ms=..;ti_ms=..", first 16 hex digits.
+    digest = hashlib.sha256()
+    for name, values in (("flip_deg", (10, 20)), ("tr_ms", (12, 13)), ("phase_deg", (0, 0))):
+        digest.update(name.encode() + struct.pack("<2f", *values))
+    digest.update(b"te_ms=2.0;ti_ms=20.0")
+    assert small.hash == digest.hexdigest()[:16]
+    assert (
+        FispSequence.from_dict({"flip_deg": [10, 20], "tr_ms": [12, 13], "te_ms": 2, "ti_ms": 20})
+        == small
     )
 
 

@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 
 from rinq_jax.data import io
+from rinq_jax.data.format import SEQUENCE_ARRAYS
 from rinq_jax.data.io import MrfSlice
 from tests.data import test_io
 
@@ -442,7 +443,7 @@ CASES: list[Case] = [
             lambda f: [
                 f.__delitem__(f"sequence/{k}")
                 or f.create_dataset(f"sequence/{k}", data=np.zeros(0, np.float32))
-                for k in io.SEQUENCE_ARRAYS
+                for k in SEQUENCE_ARRAYS
             ]
         ),
     ),

@@ -8,8 +8,8 @@ import h5py
 import numpy as np
 import pytest
 
-from rinq_jax.data import io, pipeline, preview
-from rinq_jax.data.io import MrfFormatError
+from rinq_jax.data import io, loader, preview, transforms
+from rinq_jax.data.format import MrfFormatError
 from tests.scripts import load_script
 
 from .corpus import SHAPE, make_slice, write_valid
@@ -30,7 +30,7 @@ def files(tmp_path):
 def test_patch_dataset_rejects_non_finite_signals_when_read(files, value):
     """Rejected (not masked): the shard's read raises, naming the file, field and pixel."""
     _poison_signals(files[1], row=5, value=value)
-    ds = pipeline.PatchDataset(files, patch_size=3, block_rows=2, shuffle_shards=1, prefetch=2)
+    ds = loader.PatchDataset(files, patch_size=3, block_rows=2, shuffle_shards=1, prefetch=2)
     seen = 0
     with pytest.raises(MrfFormatError) as err:
         for batch in ds.batches(4, seed=0, epoch=0):
@@ -44,7 +44,7 @@ def test_patch_dataset_rejects_non_finite_signals_when_read(files, value):
 def test_slice_patches_rejects_non_finite_signals(files):
     _poison_signals(files[0], row=2)
     with pytest.raises(MrfFormatError, match=r"field 'signals'.*NaN/Inf") as err:
-        list(pipeline.slice_patches(files[0], patch_size=3, chunk_rows=4))
+        list(loader.slice_patches(files[0], patch_size=3, chunk_rows=4))
     assert err.value.path == str(files[0])
 
 
@@ -52,13 +52,13 @@ def test_non_finite_target_is_rejected_at_construction(files):
     with h5py.File(files[0], "r+") as f:
         f["t2_ms"][4, 5] = np.nan
     with pytest.raises(MrfFormatError, match="field 't2_ms'.*NaN/Inf"):
-        pipeline.PatchDataset(files)
+        loader.PatchDataset(files)
     with pytest.raises(MrfFormatError, match="field 't2_ms'"):
-        pipeline.check_files(files)
+        loader.check_files(files)
 
 
 def test_all_zero_signal_stays_finite():
-    x, norms = pipeline.normalise_signals(np.zeros((2, 3, SHAPE[2]), np.complex64))
+    x, norms = transforms.normalise_signals(np.zeros((2, 3, SHAPE[2]), np.complex64))
     assert np.all(x == 0) and np.all(norms == 0)
 
 

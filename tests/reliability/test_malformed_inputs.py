@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from rinq_jax.data import io, pipeline, preview
-from rinq_jax.data.io import MrfFormatError
+from rinq_jax.data import io, loader, preview
+from rinq_jax.data.format import FIELDS, MrfFormatError
 from tests.scripts import load_script
 
 from .corpus import CASES, SHAPE, make_sequence, make_slice, write_case, write_valid
@@ -45,7 +45,7 @@ def test_corpus_is_large_and_covers_every_class():
     assert len(set(IDS)) == len(IDS)
     fields = collections.Counter(case.field for case in CASES)
     # every dataset of the format, the sequence, the attributes and damaged files
-    for field in (*io.FIELDS, "sequence", "attrs/format_version", "file"):
+    for field in (*FIELDS, "sequence", "attrs/format_version", "file"):
         assert fields[field] >= 1, field
 
 
@@ -140,10 +140,10 @@ def test_inconsistent_folder(tmp_path, capsys, train_cli, problem):
     io.write_slice(odd, make("b"))
     io.validate(odd)  # the file alone is valid; only the set is not
     with pytest.raises(MrfFormatError, match=pattern) as err:
-        pipeline.check_files([*good, odd], target="true")
+        loader.check_files([*good, odd], target="true")
     assert err.value.field == field and err.value.path == str(odd)
     with pytest.raises(MrfFormatError, match=pattern):
-        pipeline.PatchDataset([*good, odd])
+        loader.PatchDataset([*good, odd])
     assert train_cli.main(_train_argv(data, tmp_path / "run")) == 1
     line = _one_error_line(capsys.readouterr().err, "train.py")
     assert f"{odd}: field '{field}'" in line
@@ -151,10 +151,10 @@ def test_inconsistent_folder(tmp_path, capsys, train_cli, problem):
 
 def test_check_files_returns_infos_of_good_files(tmp_path):
     good = [write_valid(tmp_path / f"a{i}.h5", slice_id=f"a{i}") for i in range(2)]
-    infos = pipeline.check_files(good, target="dm")
+    infos = loader.check_files(good, target="dm")
     assert [i.path for i in infos] == [str(p) for p in good]
     with pytest.raises(ValueError, match="at least one file"):
-        pipeline.check_files([])
+        loader.check_files([])
 
 
 # ----------------------------------------------------------------------------- subprocesses

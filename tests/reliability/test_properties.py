@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from rinq_jax.data import pipeline
+from rinq_jax.data import transforms
 from rinq_jax.models.quantile import quantile
 
 # Few distinct shapes: every (shape, q, axis) compiles its own kernel.
@@ -82,13 +82,13 @@ def test_gradient_scales_with_the_cotangent(inputs, scale):
 @given(
     n_rows=st.integers(1, 9),
     n_cols=st.integers(1, 6),
-    patch_size=st.sampled_from(pipeline.PATCH_SIZES),
+    patch_size=st.sampled_from(transforms.PATCH_SIZES),
     block_rows=st.integers(1, 4),
     data=st.data(),
 )
 def test_block_gather_equals_whole_image_patches(n_rows, n_cols, patch_size, block_rows, data):
-    """The loader gathers patches from a block of rows plus its halo (as `_load_shard` reads
-    it); the result must equal patches of the whole image with edges replicated."""
+    """The loader gathers patches from a block of rows plus its halo (as the loader reads it);
+    they, and `extract_patches` of the whole image, equal slices of numpy's edge padding."""
     image = np.arange(n_rows * n_cols * 2, dtype=np.float32).reshape(n_rows, n_cols, 2)
     block0 = data.draw(st.integers(0, (n_rows - 1) // block_rows)) * block_rows
     rows_in_block = np.arange(block0, min(n_rows, block0 + block_rows))
@@ -96,8 +96,14 @@ def test_block_gather_equals_whole_image_patches(n_rows, n_cols, patch_size, blo
     cols = data.draw(st.lists(st.integers(0, n_cols - 1), min_size=len(rows), max_size=len(rows)))
     half = patch_size // 2
     row0, row1 = max(0, block0 - half), min(n_rows, block0 + block_rows + half)
-    got = pipeline._gather(image[row0:row1], row0, n_rows, np.array(rows), np.array(cols),
-                           patch_size)  # fmt: skip
-    want = pipeline.extract_patches(image, np.array(rows), np.array(cols), patch_size)
+    got = transforms.gather_patches(image[row0:row1], row0, n_rows, np.array(rows),
+                                    np.array(cols), patch_size)  # fmt: skip
+    # independent reference: numpy's edge padding, then plain slices
+    padded = np.pad(image, ((half, half), (half, half), (0, 0)), mode="edge")
+    want = np.stack(
+        [padded[r : r + patch_size, c : c + patch_size] for r, c in zip(rows, cols, strict=True)]
+    )
     np.testing.assert_array_equal(got, want)
+    whole = transforms.extract_patches(image, np.array(rows), np.array(cols), patch_size)
+    np.testing.assert_array_equal(whole, want)
     assert got.shape == (len(rows), patch_size, patch_size, 2)

@@ -10,7 +10,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from rinq_jax.data.io import MrfSlice, write_slice
-from rinq_jax.training.loop import Datasets
+from rinq_jax.training.input_pipeline import Datasets
 
 
 def tensorboard_scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:

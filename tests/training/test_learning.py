@@ -4,8 +4,8 @@ import csv
 
 import numpy as np
 
+from rinq_jax.configs import recipes
 from rinq_jax.data import io, synthetic
-from rinq_jax.training import recipes
 from rinq_jax.training.config import TrainConfig
 from rinq_jax.training.loop import train_and_evaluate
 

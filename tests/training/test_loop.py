@@ -10,7 +10,8 @@ import pytest
 
 from rinq_jax.training import checkpoints as ckpt
 from rinq_jax.training.config import TrainConfig
-from rinq_jax.training.loop import Datasets, NonFiniteLossError, train_and_evaluate
+from rinq_jax.training.input_pipeline import Datasets
+from rinq_jax.training.loop import NonFiniteLossError, train_and_evaluate
 
 from .conftest import TinyNet, ToyPatches, tensorboard_scalars
 

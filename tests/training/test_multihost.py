@@ -25,7 +25,8 @@ SCRIPT = textwrap.dedent(
         jax.distributed.initialize(f"localhost:{port}", num_processes=n_procs, process_id=pid)
     from tests.training.conftest import TinyNet, ToyPatches
     from rinq_jax.training.config import TrainConfig
-    from rinq_jax.training.loop import Datasets, train_and_evaluate
+    from rinq_jax.training.input_pipeline import Datasets
+    from rinq_jax.training.loop import train_and_evaluate
     ds = Datasets(train=ToyPatches(64, seed=0), val=ToyPatches(24, seed=1), files={"train": ["a"]})
     c = TrainConfig(model="rnn1", workdir=workdir, epochs=2, batch_size=8, learning_rate=1e-2,
                     progress=False, checkpoint_every_steps=3)

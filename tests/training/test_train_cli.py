@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from rinq_jax.training import recipes
+from rinq_jax.configs import recipes
 from tests.scripts import load_script
 
 
@@ -37,6 +37,7 @@ def cli():
             ["--model", "drone", "--matmul-dtype", "bfloat16"],
             "unknown override(s) ['matmul_dtype']",
         ),
+        (["--model", "drone", "--fast-gradients"], "unknown override(s) ['fast_gradients']"),
     ],
 )
 def test_refusals(cli, capsys, argv, message):
@@ -61,6 +62,7 @@ def test_help_explains_each_flag(cli):
         "--train-subjects",
         "--target",
         "--matmul-dtype",
+        "--fast-gradients",
     ):
         assert flag in text
 
@@ -84,6 +86,8 @@ def test_defaults(cli):
     assert c.model_overrides == ()  # float32: the checkpoint rebuilds the plain model
     args = cli.build_parser().parse_args(["--model", "rnn1", "--matmul-dtype", "bfloat16"])
     assert cli.config_from_args(args).model_overrides == (("matmul_dtype", "bfloat16"),)
+    args = cli.build_parser().parse_args(["--model", "cnn1", "--fast-gradients"])
+    assert cli.config_from_args(args).model_overrides == (("fast_gradients", True),)
     args = cli.build_parser().parse_args(
         [
             "--model",

@@ -1,23 +1,16 @@
-"""Tests of the patch loader, normalisation and splits on tiny generated files."""
+"""Tests of the patch loader over tiny generated files: batches, order, prefetching, checks."""
 
 import gc
 import threading
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from rinq_jax.data import io, pipeline
-from rinq_jax.data.io import MrfFormatError, MrfSlice
-from rinq_jax.data.pipeline import (
-    PatchDataset,
-    extract_patches,
-    leave_one_subject_out,
-    normalise_signals,
-    random_slice_split,
-    slice_patches,
-)
+from rinq_jax.data import io, loader
+from rinq_jax.data.format import MrfFormatError
+from rinq_jax.data.io import MrfSlice
+from rinq_jax.data.loader import PatchDataset, slice_patches
+from rinq_jax.data.transforms import normalise_signals
 from tests.data.test_io import make_sequence, make_slice
 
 SHAPE = (12, 10, 40)
@@ -48,22 +41,6 @@ def _expected_input(path, row, col, patch_size, input_kind):
     if input_kind == "complex":
         return np.stack([patch.real, patch.imag], -1)
     return np.abs(patch)[..., None]
-
-
-# ----------------------------------------------------------------------------- normalisation
-
-
-def test_normalise_signals():
-    rng = np.random.default_rng(0)
-    signals = (rng.normal(size=(4, 5, 40)) + 1j * rng.normal(size=(4, 5, 40))) * 1e3
-    signals[0, 0] = 0
-    normalised, norms = normalise_signals(signals.astype(np.complex64))
-    assert normalised.dtype == np.complex64 and norms.dtype == np.float32
-    got = np.linalg.norm(normalised, axis=-1)
-    np.testing.assert_allclose(got[1:], np.sqrt(40), rtol=1e-5)
-    assert got[0, 0] == 0 and norms[0, 0] == 0 and np.isfinite(normalised).all()
-    np.testing.assert_allclose(norms, np.linalg.norm(signals, axis=-1), rtol=1e-5)
-    np.testing.assert_allclose(normalised * norms[..., None] / np.sqrt(40), signals, rtol=1e-4)
 
 
 # ----------------------------------------------------------------------------- patches
@@ -127,30 +104,6 @@ def test_edge_pixel_patch_uses_edge_replication(tmp_path):
     np.testing.assert_allclose(xs[1, ..., 0] + 1j * xs[1, ..., 1], bottom, rtol=1e-6, atol=1e-6)
 
 
-@settings(max_examples=60, deadline=None)
-@given(
-    n_rows=st.integers(1, 7),
-    n_cols=st.integers(1, 7),
-    patch_size=st.sampled_from([1, 3, 5]),
-    data=st.data(),
-)
-def test_extract_patches_property(n_rows, n_cols, patch_size, data):
-    image = np.arange(n_rows * n_cols * 2).reshape(n_rows, n_cols, 2)
-    row = data.draw(st.integers(0, n_rows - 1))
-    col = data.draw(st.integers(0, n_cols - 1))
-    got = extract_patches(image, np.array([row]), np.array([col]), patch_size)[0]
-    half = patch_size // 2
-    want = np.empty((patch_size, patch_size, 2), image.dtype)
-    for i in range(patch_size):
-        for j in range(patch_size):
-            r = min(max(row + i - half, 0), n_rows - 1)
-            c = min(max(col + j - half, 0), n_cols - 1)
-            want[i, j] = image[r, c]
-    np.testing.assert_array_equal(got, want)
-    padded = np.pad(image, ((half, half), (half, half), (0, 0)), mode="edge")
-    np.testing.assert_array_equal(got, padded[row : row + patch_size, col : col + patch_size])
-
-
 def test_slice_patches_covers_mask_in_chunks(files):
     s = io.read_slice(files[0])
     chunks = list(
@@ -198,8 +151,8 @@ def test_start_batch_resumes_the_same_stream(files, monkeypatch):
     ds = PatchDataset(files, patch_size=3, block_rows=4, shuffle_shards=2, prefetch=0)
     full = list(ds.batches(8, seed=1, epoch=2))
     reads = []
-    original = pipeline._load_block
-    monkeypatch.setattr(pipeline, "_load_block", lambda *a: reads.append(a) or original(*a))
+    original = loader._load_block
+    monkeypatch.setattr(loader, "_load_block", lambda *a: reads.append(a) or original(*a))
     resumed = list(ds.batches(8, seed=1, epoch=2, start_batch=5))
     assert len(resumed) == len(full) - 5
     for got, want in zip(resumed, full[5:], strict=True):
@@ -212,8 +165,8 @@ def test_start_batch_resumes_the_same_stream(files, monkeypatch):
 def test_shards_are_loaded_once_per_epoch(files, monkeypatch):
     ds = PatchDataset(files, patch_size=3, block_rows=2, shuffle_shards=3, prefetch=0)
     reads = []
-    original = pipeline._load_block
-    monkeypatch.setattr(pipeline, "_load_block", lambda *a: reads.append(a) or original(*a))
+    original = loader._load_block
+    monkeypatch.setattr(loader, "_load_block", lambda *a: reads.append(a) or original(*a))
     _epoch_ids(ds, 5, 0, 0, drop_remainder=False)
     assert len(reads) == ds.n_shards
 
@@ -239,7 +192,7 @@ def test_errors_in_the_thread_reach_the_consumer(files, monkeypatch):
     def boom(*args):
         raise MrfFormatError(args[0], "signals", "broken")
 
-    monkeypatch.setattr(pipeline, "_load_block", boom)
+    monkeypatch.setattr(loader, "_load_block", boom)
     with pytest.raises(MrfFormatError, match="broken"):
         next(PatchDataset(files, prefetch=2).batches(4, 0, 0))
 
@@ -276,50 +229,3 @@ def test_bad_arguments(files):
     for kwargs in ({"patch_size": 2}, {"input_kind": "phase"}, {"target": "fit"}):
         with pytest.raises(ValueError):
             PatchDataset(files, **kwargs)
-
-
-# ----------------------------------------------------------------------------- splits
-
-
-@pytest.fixture
-def corpus(tmp_path):
-    """8 subjects with 4 slices (28 would be slow to write; sizes are what matters)."""
-    paths = []
-    for subject in range(7):
-        for z in range(4):
-            name = f"s{subject}_z{z}"
-            paths.append(
-                _write(tmp_path, name, shape=(4, 4, 8), subject_id=f"s{subject}", slice_id=f"z{z}")
-            )
-    return paths
-
-
-@pytest.mark.parametrize("sizes", [(8, 2, 2), (19, 7, 2)])
-def test_random_slice_split(corpus, sizes):
-    split = random_slice_split(corpus, *sizes, seed=0)
-    assert tuple(map(len, (split.train, split.val, split.test))) == sizes
-    parts = [set(split.train), set(split.val), set(split.test)]
-    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
-    assert split == random_slice_split(list(reversed(corpus)), *sizes, seed=0)
-    assert split != random_slice_split(corpus, *sizes, seed=1)
-
-
-def test_random_split_errors(corpus):
-    with pytest.raises(ValueError, match="needs 29 slices, only 28"):
-        random_slice_split(corpus, 20, 7, 2, seed=0)
-    with pytest.raises(ValueError, match="same slice"):
-        random_slice_split([*corpus, corpus[0]], 1, 1, 1, seed=0)
-
-
-def test_leave_one_subject_out(corpus):
-    infos = [io.inspect(p) for p in corpus]
-    split = leave_one_subject_out(infos, test_subject="s3", val_subject="s5")
-    subject = {info.path: info.subject_id for info in infos}
-    assert {subject[p] for p in split.test} == {"s3"} and len(split.test) == 4
-    assert {subject[p] for p in split.val} == {"s5"} and len(split.val) == 4
-    assert not {subject[p] for p in split.train} & {"s3", "s5"}
-    assert len(split.train) == 20
-    with pytest.raises(ValueError, match="'s9' not among the subjects"):
-        leave_one_subject_out(infos, test_subject="s9")
-    with pytest.raises(ValueError, match="must differ"):
-        leave_one_subject_out(infos, test_subject="s1", val_subject="s1")

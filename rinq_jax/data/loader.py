@@ -1,21 +1,10 @@
-"""Patch loader, signal normalisation and data splits for training and evaluation.
+"""Patch loader over slice files: masked-pixel batches for training, patches of a slice.
 
-Input to the networks (``x: float32[B, P, P, T, C]``)
------------------------------------------------------
-* **Normalisation** (:func:`normalise_signals`, the one function training and evaluation both
-  call): each pixel's complex time series ``s`` (length ``T``) becomes
-  ``s / ||s||_2 * sqrt(T)``, so its entries are O(1) whatever the receive gain, and the mean of
-  ``|s_t|^2`` is 1. The norm ``||s||_2`` is returned alongside; it is the M0 scale for
-  evaluation (M0 ~ norm / norm of the matched dictionary atom). An all-zero signal stays zero
-  (norm 0) instead of becoming NaN. Every signal of a patch is normalised by its own norm.
-* **Channels**: ``input_kind="complex"`` gives ``C = 2`` (real, imaginary parts of the normalised
-  series); ``"magnitude"`` gives ``C = 1`` (``|normalised|``).
-* **Patches**: ``P = 1`` is the pixel itself; ``P = 3`` its 3x3 neighbourhood, ``x[:, 1, 1]``
-  being the centre. Neighbours outside the image are handled by **edge replication**
-  (``numpy.pad(mode="edge")``, equivalently clamping the neighbour's row and column to the
-  image): a pixel on the top row sees its own row again above it. Neighbours inside the image
-  but outside the mask are served as they are (they are real, measured signals); only the
-  centre pixels are restricted to the mask.
+:class:`PatchDataset` streams shuffled training batches of the masked pixels of a set of slice
+files; :func:`slice_patches` yields every masked pixel of one slice for evaluation;
+:func:`check_files` checks a set of files before either. The input ``x: float32[B, P, P, T, C]``
+is built by ``rinq_jax.data.transforms`` (normalisation, channels, edge-replicated patches).
+
 * **Targets**: ``y_ms: float32[B, 2]`` = (T1, T2) in ms of the centre pixel, from ``t1_ms/t2_ms``
   (``target="true"``) or ``dm_t1_ms/dm_t2_ms`` (``target="dm"``).
 
@@ -37,106 +26,28 @@ buffers), each ``(block_rows + P - 1) * W * T * C * 4`` bytes, plus ``prefetch``
 (``block_rows=8, shuffle_shards=8``): 16 * 61 MB ~ 1 GB, plus 2 * 55 MB for two batches of 256.
 The pixel index (file, row, column, targets) of every masked pixel is kept: 20 bytes a pixel.
 
-Batches are prepared by a background thread (``prefetch`` batches ahead, bounded queue); closing
-the iterator (``close()``, ``break`` from a ``for`` loop, or garbage collection) stops and joins it.
+Batches are prepared by a background thread (``prefetch`` batches ahead, bounded queue,
+``rinq_jax.data.batching.prefetched``); closing the iterator (``close()``, ``break`` from a
+``for`` loop, or garbage collection) stops and joins it.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import queue
-import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from rinq_jax.data.io import TARGET_PAIRS, MrfFormatError, SliceInfo, inspect, read_slice
-
-PATCH_SIZES = (1, 3)
-INPUT_KINDS = {"complex": 2, "magnitude": 1}  # number of channels C
-PADDING_MODE = "edge"  # for neighbours outside the image; see the module docstring
-
-
-# --------------------------------------------------------------------------- pure helpers
-
-
-def normalise_signals(signals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Scale each complex time series to L2 norm ``sqrt(T)``.
-
-    Args:
-        signals: complex[..., T] time series (any leading shape).
-
-    Returns:
-        normalised: complex64[..., T], ``signals / norms * sqrt(T)`` (zero where the norm is 0).
-        norms: float32[...] the L2 norm of each input series (the M0 scale for evaluation).
-
-    """
-    signals = np.asarray(signals)
-    n_reps = signals.shape[-1]
-    norms = np.linalg.norm(signals, axis=-1).astype(np.float32)
-    # Guarded division: background pixels can be exactly zero and must not become NaN.
-    scale = np.where(norms > 0, np.sqrt(np.float32(n_reps)) / np.where(norms > 0, norms, 1), 0)
-    return (signals * scale[..., None]).astype(np.complex64), norms
-
-
-def to_channels(normalised: np.ndarray, input_kind: str) -> np.ndarray:
-    """Complex series -> network channels.
-
-    Args:
-        normalised: complex[..., T] (normally the output of :func:`normalise_signals`).
-        input_kind: ``"complex"`` (C = 2: real, imaginary) or ``"magnitude"`` (C = 1).
-
-    Returns:
-        float32[..., T, C].
-
-    """
-    if input_kind == "complex":
-        return np.stack([normalised.real, normalised.imag], axis=-1).astype(np.float32)
-    if input_kind == "magnitude":
-        return np.abs(normalised)[..., None].astype(np.float32)
-    raise ValueError(f"input_kind must be one of {tuple(INPUT_KINDS)}, got {input_kind!r}")
-
-
-def _gather(
-    block: np.ndarray,
-    row0: int,
-    n_rows: int,
-    rows: np.ndarray,
-    cols: np.ndarray,
-    patch_size: int,
-) -> np.ndarray:
-    """Patches from a block holding image rows ``row0 ...`` of an image with ``n_rows`` rows.
-
-    Edge replication is clamping the neighbour coordinates to the image, so no padded copy of
-    the block is made. The block must contain every clamped row.
-    """
-    half = patch_size // 2
-    offsets = np.arange(-half, half + 1)
-    n_cols = block.shape[1]
-    rr = np.clip(np.asarray(rows)[:, None] + offsets, 0, n_rows - 1) - row0  # [N, P]
-    cc = np.clip(np.asarray(cols)[:, None] + offsets, 0, n_cols - 1)  # [N, P]
-    return block[rr[:, :, None], cc[:, None, :]]
-
-
-def extract_patches(
-    image: np.ndarray, rows: np.ndarray, cols: np.ndarray, patch_size: int
-) -> np.ndarray:
-    """``patch_size`` x ``patch_size`` neighbourhoods of pixels, edges replicated.
-
-    Args:
-        image: [H, W, ...] any dtype.
-        rows: int[N] centre pixel rows.
-        cols: int[N] centre pixel columns.
-        patch_size: odd P (1 or 3 in this project).
-
-    Returns:
-        [N, P, P, ...]; ``out[n, P // 2, P // 2] == image[rows[n], cols[n]]``.
-
-    """
-    if patch_size < 1 or patch_size % 2 == 0:
-        raise ValueError(f"patch_size must be a positive odd number, got {patch_size}")
-    return _gather(image, 0, image.shape[0], rows, cols, patch_size)
+from rinq_jax.configs.models import INPUT_CHANNELS
+from rinq_jax.data.batching import n_batches, prefetched
+from rinq_jax.data.format import TARGET_PAIRS, MrfFormatError
+from rinq_jax.data.io import SliceInfo, as_slice_info, inspect, read_slice
+from rinq_jax.data.transforms import (
+    PATCH_SIZES,
+    gather_patches,
+    normalise_signals,
+    to_channels,
+)
 
 
 def _load_block(path: str, row0: int, row1: int, input_kind: str) -> tuple[np.ndarray, np.ndarray]:
@@ -156,73 +67,15 @@ def _check_choice(name: str, value, choices) -> None:
         raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
 
 
-# --------------------------------------------------------------------------- prefetching
-
-
-def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
-    """Put unless the consumer has gone; returns whether the item was queued."""
-    while not stop.is_set():
-        try:
-            q.put(item, timeout=0.05)
-            return True
-        except queue.Full:
-            continue
-    return False
-
-
-def n_batches(n_patches: int, batch_size: int, drop_remainder: bool = True) -> int:
-    """Batches of ``batch_size`` in an epoch of ``n_patches`` (the last, short one kept or not)."""
-    full, rest = divmod(n_patches, batch_size)
-    return full + (0 if drop_remainder or rest == 0 else 1)
-
-
-def prefetched(make_items: Callable[[], Iterator], prefetch: int) -> Iterator:
-    """Run ``make_items()`` in a background thread, ``prefetch`` items ahead.
-
-    Errors in the thread are re-raised in the consumer. When the consumer stops (exhausted,
-    ``close()``, ``break``, garbage collection) the thread is told to stop and joined.
-    """
-    if prefetch <= 0:
-        yield from make_items()
-        return
-    q: queue.Queue = queue.Queue(maxsize=prefetch)
-    stop = threading.Event()
-
-    def work():
-        items = make_items()
-        try:
-            for item in items:
-                if not _put(q, ("item", item), stop):
-                    return
-            _put(q, ("done", None), stop)
-        except BaseException as err:  # forwarded to the consumer, which re-raises it
-            _put(q, ("error", err), stop)
-        finally:
-            items.close()
-
-    thread = threading.Thread(target=work, name="rinq-prefetch", daemon=True)
-    thread.start()
-    try:
-        while True:
-            kind, item = q.get()
-            if kind == "done":
-                return
-            if kind == "error":
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join(timeout=30)
-
-
 # --------------------------------------------------------------------------- the dataset
 
 
 class PatchDataset:
     """Masked-pixel patches of a set of slice files, streamed in shuffled batches.
 
-    Construction reads only metadata, the masks and the target maps. See the module docstring
-    for the normalisation, edge handling, shuffle and memory bound.
+    Construction reads only metadata, the masks and the target maps. See
+    ``rinq_jax.data.transforms`` for the normalisation and edge handling, the module docstring
+    for the shuffle and memory bound.
 
     Args:
         files: slice files (paths or :class:`SliceInfo`); all must share T and the sequence hash.
@@ -251,7 +104,7 @@ class PatchDataset:
         prefetch: int = 2,
     ):
         _check_choice("patch_size", patch_size, PATCH_SIZES)
-        _check_choice("input_kind", input_kind, INPUT_KINDS)
+        _check_choice("input_kind", input_kind, INPUT_CHANNELS)
         _check_choice("target", target, TARGET_PAIRS)
         files = list(files)
         if not files:
@@ -266,7 +119,7 @@ class PatchDataset:
         self.block_rows = block_rows
         self.shuffle_shards = shuffle_shards
         self.prefetch = prefetch
-        self.infos = tuple(_info(f) for f in files)
+        self.infos = tuple(as_slice_info(f) for f in files)
         self.files = tuple(info.path for info in self.infos)
         self._check_consistent()
         self._index_pixels()
@@ -320,7 +173,7 @@ class PatchDataset:
     @property
     def channels(self) -> int:
         """Channels C of ``x``: 2 for complex, 1 for magnitude."""
-        return INPUT_KINDS[self.input_kind]
+        return INPUT_CHANNELS[self.input_kind]
 
     @property
     def n_shards(self) -> int:
@@ -406,7 +259,7 @@ class PatchDataset:
                 row0, block = blocks[s]
                 sel = shards == s
                 f = self._file[ids[sel][0]]
-                x[sel] = _gather(
+                x[sel] = gather_patches(
                     block,
                     row0,
                     self.infos[f].n_rows,
@@ -427,10 +280,6 @@ class PatchDataset:
         row0 = max(0, block_row0 - half)
         row1 = min(self.infos[f].n_rows, block_row0 + self.block_rows + half)
         return row0, _load_block(self.files[f], row0, row1, self.input_kind)[0]
-
-
-def _info(f: str | os.PathLike | SliceInfo) -> SliceInfo:
-    return f if isinstance(f, SliceInfo) else inspect(f)
 
 
 def _check_consistent(infos: Sequence[SliceInfo], target: str | None) -> None:
@@ -475,7 +324,7 @@ def check_files(
         ValueError: no files given.
 
     """
-    infos = [_info(f) for f in files]
+    infos = [as_slice_info(f) for f in files]
     if not infos:
         raise ValueError("check_files needs at least one file")
     _check_consistent(infos, target)
@@ -510,7 +359,7 @@ def slice_patches(
 
     """
     _check_choice("patch_size", patch_size, PATCH_SIZES)
-    _check_choice("input_kind", input_kind, INPUT_KINDS)
+    _check_choice("input_kind", input_kind, INPUT_CHANNELS)
     path = os.fspath(path)
     info = inspect(path)
     mask = read_slice(path, fields=["mask"]).mask
@@ -524,97 +373,6 @@ def slice_patches(
         block, norms = _load_block(path, row0, row1, input_kind)
         for k in range(0, rows.size, max_patches):
             r, c = rows[k : k + max_patches], cols[k : k + max_patches]
-            x = _gather(block, row0, info.n_rows, r, c, patch_size)
+            x = gather_patches(block, row0, info.n_rows, r, c, patch_size)
             pixels = np.stack([r, c], axis=-1).astype(np.int64)
             yield (x, pixels, norms[r - row0, c]) if return_norms else (x, pixels)
-
-
-# --------------------------------------------------------------------------- splits
-
-
-@dataclasses.dataclass(frozen=True)
-class Split:
-    """Disjoint train / validation / test files (paths)."""
-
-    train: tuple[str, ...]
-    val: tuple[str, ...]
-    test: tuple[str, ...]
-
-
-def _unique_infos(files_or_infos: Iterable[str | os.PathLike | SliceInfo]) -> list[SliceInfo]:
-    """SliceInfos sorted by (subject, slice, path); refuses two files of the same slice."""
-    infos = sorted(
-        (_info(f) for f in files_or_infos), key=lambda i: (i.subject_id, i.slice_id, i.path)
-    )
-    seen: dict[tuple[str, str], str] = {}
-    for info in infos:
-        key = (info.subject_id, info.slice_id)
-        if key in seen:
-            raise ValueError(
-                f"{info.path} and {seen[key]} are the same slice (subject {key[0]!r}, "
-                f"slice {key[1]!r}); splits must be disjoint by slice"
-            )
-        seen[key] = info.path
-    return infos
-
-
-def random_slice_split(
-    files_or_infos: Iterable[str | os.PathLike | SliceInfo],
-    n_train: int,
-    n_val: int,
-    n_test: int,
-    seed: int,
-) -> Split:
-    """Random split by slice (the paper's 8/2/2 and 19/7/2), deterministic from ``seed``.
-
-    Slices left over when ``n_train + n_val + n_test`` is below the number available are unused.
-    The result does not depend on the order of ``files_or_infos``.
-
-    Raises:
-        ValueError: negative counts, more slices requested than available, duplicate slices.
-
-    """
-    infos = _unique_infos(files_or_infos)
-    counts = (n_train, n_val, n_test)
-    if min(counts) < 0:
-        raise ValueError(f"split sizes must be >= 0, got {counts}")
-    if sum(counts) > len(infos):
-        raise ValueError(
-            f"split {n_train}/{n_val}/{n_test} needs {sum(counts)} slices, only {len(infos)} given"
-        )
-    perm = np.random.default_rng(seed).permutation(len(infos))
-    paths = [infos[i].path for i in perm]
-    return Split(
-        train=tuple(paths[:n_train]),
-        val=tuple(paths[n_train : n_train + n_val]),
-        test=tuple(paths[n_train + n_val : sum(counts)]),
-    )
-
-
-def leave_one_subject_out(
-    files_or_infos: Iterable[str | os.PathLike | SliceInfo],
-    test_subject: str,
-    val_subject: str | None = None,
-) -> Split:
-    """All slices of ``test_subject`` for testing, of ``val_subject`` for validation, rest training.
-
-    Raises:
-        ValueError: unknown subject (the message lists the known ones), the same subject for
-            test and validation, duplicate slices, or no subject left for training.
-
-    """
-    infos = _unique_infos(files_or_infos)
-    subjects = sorted({info.subject_id for info in infos})
-    for name, subject in (("test_subject", test_subject), ("val_subject", val_subject)):
-        if subject is not None and subject not in subjects:
-            raise ValueError(f"{name} {subject!r} not among the subjects {subjects}")
-    if test_subject == val_subject:
-        raise ValueError(f"test and validation subject must differ, both are {test_subject!r}")
-    split = Split(
-        train=tuple(i.path for i in infos if i.subject_id not in (test_subject, val_subject)),
-        val=tuple(i.path for i in infos if i.subject_id == val_subject),
-        test=tuple(i.path for i in infos if i.subject_id == test_subject),
-    )
-    if not split.train:
-        raise ValueError(f"no subject left for training among {subjects}")
-    return split

@@ -1,0 +1,10 @@
+"""The one source of hyperparameters: the paper's models (Table 5) and the training recipes.
+
+* `rinq_jax.configs.models`: model names, input kinds and their channels, patch sizes, and the
+  paper's learning rate and batch size per model (Hoppe, Thamm et al. 2019, Table 5);
+* `rinq_jax.configs.recipes`: the ``paper`` and ``rinq`` training recipes and the default run
+  length per model.
+
+`train.py`, `rinq_jax.models.registry`, `rinq_jax.training.config` and the experiments read
+these; nothing else restates them. This package imports nothing from the rest of rinq_jax.
+"""

@@ -1,0 +1,390 @@
+"""The default dataset: real brain anatomy, training data drawn fresh, held-out subjects on disk.
+
+``python -m rinq_jax.data.generate --preset brain --out data/brain`` (what ``train.py`` uses
+without ``--data``) writes::
+
+    DIR/manifest.json          the BrainDataConfig and the file lists of each split
+    DIR/train/*.npz            per training slice: gridded compartment maps (`SliceCompartments`)
+    DIR/train/noise_bank.npy   gridded unit noise images, per interleaf group
+    DIR/val/*.h5, DIR/test/*.h5  complete slices (docs/data_format.md) of held-out subjects
+    DIR/cache/                 the dictionary-matching dictionary (B1 axis)
+
+Subjects are disjoint between the splits. Every slice comes from `rinq_jax.data.anatomy` (the
+ICBM 2009a template, deformed per subject) through the compartment model of
+`rinq_jax.data.compartments`. Validation and test slices get one fixed draw of the subject's
+tissue values (`compartments.population_values`), B1 amplitude and phase, exact k-space noise
+(`acquisition.acquire_noise`) and dictionary-matching maps; training slices keep only what the
+stream (`rinq_jax.data.stream`) needs to draw new tissue values, B1 and noise for every batch.
+
+Every file is reproducible from (seed, subject, slice) and written atomically; complete files
+are kept, so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from rinq_jax.atomic import atomic_path
+from rinq_jax.data import acquisition, anatomy, compartments, io, spiral, tissues
+from rinq_jax.data.format import MrfFormatError
+from rinq_jax.physics import dictionary as dictionary_lib
+from rinq_jax.physics.matching import match
+from rinq_jax.physics.sequence import FispSequence, paper_sequence
+
+# finufft threads of the generator's NUFFTs: one per core.
+NUFFT_THREADS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+MANIFEST = "manifest.json"
+NOISE_BANK = "noise_bank.npy"
+SPLITS = ("train", "val", "test")
+DM_B1_VALUES = (0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2)
+
+
+@dataclasses.dataclass(frozen=True)
+class BrainDataConfig:
+    """What to generate; subjects 0.. train, then validation, then test subjects.
+
+    Attributes:
+        n_train, n_val, n_test: subjects per split.
+        n_slices: axial slices per subject (`anatomy.slice_positions`).
+        matrix, fov_mm: image grid (128 at 300 mm: 2.3 mm pixels; the paper's is 256).
+        n_reps, sequence_seed: `paper_sequence(n_reps, sequence_seed)`.
+        undersampling: spiral undersampling (48: one interleaf of 48 per repetition).
+        snr: SNR of the fully sampled reconstruction (`spiral.AcquisitionConfig`).
+        max_b1_amplitude: B1 = 1 + a * pattern with a uniform in [0, max] per slice and draw.
+        lesions: give slices 1-4 small white-matter lesions.
+        noise_bank: gridded noise images per interleaf group for the training stream.
+        rank: SVD rank of the matching dictionary.
+        seed: seed of anatomies, tissue values and noise.
+    """
+
+    n_train: int = 16
+    n_val: int = 2
+    n_test: int = 2
+    n_slices: int = 3
+    matrix: int = 128
+    fov_mm: float = 300.0
+    n_reps: int = 3000
+    sequence_seed: int = 0
+    undersampling: int = 48
+    snr: float = 30.0
+    max_b1_amplitude: float = 0.15
+    lesions: bool = True
+    noise_bank: int = 8
+    rank: int = 50
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("n_train", "n_val", "n_test", "n_slices", "noise_bank", "rank"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.max_b1_amplitude < 0.5:
+            raise ValueError(f"max_b1_amplitude must lie in [0, 0.5), got {self.max_b1_amplitude}")
+
+    def sequence(self) -> FispSequence:
+        """The acquisition schedule of every slice."""
+        return paper_sequence(self.n_reps, self.sequence_seed)
+
+    def acquisition(self) -> spiral.AcquisitionConfig:
+        """The spiral acquisition of every slice."""
+        return spiral.AcquisitionConfig(
+            matrix=self.matrix, fov_mm=self.fov_mm, undersampling=self.undersampling, snr=self.snr
+        )
+
+    def subjects(self, split: str) -> range:
+        """Subject indices of a split."""
+        first = {"train": 0, "val": self.n_train, "test": self.n_train + self.n_val}[split]
+        count = {"train": self.n_train, "val": self.n_val, "test": self.n_test}[split]
+        return range(first, first + count)
+
+    def to_json(self) -> str:
+        """The config as JSON (kept in the manifest)."""
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+
+PRESETS = {
+    # The README's main job: 16 training subjects x 3 slices at 128 x 128 (155,579 brain
+    # pixels, each redrawn every batch), 2 + 2 held-out subjects on disk.
+    "brain": BrainDataConfig(),
+    # Longer CPU runs: more anatomy (32 training subjects x 4 slices).
+    "standard": BrainDataConfig(n_train=32, n_val=3, n_test=3, n_slices=4),
+}
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SliceCompartments:
+    """What the training stream needs of one slice.
+
+    Attributes:
+        gridded: complex64[R, K, N] gridded compartment maps ``G_g M_k`` at N stored pixels.
+        pixels: int32[N, 2] (row, column) of the stored pixels: the brain mask and a 1-pixel rim.
+        centres: int32[M] stored-pixel index of each brain-mask pixel (a training target).
+        neighbours: int32[M, 3, 3] stored-pixel indices of each centre's 3x3 neighbourhood
+            (edges replicated, as `transforms.extract_patches`).
+        fractions: float32[N_CLASSES, M] compartment fractions of the centres.
+        tissue: uint8[M] dominant tissue label of the centres.
+        noise_rms: RMS of the subject's noiseless series over the FOV (sets the noise level).
+        name: ``sub-XX_slice-YY``.
+    """
+
+    gridded: np.ndarray
+    pixels: np.ndarray
+    centres: np.ndarray
+    neighbours: np.ndarray
+    fractions: np.ndarray
+    tissue: np.ndarray
+    noise_rms: float
+    name: str
+
+    def save(self, path: Path) -> None:
+        """Write as an uncompressed .npz, atomically."""
+        with atomic_path(path) as tmp:
+            np.savez(tmp, **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
+
+    @classmethod
+    def load(cls, path: Path) -> SliceCompartments:
+        """Read a file written by `save`."""
+        with np.load(path) as data:
+            values = {f.name: data[f.name] for f in dataclasses.fields(cls)}
+        values["noise_rms"] = float(values["noise_rms"])
+        values["name"] = str(values["name"])
+        return cls(**values)
+
+
+def slice_name(subject: int, slice_index: int) -> str:
+    """``sub-XX_slice-YY``."""
+    return f"sub-{subject:02d}_slice-{slice_index:02d}"
+
+
+def _subject_rng(config: BrainDataConfig, subject: int, slice_index: int, stream: int):
+    return np.random.default_rng([config.seed, subject, slice_index, stream])
+
+
+def slice_model(config: BrainDataConfig, subject: int, slice_index: int):
+    """(anatomy, the subject's tissue values, basis maps) of one slice."""
+    position = float(anatomy.slice_positions(config.n_slices)[slice_index])
+    lesions = config.lesions and subject % 2 == 1  # half the subjects carry lesions
+    slc = anatomy.make_slice(
+        subject,
+        position,
+        matrix=config.matrix,
+        fov_mm=config.fov_mm,
+        seed=config.seed,
+        lesions=lesions,
+    )
+    rng = _subject_rng(config, subject, 0, 0)  # tissue values are the subject's, all slices
+    amplitude = float(rng.uniform(0.5, 1.0)) * config.max_b1_amplitude
+    values = compartments.population_values(rng, amplitude)
+    maps = compartments.basis_maps(slc.fractions, slc.phase_rad, slc.b1_shape)
+    return slc, values, maps
+
+
+def make_training_slice(
+    config: BrainDataConfig, subject: int, slice_index: int
+) -> SliceCompartments:
+    """Grid one slice's compartment maps and keep them at the brain pixels and their rim."""
+    slc, values, maps = slice_model(config, subject, slice_index)
+    cfg = config.acquisition()
+    gridded = compartments.grid_maps(maps, cfg, NUFFT_THREADS)
+    tissue, mask = tissues.dominant_tissue(slc.fractions)
+    rows, cols = np.nonzero(mask)
+    offsets = np.arange(-1, 2)
+    rr = np.clip(rows[:, None] + offsets, 0, config.matrix - 1)[:, :, None]
+    cc = np.clip(cols[:, None] + offsets, 0, config.matrix - 1)[:, None, :]
+    flat = (rr * config.matrix + cc).reshape(len(rows), 9)  # [M, 9] neighbourhood pixels
+    stored, inverse = np.unique(flat, return_inverse=True)
+    coef = compartments.fingerprint_coefficients(config.sequence(), values)
+    return SliceCompartments(
+        gridded=np.ascontiguousarray(gridded.reshape(*gridded.shape[:2], -1)[:, :, stored]),
+        pixels=np.stack(np.divmod(stored, config.matrix), -1).astype(np.int32),
+        centres=inverse.reshape(-1, 9)[:, 4].astype(np.int32),
+        neighbours=inverse.reshape(-1, 3, 3).astype(np.int32),
+        fractions=slc.fractions[:, rows, cols].astype(np.float32),
+        tissue=tissue[rows, cols],
+        noise_rms=compartments.signal_rms(maps, coef),
+        name=slice_name(subject, slice_index),
+    )
+
+
+def make_slice_file(
+    config: BrainDataConfig, subject: int, slice_index: int, dictionary: dictionary_lib.Dictionary
+) -> io.MrfSlice:
+    """One complete slice: fast-path series, exact noise, true and dictionary-matching maps."""
+    slc, values, maps = slice_model(config, subject, slice_index)
+    cfg, seq = config.acquisition(), config.sequence()
+    coef = compartments.fingerprint_coefficients(seq, values)
+    gridded = compartments.grid_maps(maps, cfg, NUFFT_THREADS)
+    m = config.matrix
+    noise_rng = _subject_rng(config, subject, slice_index, 1)
+    signals = acquisition.acquire_noise(
+        cfg, config.n_reps, compartments.signal_rms(maps, coef), noise_rng, nthreads=NUFFT_THREADS
+    )
+    pattern = spiral.interleaf_pattern(cfg, config.n_reps)
+    compartments.gridded_series(
+        gridded.reshape(*gridded.shape[:2], -1), coef, pattern, out=signals.reshape(m * m, -1)
+    )
+    tissue, mask = tissues.dominant_tissue(slc.fractions)
+    t1_ms, t2_ms = compartments.true_maps(slc.fractions, values)
+    matched = match(dictionary.project(signals[mask]), dictionary)
+    dm_t1_ms, dm_t2_ms = np.zeros((m, m), np.float32), np.zeros((m, m), np.float32)
+    dm_t1_ms[mask], dm_t2_ms[mask] = matched.t1_ms, matched.t2_ms
+    pd = np.tensordot(values.pd, slc.fractions, axes=1)
+    phase = slc.phase_rad + values.phase_rad
+    return io.MrfSlice(
+        subject_id=f"sub-{subject:02d}",
+        slice_id=f"slice-{slice_index:02d}",
+        sequence=seq,
+        signals=signals,
+        mask=mask,
+        t1_ms=np.where(mask, t1_ms, 0).astype(np.float32),
+        t2_ms=np.where(mask, t2_ms, 0).astype(np.float32),
+        m0=(pd * np.exp(1j * phase)).astype(np.complex64),
+        b1=(1.0 + values.b1_amplitude * slc.b1_shape).astype(np.float32),
+        tissue=tissue,
+        dm_t1_ms=dm_t1_ms,
+        dm_t2_ms=dm_t2_ms,
+        acquisition={
+            "undersampling": cfg.effective_undersampling,
+            "snr": config.snr,
+            "n_interleaves": cfg.n_interleaves,
+            "matrix": m,
+            "fov_mm": config.fov_mm,
+        },
+        generator={
+            "config": config.to_json(),
+            "anatomy": "ICBM 2009a nonlinear symmetric (nilearn), deformed per subject",
+            "slice_position": slc.slice_position,
+            "dm_rank": config.rank,
+            "tissue_labels": repr(dict(tissues.TISSUES)),
+            "truth": "proton-density-weighted mean relaxation rate of the pixel's compartments",
+        },
+    )
+
+
+def _complete(path: Path) -> bool:
+    if path.suffix == ".npz":
+        return path.exists()
+    try:
+        io.inspect(path)
+    except (MrfFormatError, FileNotFoundError):
+        return False
+    return True
+
+
+def file_lists(config: BrainDataConfig) -> dict[str, list[str]]:
+    """Split -> file names relative to the dataset folder."""
+    suffix = {"train": ".npz", "val": ".h5", "test": ".h5"}
+    return {
+        split: [
+            f"{split}/{slice_name(subject, s)}{suffix[split]}"
+            for subject in config.subjects(split)
+            for s in range(config.n_slices)
+        ]
+        for split in SPLITS
+    }
+
+
+def read_manifest(out_dir: Path) -> BrainDataConfig | None:
+    """The config of a generated dataset folder, or None if it holds none."""
+    path = Path(out_dir) / MANIFEST
+    if not path.exists():
+        return None
+    return BrainDataConfig(**json.loads(path.read_text())["config"])
+
+
+def generate(
+    config: BrainDataConfig, out_dir: Path, progress: bool = True
+) -> dict[str, list[Path]]:
+    """Generate (or complete) the dataset in ``out_dir``; returns split -> paths."""
+    out_dir = Path(out_dir)
+    existing = read_manifest(out_dir)
+    if existing is not None and existing != config:
+        raise ValueError(
+            f"{out_dir} holds a dataset of another configuration ({out_dir / MANIFEST}); "
+            "use a new --out folder"
+        )
+    for split in SPLITS:
+        (out_dir / split).mkdir(parents=True, exist_ok=True)
+    lists = file_lists(config)
+    with atomic_path(out_dir / MANIFEST) as tmp:
+        tmp.write_text(json.dumps({"config": dataclasses.asdict(config), "files": lists}, indent=2))
+    bank_path = out_dir / "train" / NOISE_BANK
+    if not bank_path.exists():
+        bank = compartments.noise_bank(
+            config.acquisition(),
+            config.noise_bank,
+            np.random.default_rng([config.seed, 2**20]),
+            NUFFT_THREADS,
+        )
+        with atomic_path(bank_path) as tmp:
+            np.save(tmp, bank)
+    todo = [
+        (split, name) for split in SPLITS for name in lists[split] if not _complete(out_dir / name)
+    ]
+    dictionary = None
+    for split, name in tqdm(todo, desc="slices", unit="slice", disable=not progress):
+        subject, slice_index = (int(part.split("-")[1]) for part in Path(name).stem.split("_"))
+        if split == "train":
+            make_training_slice(config, subject, slice_index).save(out_dir / name)
+            continue
+        if dictionary is None:
+            grid = dictionary_lib.paper_grid(b1_values=DM_B1_VALUES)
+            dictionary = dictionary_lib.cached(
+                config.sequence(), grid, out_dir / "cache", rank=config.rank
+            )
+        io.write_slice(out_dir / name, make_slice_file(config, subject, slice_index, dictionary))
+    return {split: [out_dir / name for name in lists[split]] for split in SPLITS}
+
+
+@dataclasses.dataclass(frozen=True)
+class BrainData:
+    """A generated dataset, loaded: the training slices in memory, the others as paths."""
+
+    config: BrainDataConfig
+    train: list[SliceCompartments]
+    noise_bank: np.ndarray
+    val: list[Path]
+    test: list[Path]
+    files: dict[str, list[str]]
+
+
+def load(out_dir: Path, train_subjects: int | None = None) -> BrainData:
+    """Load a dataset folder written by `generate` (refusing an incomplete one).
+
+    Args:
+        out_dir: the dataset folder.
+        train_subjects: keep only the first N training subjects (all when None), e.g. the
+            paper's small set of 4 subjects in `rinq_jax.experiments.table1`.
+    """
+    out_dir = Path(out_dir)
+    config = read_manifest(out_dir)
+    if config is None:
+        raise FileNotFoundError(f"{out_dir / MANIFEST} not found: not a generated brain dataset")
+    lists = file_lists(config)
+    if train_subjects is not None:
+        if not 1 <= train_subjects <= config.n_train:
+            raise ValueError(
+                f"{out_dir}: train_subjects must lie in [1, {config.n_train}] (the dataset's "
+                f"training subjects), got {train_subjects}"
+            )
+        lists["train"] = lists["train"][: train_subjects * config.n_slices]
+    missing = [name for names in lists.values() for name in names if not _complete(out_dir / name)]
+    if missing or not (out_dir / "train" / NOISE_BANK).exists():
+        raise FileNotFoundError(
+            f"{out_dir}: the dataset is incomplete ({len(missing)} files missing, e.g. "
+            f"{(missing or [NOISE_BANK])[0]}); run python -m rinq_jax.data.generate --out {out_dir} "
+            "again to complete it"
+        )
+    return BrainData(
+        config=config,
+        train=[SliceCompartments.load(out_dir / name) for name in lists["train"]],
+        noise_bank=np.load(out_dir / "train" / NOISE_BANK),
+        val=[out_dir / name for name in lists["val"]],
+        test=[out_dir / name for name in lists["test"]],
+        files=lists,
+    )

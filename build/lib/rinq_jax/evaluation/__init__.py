@@ -1,0 +1,1 @@
+"""Evaluation: metrics, figures, exports and comparison with dictionary matching."""

@@ -1,0 +1,239 @@
+"""Full-slice inference with a trained checkpoint: bounded memory, one compiled batch shape.
+
+A slice is read in blocks of ``chunk_rows`` image rows (`rinq_jax.data.loader.slice_patches`,
+normalised exactly as in training) and fed to the network in fixed batches of ``batch_size``
+patches; the last, short batch is padded, so one compiled forward serves every batch and every
+slice. At paper size (256 x 256 x 3000, complex, 3 x 3 patches) memory stays at one row block
+(~60 MB) plus one batch of patches (``batch_size`` x 216 kB).
+
+The network regresses ``y_norm = (y_ms - offset_ms) / scale_ms`` (see `rinq_jax.training.config`);
+maps come back in ms using the checkpoint's own ``target_normalisation`` offsets and scales.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from rinq_jax.configs.models import INPUT_CHANNELS
+from rinq_jax.data import io, loader
+from rinq_jax.models import model_spec
+from rinq_jax.training import checkpoints
+from rinq_jax.training.steps import denormalise_targets
+
+
+class IncompatibleCheckpointError(ValueError):
+    """A checkpoint does not fit a slice file (repetitions, sequence, input kind, patch size)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Checkpoint:
+    """A trained model ready for inference.
+
+    Attributes:
+        model: the flax module.
+        variables: {"params", "batch_stats"} of the restored step.
+        metadata: the checkpoint's JSON (`rinq_jax.training.checkpoints.make_metadata`).
+        run_dir: where it was loaded from.
+
+    """
+
+    model: Any
+    variables: Any
+    metadata: dict
+    run_dir: str
+
+    @property
+    def name(self) -> str:
+        """Short label, e.g. ``"rnn3 complex"``."""
+        return f"{self.metadata['model']} {self.metadata['input_kind']}"
+
+    @property
+    def train_target_mean_ms(self) -> tuple[float, float] | None:
+        """Mean (T1, T2) in ms of the run's training targets (None in older checkpoints)."""
+        mean = self.metadata.get("train_target_mean_ms")
+        return None if mean is None else (float(mean[0]), float(mean[1]))
+
+    @property
+    def step(self) -> int:
+        """Optimiser steps of the restored parameters."""
+        return int(self.metadata["step"])
+
+    @property
+    def target_norm_ms(self) -> tuple:
+        """((T1, T2) offsets, (T1, T2) scales, transform) of the network's targets.
+
+        As `training.steps.denormalise_targets` takes them: y_ms = y_norm * scale + offset,
+        exponentiated for the "log" transform.
+
+        Read from the metadata's ``target_normalisation`` (an absent offset is 0, as in
+        checkpoints written before offsets existed).
+        """
+        norm = self.metadata.get("target_normalisation") or {}
+        scale = norm.get("scale_ms")
+        offset = norm.get("offset_ms", [0.0, 0.0])
+        if (
+            scale is None
+            or len(scale) != 2
+            or len(offset) != 2
+            or not all(float(v) > 0 for v in scale)
+        ):
+            raise IncompatibleCheckpointError(
+                f"{self.run_dir}: metadata field 'target_normalisation' is {norm!r}; expected "
+                "two positive scale_ms values (and optionally two offset_ms values)"
+            )
+        transform = norm.get("transform", "linear")
+        return (
+            (float(offset[0]), float(offset[1])),
+            (float(scale[0]), float(scale[1])),
+            transform,
+        )
+
+
+def load_checkpoint(run_dir: str | Path, step: int | str | None = "best") -> Checkpoint:
+    """Load a run's checkpoint for inference.
+
+    Args:
+        run_dir: a training workdir.
+        step: "best" (default), "latest" or None (the newest), or an int step.
+
+    Raises:
+        FileNotFoundError: no run directory or no readable checkpoint.
+
+    """
+    if step == "latest":
+        step = None
+    model, variables, metadata = checkpoints.load_for_inference(run_dir, step)
+    return Checkpoint(model, variables, metadata, str(run_dir))
+
+
+def check_compatible(metadata: dict, info: io.SliceInfo) -> None:
+    """Refuse a slice the checkpoint cannot read, naming what does not fit.
+
+    Checks: number of repetitions T, acquisition sequence hash, input kind vs channels, patch
+    size vs the model's and vs the image size.
+
+    Raises:
+        IncompatibleCheckpointError: one line naming the file, the checkpoint's value and the
+            file's value.
+
+    """
+    problems = []
+    if int(metadata["n_reps"]) != info.n_reps:
+        problems.append(
+            f"number of repetitions: the checkpoint was trained on T = {metadata['n_reps']}, "
+            f"the file has T = {info.n_reps}"
+        )
+    elif metadata.get("seq_hash") and metadata["seq_hash"] != info.sequence_hash:
+        problems.append(
+            f"acquisition sequence: the checkpoint's hash is {metadata['seq_hash']}, "
+            f"the file's {info.sequence_hash}"
+        )
+    kind = metadata.get("input_kind")
+    if kind not in INPUT_CHANNELS:
+        problems.append(f"input kind {kind!r} is not one of {tuple(INPUT_CHANNELS)}")
+    elif int(metadata.get("channels", INPUT_CHANNELS[kind])) != INPUT_CHANNELS[kind]:
+        problems.append(
+            f"input kind {kind!r} needs {INPUT_CHANNELS[kind]} channels, the checkpoint "
+            f"says {metadata['channels']}"
+        )
+    patch = int(metadata["patch_size"])
+    try:
+        want = model_spec(metadata["model"], kind).patch_size
+    except ValueError as err:
+        problems.append(str(err))
+    else:
+        if patch != want:
+            problems.append(
+                f"patch size {patch} in the checkpoint, model {metadata['model']} needs {want}"
+            )
+    if patch > min(info.n_rows, info.n_cols):
+        problems.append(f"patch size {patch} exceeds the image ({info.n_rows} x {info.n_cols})")
+    if problems:
+        raise IncompatibleCheckpointError(
+            f"{info.path}: checkpoint ({metadata['model']} {kind}) does not fit: "
+            + "; ".join(problems)
+        )
+
+
+def make_forward(checkpoint: Checkpoint):
+    """Jitted ``x: float32[B, P, P, T, C] -> y_ms: float32[B, 2]`` in eval mode (running BN stats)."""
+    target_norm = checkpoint.target_norm_ms
+    model, variables = checkpoint.model, checkpoint.variables
+
+    @jax.jit
+    def forward(x):
+        return denormalise_targets(model.apply(variables, x, train=False), target_norm)
+
+    return forward
+
+
+@dataclasses.dataclass(frozen=True)
+class SlicePrediction:
+    """Predicted maps of one slice.
+
+    Attributes:
+        path: the slice file.
+        t1_ms, t2_ms: float32[H, W] predictions in ms (0 outside the mask).
+        mask: bool[H, W] the pixels predicted.
+        seconds: wall time of reading, normalising and predicting the slice (compilation
+            excluded: the forward is compiled before the clock starts).
+
+    """
+
+    path: str
+    t1_ms: np.ndarray
+    t2_ms: np.ndarray
+    mask: np.ndarray
+    seconds: float
+
+
+def predict_slice(
+    checkpoint: Checkpoint,
+    path: str | Path,
+    *,
+    batch_size: int = 256,
+    chunk_rows: int = 8,
+    forward=None,
+) -> SlicePrediction:
+    """T1/T2 maps of every masked pixel of a slice file.
+
+    Args:
+        checkpoint: from `load_checkpoint`.
+        path: slice file (docs/data_format.md).
+        batch_size: patches per forward call (bounds memory; one compiled shape).
+        chunk_rows: image rows read from disk at a time.
+        forward: a `make_forward(checkpoint)` to reuse across slices (compiled once).
+
+    Raises:
+        IncompatibleCheckpointError: the checkpoint does not fit the file.
+        MrfFormatError: the file is malformed.
+
+    """
+    path = str(path)
+    info = io.inspect(path)
+    meta = checkpoint.metadata
+    check_compatible(meta, info)
+    forward = forward or make_forward(checkpoint)
+    patch, kind = int(meta["patch_size"]), meta["input_kind"]
+    channels = INPUT_CHANNELS[kind]
+    buffer = np.zeros((batch_size, patch, patch, info.n_reps, channels), np.float32)
+    jax.block_until_ready(forward(buffer))  # compile (cached after the first slice)
+    t1_ms = np.zeros((info.n_rows, info.n_cols), np.float32)
+    t2_ms = np.zeros_like(t1_ms)
+    mask = np.zeros((info.n_rows, info.n_cols), bool)
+    start = time.perf_counter()
+    for x, pixels in loader.slice_patches(path, patch, kind, chunk_rows, max_patches=batch_size):
+        n = len(x)
+        buffer[:n] = x
+        buffer[n:] = 0.0
+        y_ms = np.asarray(forward(buffer))[:n]
+        rows, cols = pixels[:, 0], pixels[:, 1]
+        t1_ms[rows, cols], t2_ms[rows, cols] = y_ms[:, 0], y_ms[:, 1]
+        mask[rows, cols] = True
+    return SlicePrediction(path, t1_ms, t2_ms, mask, time.perf_counter() - start)

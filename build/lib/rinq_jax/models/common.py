@@ -1,0 +1,154 @@
+"""Pieces shared by the paper's models: input checks, the BatchNorm block, mixed precision."""
+
+from __future__ import annotations
+
+import functools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from rinq_jax.native import gemm, mkl_available
+
+__all__ = [
+    "check_input",
+    "batch_norm",
+    "BN_MOMENTUM",
+    "BN_EPSILON",
+    "MATMUL_DTYPES",
+    "check_matmul_dtype",
+    "dot",
+    "weight_gradient",
+    "matmul",
+    "dense_dot_general",
+]
+
+# Input dtypes of the models' matmuls. "bfloat16" is mixed precision: inputs rounded to
+# bfloat16 (8 significant bits), products accumulated in float32; parameters, optimiser
+# state and every elementwise op (gates, BatchNorm, the loss) stay float32. TPUs do this
+# by default for float32 matmuls; CPUs with AMX or AVX512-BF16 run it faster than float32
+# (benchmarks/results.md).
+MATMUL_DTYPES = ("float32", "bfloat16")
+
+# Keras' BatchNormalization defaults (the paper's framework); Flax's own epsilon is 1e-5.
+BN_MOMENTUM = 0.99
+BN_EPSILON = 1e-3
+
+
+def check_input(x: jax.Array, model: str, patch_size: int, channels: int) -> None:
+    """Raise a ValueError unless ``x`` is float[B, patch_size, patch_size, T, channels]."""
+    if x.ndim != 5:
+        raise ValueError(
+            f"{model} expects x of shape [batch, {patch_size}, {patch_size}, T, {channels}], "
+            f"got {x.ndim} dimensions: {x.shape}"
+        )
+    if x.shape[1:3] != (patch_size, patch_size):
+        raise ValueError(
+            f"{model} expects {patch_size}x{patch_size} patches (x.shape[1:3]), got {x.shape[1:3]}"
+        )
+    if x.shape[4] != channels:
+        raise ValueError(
+            f"{model} expects {channels} channel(s) in x.shape[4] "
+            f"(1: magnitude, 2: real/imag), got {x.shape[4]}"
+        )
+
+
+def batch_norm(train: bool, axis_name: str | None, name: str) -> nn.BatchNorm:
+    """BatchNorm over the last axis, with batch statistics in train mode.
+
+    ``axis_name`` is the ``pmap`` axis over which batch statistics are averaged, so that
+    a data-parallel step normalises with the global batch (None: no cross-device sync;
+    not needed under a sharded ``jit``).
+    """
+    return nn.BatchNorm(
+        use_running_average=not train,
+        momentum=BN_MOMENTUM,
+        epsilon=BN_EPSILON,
+        axis_name=axis_name,
+        name=name,
+    )
+
+
+def check_matmul_dtype(matmul_dtype: str) -> None:
+    """Raise a ValueError unless ``matmul_dtype`` is one of ``MATMUL_DTYPES``."""
+    if matmul_dtype not in MATMUL_DTYPES:
+        raise ValueError(f"matmul_dtype must be one of {MATMUL_DTYPES}, got {matmul_dtype!r}")
+
+
+def dot(a: jax.Array, b: jax.Array, contract: tuple[int, int], dtype) -> jax.Array:
+    """Contract axis ``contract[0]`` of ``a`` with axis ``contract[1]`` of ``b``, inputs in ``dtype``.
+
+    Accumulates and returns float32. Contracting over the stored axes, instead of
+    transposing an operand first, matters on XLA:CPU: a bfloat16 product with a transposed
+    operand falls back to the float32 kernel. float32 products of matrices go through
+    ``native.gemm`` where MKL is switched on (``RINQ_JAX_GEMM``; XLA's dot by default).
+    """
+    if jnp.dtype(dtype) == jnp.float32 and a.ndim == b.ndim == 2 and mkl_available():
+        return gemm(
+            a.astype(jnp.float32), b.astype(jnp.float32), contract[0] == 0, contract[1] == 1
+        )
+    return jax.lax.dot_general(
+        a.astype(dtype),
+        b.astype(dtype),
+        (((contract[0],), (contract[1],)), ((), ())),
+        preferred_element_type=jnp.float32,
+    )
+
+
+def weight_gradient(a: jax.Array, d_out: jax.Array) -> jax.Array:
+    """``a^T d_out`` summed over all leading (row) axes: float32[K, N] from [..., K], [..., N].
+
+    Always float32, also in bfloat16 mode: these products sum over every row of the batch
+    (float32 keeps small gradients), and XLA:CPU's bfloat16 kernel for a contraction over
+    the leading axis is slower than its float32 one.
+    """
+    rows = a.reshape(-1, a.shape[-1])
+    return dot(rows, d_out.reshape(-1, d_out.shape[-1]), (0, 0), jnp.float32)
+
+
+@jax.custom_vjp
+def _bf16_matmul(a: jax.Array, b: jax.Array) -> jax.Array:
+    return dot(a, b, (a.ndim - 1, 0), jnp.bfloat16)
+
+
+def _bf16_matmul_fwd(a, b):
+    a16, b16 = a.astype(jnp.bfloat16), b.astype(jnp.bfloat16)
+    return dot(a16, b16, (a.ndim - 1, 0), jnp.bfloat16), (a16, b16)
+
+
+def _bf16_matmul_bwd(residuals, d_out):
+    # Written out: autodiff of the forward would multiply a float32 cotangent by a bfloat16
+    # operand and round the product to bfloat16.
+    a16, b16 = residuals
+    d_a = dot(d_out, b16, (d_out.ndim - 1, 1), jnp.bfloat16)
+    return d_a, weight_gradient(a16, d_out)
+
+
+_bf16_matmul.defvjp(_bf16_matmul_fwd, _bf16_matmul_bwd)
+
+
+def matmul(a: jax.Array, b: jax.Array, matmul_dtype: str = "float32") -> jax.Array:
+    """The product a float32[..., K] @ b float32[K, N] -> float32[..., N] in ``matmul_dtype``.
+
+    "float32": the plain product (`dot`). "bfloat16": inputs rounded to bfloat16, float32
+    accumulation; in the gradient the same for ``d_a``, and float32 ``weight_gradient`` for
+    ``d_b``.
+    """
+    check_matmul_dtype(matmul_dtype)
+    if matmul_dtype == "float32":
+        rows = dot(a.reshape(-1, a.shape[-1]), b, (1, 0), jnp.float32)
+        return rows.reshape(*a.shape[:-1], b.shape[-1])
+    return _bf16_matmul(a, b)
+
+
+def _dense_dot_general(matmul_dtype, lhs, rhs, dimension_numbers, precision=None, **_):
+    (contract_lhs, contract_rhs), batch = dimension_numbers
+    if tuple(contract_lhs) != (lhs.ndim - 1,) or tuple(contract_rhs) != (0,) or batch != ((), ()):
+        raise ValueError(f"expected a Dense contraction, got {dimension_numbers}")
+    return matmul(lhs, rhs, matmul_dtype)
+
+
+def dense_dot_general(matmul_dtype: str):
+    """``dot_general`` for ``nn.Dense``: ``matmul`` in ``matmul_dtype``."""
+    check_matmul_dtype(matmul_dtype)
+    return functools.partial(_dense_dot_general, matmul_dtype)

@@ -1,0 +1,156 @@
+"""RNN1 and RNN3 of RinQ (Hoppe, Thamm et al., MICCAI 2019, supplement Tables 2 and 3).
+
+RNN1 (one pixel; C = 1 magnitude or 2 real/imag), T = 3000::
+
+    [B,1,1,3000,C] -> chunk [B,30,100C] -> LSTM 1000 -> ReLU, BN
+    -> FC 500 (per step) -> ReLU, BN -> FC 250 (per step) -> ReLU, BN
+    -> flatten 7500 -> FC 360 -> ReLU, BN -> FC 2
+
+RNN3 (3x3 patch, complex)::
+
+    [B,3,3,3000,2] -> chunk [B,30,1800] -> LSTM 500 -> ReLU, BN
+    -> FC 500 -> ReLU, BN -> FC 250 -> ReLU, BN -> flatten 7500 -> FC 360 -> ReLU, BN
+    -> reshape [3,3,40] -> FC 2 (shared by the 9 neighbours) -> [3,3,2]
+    -> 0.5-quantile over the 9 neighbours -> [2]
+
+Choices the paper leaves open (documented here, used throughout):
+
+* Order of ReLU and BN: the text (Sect. 2.1) says each layer is "followed by the ReLU
+  activation and a BN", so ReLU comes first.
+* Output: the tables put a ReLU after every layer, including FC4; with normalised
+  targets a ReLU output can get stuck at 0, so FC4 is linear by default
+  (``output_relu=True`` restores the table). No BN after FC4 (it would normalise the
+  predictions themselves). In RNN3 a ReLU would commute with the median anyway.
+* Step layout: see ``lstm.chunk_signal`` (re/im alternate inside a step; RNN3 steps
+  concatenate the 9 pixels' blocks over the same time window).
+* Sect. 2.1 says the FC layers operate "on either the magnitude or on the real and
+  imaginary data points separately"; Tables 2-3 admit a single branch, so we read it
+  as "depending on the input kind", not as separate real/imag branches.
+* The "per step" FC layers are one Dense on the last axis (shared over the 30 steps),
+  and BN after them normalises each feature over batch and steps together
+  (Keras' BatchNormalization on [B, 30, F]).
+
+Parameter counts ("params" collection; BN scale and bias included, running mean and
+variance, in "batch_stats", not), T = 3000:
+
+======================  ===========  =========  ========  =======
+model                   LSTM         FC         BN        total
+======================  ===========  =========  ========  =======
+RNN1 magnitude (F=100)  4,404,000    3,326,832  4,220     7,735,052  (paper 7.7 M)
+RNN1 complex (F=200)    4,804,000    3,326,832  4,220     8,135,052  (paper 8.1 M)
+RNN3 complex (F=1800)   4,602,000    3,076,192  3,220     7,681,412  (paper 7.7 M)
+======================  ===========  =========  ========  =======
+"""
+
+from __future__ import annotations
+
+import functools
+
+import flax.linen as nn
+import jax
+
+from rinq_jax.models.common import batch_norm, check_input, dense_dot_general
+from rinq_jax.models.lstm import DEFAULT_UNROLL, ChunkedLSTM, group_steps
+from rinq_jax.models.quantile import quantile
+
+__all__ = ["RNN1", "RNN3"]
+
+
+def _recurrent_trunk(module: nn.Module, x: jax.Array, train: bool) -> jax.Array:
+    """Shared body: chunk, LSTM, per-step FC 500/250, flatten, FC 360 -> float32[B, 360].
+
+    Called from the models' compact ``__call__``, so the submodules (and their names)
+    belong to ``module``.
+    """
+    axis_name = module.bn_axis_name
+    dense = functools.partial(nn.Dense, dot_general=dense_dot_general(module.matmul_dtype))
+    h = group_steps(x, module.n_steps)  # read by the LSTM as chunk_signal's steps
+    h = ChunkedLSTM(
+        module.lstm_hidden,
+        unroll=module.lstm_unroll,
+        matmul_dtype=module.matmul_dtype,
+        manual_gradient=module.fast_gradients,
+        name="lstm",
+    )(h)
+    h = batch_norm(train, axis_name, "bn_lstm")(nn.relu(h))
+    h = dense(500, name="fc1")(h)
+    h = batch_norm(train, axis_name, "bn_fc1")(nn.relu(h))
+    h = dense(250, name="fc2")(h)
+    h = batch_norm(train, axis_name, "bn_fc2")(nn.relu(h))
+    h = h.reshape(h.shape[0], -1)  # [B, S*250] = [B, 7500]
+    h = dense(360, name="fc3")(h)
+    return batch_norm(train, axis_name, "bn_fc3")(nn.relu(h))
+
+
+class RNN1(nn.Module):
+    """RNN with one pixel as input (Table 2).
+
+    Attributes:
+      channels: 1 (magnitude) or 2 (real, imaginary).
+      lstm_hidden: LSTM units (paper: 1000).
+      n_steps: sequence length after chunking (paper: 30 steps of 100 time points).
+      output_relu: apply the table's ReLU to the output too (default: linear output).
+      lstm_unroll: ``lax.scan`` unroll of the LSTM (speed only).
+      bn_axis_name: ``pmap`` axis name for cross-device batch statistics, or None.
+      matmul_dtype: "float32" (default) or "bfloat16": mixed precision, the matmuls'
+        inputs rounded to bfloat16 with float32 accumulation (``common.MATMUL_DTYPES``).
+      fast_gradients: the LSTM's hand-written VJP (``lstm.LSTMConfig``): faster training on
+        CPUs, reverse mode only.
+
+    Call: ``x`` float32[B, 1, 1, T, C], ``train`` -> float32[B, 2] (normalised T1, T2).
+
+    """
+
+    channels: int
+    lstm_hidden: int = 1000
+    n_steps: int = 30
+    output_relu: bool = False
+    lstm_unroll: int = DEFAULT_UNROLL
+    bn_axis_name: str | None = None
+    matmul_dtype: str = "float32"
+    fast_gradients: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        """Map x float32[B, P, P, T, C] to normalised (T1, T2) float32[B, 2]; see the class."""
+        check_input(x, "RNN1", 1, self.channels)
+        h = _recurrent_trunk(self, x, train)
+        y = nn.Dense(2, dot_general=dense_dot_general(self.matmul_dtype), name="fc4")(h)
+        return nn.relu(y) if self.output_relu else y
+
+
+class RNN3(nn.Module):
+    """RNN with a 3x3 patch as input and the 0.5-quantile layer (Table 3).
+
+    Attributes: as ``RNN1`` (paper: ``lstm_hidden=500``, ``channels=2``), plus
+      quantile_q: quantile level of the output layer (paper: 0.5, the median).
+
+    Call: ``x`` float32[B, 3, 3, T, C], ``train`` -> float32[B, 2], the quantile over
+    the 9 neighbours' (T1, T2) predictions, taken per parameter.
+    """
+
+    channels: int = 2
+    lstm_hidden: int = 500
+    n_steps: int = 30
+    output_relu: bool = False
+    lstm_unroll: int = DEFAULT_UNROLL
+    bn_axis_name: str | None = None
+    matmul_dtype: str = "float32"
+    fast_gradients: bool = False
+    quantile_q: float = 0.5
+
+    patch_size = 3  # class constant: Table 3's reshape to (3, 3, 40) fixes it
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        """Map x float32[B, P, P, T, C] to normalised (T1, T2) float32[B, 2]; see the class."""
+        check_input(x, "RNN3", self.patch_size, self.channels)
+        h = _recurrent_trunk(self, x, train)  # [B, 360]
+        n_neighbours = self.patch_size**2
+        h = h.reshape(h.shape[0], self.patch_size, self.patch_size, -1)  # [B, 3, 3, 40]
+        # one FC shared by the neighbours: [B, 3, 3, 2]
+        y = nn.Dense(2, dot_general=dense_dot_general(self.matmul_dtype), name="fc4")(h)
+        if self.output_relu:
+            y = nn.relu(y)
+        y = y.reshape(y.shape[0], n_neighbours, 2)
+        return quantile(y, self.quantile_q, axis=1)

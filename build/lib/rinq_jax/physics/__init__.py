@@ -1,0 +1,1 @@
+"""MR physics: FISP MRF sequence, EPG simulation, dictionary building and matching."""

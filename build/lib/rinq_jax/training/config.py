@@ -1,0 +1,183 @@
+"""One immutable configuration per training run, saved with every checkpoint.
+
+`python train.py --model rnn3` builds a `TrainConfig` from its flags; the trainer reads nothing
+else.
+The config round-trips through JSON (`to_json` / `from_json`) so a checkpoint carries the exact
+settings that produced it.
+
+Target normalisation (documented here because eval depends on it): the networks regress
+`y_norm = (y_ms - offset_ms) / scale_ms` per parameter (T1, T2), MSE on y_norm. Offsets and scales
+left at None are filled by the trainer with the training split's mean and standard deviation of
+the targets (over all masked training pixels), so both parameters weigh alike in the loss and a
+freshly initialised network (outputs near 0) starts at the mean predictor instead of far from it.
+With ``target_transform="log"`` the same holds for ``ln(y / 1 ms)``: offsets and scales are then
+the mean and standard deviation of the log relaxation times (dimensionless), and the loss weighs a
+10 % error alike in white matter (T1 ~ 830 ms) and CSF (~ 4,000 ms). Set them to fixed numbers
+(e.g. offset 0, scales 4000 ms and 600 ms, the display windows of the paper's Fig. 2) to make
+the normalisation independent of the data. The resolved numbers are part of the config saved
+with every checkpoint; evaluation de-normalises with them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from rinq_jax.configs.models import INPUT_KINDS, MODEL_NAMES
+
+TARGETS = ("true", "dm")
+TARGET_TRANSFORMS = ("linear", "log")
+LR_SCHEDULES = ("constant", "warmup_cosine")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Every hyperparameter of one run.
+
+    Attributes:
+      model: one of `rinq_jax.configs.models.MODEL_NAMES`.
+      input_kind: "complex" (2 channels, real and imaginary) or "magnitude" (1 channel).
+      target: "true" trains on the phantom's true T1/T2; "dm" on dictionary-matching maps.
+      data_dir: folder of slice files (`*.h5`); None means the cached quick dataset.
+      workdir: where checkpoints, metrics.csv and TensorBoard events go.
+      epochs: number of passes over the training set (ignored when `steps` is set).
+      steps: total number of optimiser steps; overrides `epochs` when not None.
+      learning_rate: Adam step size; None takes the paper's value from `model_spec`.
+      batch_size: global batch (patches per step, over all devices); None takes `model_spec`'s.
+      seed: seeds parameter init, data order and the per-step dropout keys.
+      target_transform: "linear" (the paper's MSE in ms, normalised) or "log" (MSE of the
+        normalised log relaxation times; see module doc).
+      t1_offset_ms, t2_offset_ms: target offsets (None: training-set mean; see module doc).
+      t1_scale_ms, t2_scale_ms: target scales, > 0 (None: training-set standard deviation).
+      lr_schedule: "constant" (the paper) or "warmup_cosine": linear warm-up from 0 over
+        `warmup_steps`, then cosine decay to `final_lr_fraction` of the peak at the last step.
+      warmup_steps: warm-up length of "warmup_cosine".
+      final_lr_fraction: end of the cosine decay, as a fraction of `learning_rate`.
+      grad_clip_norm: clip the global gradient norm to this before Adam (None: no clipping).
+      eval_every_steps: also validate (and keep the best checkpoint) every N steps, 0 for epoch
+        ends only; streamed epochs are long.
+      train_subjects: train on the first N training subjects of a generated dataset (None: all).
+      val_fraction, test_fraction: slice fractions of the random slice split (paper: 2/12 each).
+      checkpoint_every_steps: extra checkpoint every N steps inside an epoch (0: epoch ends only).
+      keep_checkpoints: how many of the latest checkpoints are kept (the best one is kept apart).
+      log_every_steps: train-loss rows in metrics.csv / TensorBoard every N steps.
+      max_val_patches: cap on validation patches per evaluation (None: all), to bound eval time.
+      progress: show a tqdm progress bar.
+      model_overrides: keyword overrides for `get_model` (e.g. a smaller hidden size in tests),
+        as a tuple of (name, value) pairs so the config stays hashable.
+
+    """
+
+    model: str = "rnn3"
+    input_kind: str = "complex"
+    target: str = "true"
+    data_dir: str | None = None
+    workdir: str = "runs/rnn3-complex"
+    epochs: int = 1
+    steps: int | None = None
+    learning_rate: float | None = None
+    batch_size: int | None = None
+    seed: int = 0
+    target_transform: str = "linear"
+    t1_offset_ms: float | None = None
+    t2_offset_ms: float | None = None
+    t1_scale_ms: float | None = None
+    t2_scale_ms: float | None = None
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
+    final_lr_fraction: float = 0.0
+    grad_clip_norm: float | None = None
+    eval_every_steps: int = 0
+    train_subjects: int | None = None
+    val_fraction: float = 2 / 12
+    test_fraction: float = 2 / 12
+    checkpoint_every_steps: int = 200
+    keep_checkpoints: int = 3
+    log_every_steps: int = 10
+    max_val_patches: int | None = None
+    progress: bool = True
+    model_overrides: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self):
+        if self.model not in MODEL_NAMES:
+            raise ValueError(f"model must be one of {MODEL_NAMES}, got {self.model!r}")
+        if self.input_kind not in INPUT_KINDS:
+            raise ValueError(f"input_kind must be one of {INPUT_KINDS}, got {self.input_kind!r}")
+        if self.target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
+        if self.target_transform not in TARGET_TRANSFORMS:
+            raise ValueError(
+                f"target_transform must be one of {TARGET_TRANSFORMS}, got {self.target_transform!r}"
+            )
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if self.warmup_steps < 0 or self.eval_every_steps < 0:
+            raise ValueError("warmup_steps and eval_every_steps must be >= 0")
+        if not 0.0 <= self.final_lr_fraction <= 1.0:
+            raise ValueError(f"final_lr_fraction must lie in [0, 1], got {self.final_lr_fraction}")
+        if self.grad_clip_norm is not None and not self.grad_clip_norm > 0:
+            raise ValueError(f"grad_clip_norm must be > 0, got {self.grad_clip_norm}")
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.batch_size is not None and self.batch_size <= 0:
+            raise ValueError(f"batch_size must be > 0, got {self.batch_size}")
+        if self.steps is not None and self.steps <= 0:
+            raise ValueError(f"steps must be > 0, got {self.steps}")
+        if self.epochs <= 0:
+            raise ValueError(f"epochs must be > 0, got {self.epochs}")
+        for name in ("t1_scale_ms", "t2_scale_ms"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be > 0, got {value}")
+        if self.train_subjects is not None and self.train_subjects < 1:
+            raise ValueError(f"train_subjects must be >= 1, got {self.train_subjects}")
+        if self.keep_checkpoints < 1:
+            raise ValueError(f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
+        # JSON turns tuples into lists; normalise so equality survives the round trip.
+        object.__setattr__(
+            self, "model_overrides", tuple((str(k), v) for k, v in self.model_overrides)
+        )
+
+    @property
+    def target_norm_ms(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """((T1, T2) offsets, (T1, T2) scales) in ms: y_norm = (y_ms - offset) / scale."""
+        values = (self.t1_offset_ms, self.t2_offset_ms, self.t1_scale_ms, self.t2_scale_ms)
+        if any(v is None for v in values):
+            raise ValueError("target normalisation not resolved yet (see resolve_target_norm)")
+        return (values[0], values[1]), (values[2], values[3])
+
+    @property
+    def target_norm(self) -> tuple:
+        """`target_norm_ms` plus the transform: what the train and eval steps take."""
+        return (*self.target_norm_ms, self.target_transform)
+
+    def replace(self, **changes) -> TrainConfig:
+        """Return a copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict of all fields."""
+        d = dataclasses.asdict(self)
+        d["model_overrides"] = [list(kv) for kv in self.model_overrides]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """Inverse of `to_dict`; unknown keys are an error (a newer config is not silently cut)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields: {sorted(unknown)}")
+        d = dict(d)
+        d["model_overrides"] = tuple(tuple(kv) for kv in d.get("model_overrides", ()))
+        return cls(**d)
+
+    def to_json(self) -> str:
+        """JSON text of `to_dict`."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainConfig:
+        """Inverse of `to_json`."""
+        return cls.from_dict(json.loads(text))

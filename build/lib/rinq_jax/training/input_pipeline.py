@@ -1,0 +1,218 @@
+"""The trainer's input: training and validation data of a run, and the target statistics.
+
+One pass over the data folder builds a `Datasets`: a generated brain dataset
+(`rinq_jax.data.synthetic`; training drawn fresh by `rinq_jax.data.stream`, validation subjects
+on disk) or a folder of slice files, checked once (`rinq_jax.data.loader.check_files`) and split
+by slice in the paper's proportions, 8 : 2 : 2 of 12 slices, i.e. `round(n * val_fraction)`
+validation and `round(n * test_fraction)` test slices with `val_fraction = test_fraction = 1/6`
+(at least one slice each), the rest for training. The split depends only on the slices and the
+seed. The training targets' mean and standard deviation (in ms, or of ln ms) set the target
+normalisation (`rinq_jax.training.config`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from rinq_jax.data import DEFAULT_DATA_DIR, loader, splits, stream, synthetic
+from rinq_jax.data.format import TARGET_PAIRS
+from rinq_jax.data.io import read_slice
+from rinq_jax.training.config import TrainConfig
+
+
+class PatchSource(Protocol):
+    """What the trainer needs of a dataset (`rinq_jax.data.loader.PatchDataset` fits)."""
+
+    n_patches: int
+    n_reps: int
+
+    def batches(
+        self, batch_size: int, seed: int, epoch: int, start_batch: int, drop_remainder: bool
+    ) -> Iterator[dict[str, np.ndarray]]:
+        """Yield {"x": f32[B,P,P,T,C], "y_ms": f32[B,2], "index"}; order set by (seed, epoch)."""
+
+
+@dataclass(frozen=True)
+class Datasets:
+    """Training and validation data of one run, and what to record about them.
+
+    Attributes:
+      train, val: PatchSource objects.
+      files: {"train", "val", "test"} -> slice file names (recorded in the checkpoint).
+      seq_hash: hash of the acquisition sequence all files share, or None.
+      signal_normalisation: the name of the per-signal normalisation.
+      target_samples_ms: float[N, 2] (T1, T2) in ms of the training targets (all of them, or a
+        sample of a stream), or None (then collected by one pass over `train`'s batches, fine
+        for small in-memory data); their statistics set the target normalisation.
+
+    """
+
+    train: Any
+    val: Any
+    files: dict[str, list[str]] = field(default_factory=dict)
+    seq_hash: str | None = None
+    signal_normalisation: str = "unknown"
+    target_samples_ms: np.ndarray | None = None
+
+
+# What `rinq_jax.data.transforms.normalise_signals` does, recorded in every checkpoint.
+SIGNAL_NORMALISATION = (
+    "per-pixel s / ||s||_2 * sqrt(T) (rinq_jax.data.transforms.normalise_signals)"
+)
+
+
+def build_datasets(config: TrainConfig, patch_size: int) -> Datasets:
+    """The run's training and validation data.
+
+    A generated brain dataset (`rinq_jax.data.synthetic`: training drawn fresh by
+    `rinq_jax.data.stream`, validation subjects on disk) when the folder holds one's manifest
+    (the default, generated on first use), else the folder's slice files split by slice (module
+    doc).
+    """
+    data_dir = Path(config.data_dir or DEFAULT_DATA_DIR)
+    if config.data_dir is None:
+        synthetic.generate(synthetic.PRESETS["brain"], data_dir, progress=config.progress)
+    if synthetic.read_manifest(data_dir) is not None:
+        return stream_datasets(
+            data_dir, patch_size, config.input_kind, config.target, config.train_subjects
+        )
+    if config.train_subjects is not None:
+        raise ValueError(
+            f"{data_dir}: train_subjects needs a generated brain dataset; a folder of slice "
+            "files is split by slice"
+        )
+    files = sorted(data_dir.glob("*.h5"))
+    if not files:
+        raise FileNotFoundError(f"no slice files (*.h5) in {config.data_dir}")
+    # Every file's metadata and maps, and agreement on T and the sequence, before the split: a
+    # malformed file fails here with one MrfFormatError naming it, even one bound for the test
+    # split. Signals are checked as they are read (loader.check_files).
+    files = loader.check_files(files, config.target)
+    n_val, n_test = (
+        max(1, round(len(files) * f)) for f in (config.val_fraction, config.test_fraction)
+    )
+    n_train = len(files) - n_val - n_test
+    if n_train < 1:
+        raise ValueError(
+            f"{len(files)} slice files cannot be split into train/val/test "
+            f"({n_train}/{n_val}/{n_test}); at least 3 are needed"
+        )
+    split = splits.random_slice_split(files, n_train, n_val, n_test, seed=config.seed)
+    return datasets_from_split(split, patch_size, config.input_kind, config.target)
+
+
+def stream_datasets(
+    data_dir: Path,
+    patch_size: int,
+    input_kind: str,
+    target: str,
+    train_subjects: int | None = None,
+) -> Datasets:
+    """A generated brain dataset's training stream and validation files.
+
+    `SyntheticStream` over its training slices (of the first `train_subjects` subjects, all
+    when None), its validation subjects' files as a `PatchDataset`.
+    """
+    if target != "true":
+        raise ValueError(
+            f"{data_dir}: training slices of a generated dataset are drawn fresh and have only "
+            "true maps; --target dm needs slice files"
+        )
+    data = synthetic.load(data_dir, train_subjects)
+    train = stream.SyntheticStream(
+        data.train,
+        data.noise_bank,
+        data.config.sequence(),
+        data.config.acquisition(),
+        patch_size,
+        input_kind,
+        max_b1_amplitude=data.config.max_b1_amplitude,
+    )
+    val = loader.PatchDataset(data.val, patch_size=patch_size, input_kind=input_kind)
+    return Datasets(
+        train=train,
+        val=val,
+        files=data.files,
+        seq_hash=val.infos[0].sequence_hash,
+        signal_normalisation=SIGNAL_NORMALISATION,
+        target_samples_ms=train.sample_targets(65536, seed=0),
+    )
+
+
+def datasets_from_split(split, patch_size: int, input_kind: str, target: str = "true") -> Datasets:
+    """Wrap an explicit `splits.Split` in PatchDatasets, with the training targets' statistics."""
+
+    def make(fs):
+        return loader.PatchDataset(fs, patch_size=patch_size, input_kind=input_kind, target=target)
+
+    train, val = make(split.train), make(split.val)
+    return Datasets(
+        train=train,
+        val=val,
+        files={k: [Path(f).name for f in getattr(split, k)] for k in ("train", "val", "test")},
+        seq_hash=train.infos[0].sequence_hash,
+        signal_normalisation=SIGNAL_NORMALISATION,
+        target_samples_ms=_targets_from_files(split.train, target),
+    )
+
+
+def _targets_from_files(files, target: str) -> np.ndarray:
+    """float[N, 2] (T1, T2) in ms of the masked pixels of `files` (maps only are read)."""
+    pair = TARGET_PAIRS[target]
+    y = []
+    for f in files:
+        s = read_slice(f, fields=list(pair))
+        y.append(np.stack([getattr(s, name)[s.mask] for name in pair], -1))
+    return np.concatenate(y).astype(np.float64)
+
+
+def target_stats(
+    datasets: Datasets, transform: str = "linear"
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """((T1, T2) mean, (T1, T2) std) of the training targets: in ms, or of ln(ms) for "log"."""
+    y = datasets.target_samples_ms
+    if y is None:
+        train = datasets.train
+        batches = train.batches(4096, seed=0, epoch=0, start_batch=0, drop_remainder=False)
+        with closing(batches) as it:
+            y = np.concatenate([np.asarray(b["y_ms"], np.float64) for b in it])
+    y = np.asarray(y, np.float64)
+    if transform == "log":
+        y = np.log(np.maximum(y, 1e-3))
+    return tuple(y.mean(0).tolist()), tuple(y.std(0).tolist())
+
+
+def resolve_target_norm(config: TrainConfig, datasets: Datasets) -> TrainConfig:
+    """Fill offsets and scales left at None with the training targets' mean and std."""
+    fields = ("t1_offset_ms", "t2_offset_ms", "t1_scale_ms", "t2_scale_ms")
+    if all(getattr(config, f) is not None for f in fields):
+        return config
+    (m1, m2), (s1, s2) = target_stats(datasets, config.target_transform)
+    if not (s1 > 0 and s2 > 0):
+        raise ValueError(f"training targets have zero spread (std T1 {s1} ms, T2 {s2} ms)")
+    stats = dict(zip(fields, (m1, m2, s1, s2), strict=True))
+    return config.replace(**{f: stats[f] for f in fields if getattr(config, f) is None})
+
+
+def data_hash(datasets: Datasets) -> str:
+    """Short stable hash of the split's file names and the sequence hash."""
+    text = repr((sorted(datasets.files.items()), datasets.seq_hash))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def closing(batches):
+    """Close a batch iterator on exit (stops the loader's prefetch thread), if it can be."""
+    try:
+        yield batches
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
