@@ -129,9 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--fast-gradients",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="hand-written VJPs (the LSTM of rnn1/rnn3, CNN1's convolutions and BatchNorm): "
-        "faster training on CPUs, same values; the default is plain autodiff",
+        "same values as autodiff, faster training on CPUs (default: on for "
+        + ", ".join(recipes.FAST_GRADIENT_MODELS)
+        + "; the models themselves default to plain autodiff)",
     )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
@@ -139,7 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _model_overrides(args: argparse.Namespace) -> tuple[tuple[str, object], ...]:
     overrides = () if args.matmul_dtype == "float32" else (("matmul_dtype", args.matmul_dtype),)
-    return overrides + ((("fast_gradients", True),) if args.fast_gradients else ())
+    fast = args.fast_gradients
+    if fast is None:
+        fast = args.model in recipes.FAST_GRADIENT_MODELS
+    return overrides + ((("fast_gradients", True),) if fast else ())
 
 
 def config_from_args(args: argparse.Namespace):
