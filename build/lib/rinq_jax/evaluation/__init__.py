@@ -1,1 +1,0 @@
-"""Evaluation: metrics, figures, exports and comparison with dictionary matching."""

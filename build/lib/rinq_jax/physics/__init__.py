@@ -1,1 +1,0 @@
-"""MR physics: FISP MRF sequence, EPG simulation, dictionary building and matching."""

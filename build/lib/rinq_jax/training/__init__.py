@@ -1,1 +1,0 @@
-"""Training: state, pure train/eval steps, the loop and checkpoints."""
