@@ -12,14 +12,6 @@ from rinq_jax.data.io import MrfSlice
 from tests.data.test_io import check_error, make_sequence, make_slice
 
 
-@pytest.fixture
-def slice_file(tmp_path):
-    path = tmp_path / "slice.h5"
-    s = make_slice()
-    io.write_slice(path, s)
-    return path, s
-
-
 def _edit(path, fn):
     with h5py.File(path, "r+") as f:
         fn(f)

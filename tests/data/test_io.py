@@ -55,14 +55,6 @@ def make_slice(
     )
 
 
-@pytest.fixture
-def slice_file(tmp_path):
-    path = tmp_path / "slice.h5"
-    s = make_slice()
-    io.write_slice(path, s)
-    return path, s
-
-
 def test_round_trip_is_bit_exact(slice_file):
     path, s = slice_file
     back = io.read_slice(path)
