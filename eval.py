@@ -4,9 +4,20 @@
     python eval.py --ckpt runs/rnn3-complex runs/cnn1-complex --compare-dm --nifti
     python eval.py --ckpt RUN --step 400 --data data/quick/sub-03_slice-01.h5 --out results/x
 
+    python eval.py --ckpt RUN --data my_scan_slice-07.h5 --out results/scan   # no true maps
+
 Writes OUT/metrics.json (per slice and pooled: validation loss sqrt(MSE over T1 and T2) in ms,
 RMSE, MAE, relative mean error +- std per parameter and per tissue, seconds per slice),
 OUT/figures/<slice>.png (Fig. 2-style) and, with --nifti, OUT/nifti/*.nii.gz.
+
+A slice file without true t1_ms/t2_ms maps (e.g. one's own scan imported from raw data) is
+not scored: its predicted maps are the output. For it, always (with or without --nifti),
+OUT/nifti/<slice>_<method>_{t1_ms,t2_ms,m0}.nii.gz hold each method's T1 and T2 in ms and |M0|
+(dictionary matching's matched scale; for a network the least-squares fit of the EPG
+fingerprint at its T1/T2 to the signal), with the pixel size acquisition/fov_mm / matrix
+(required); OUT/figures/<slice>.png shows the maps without error panels; metrics.json lists
+the slice with its median T1/T2/|M0| in the mask and seconds, and pools errors over the
+slices with truth only. Files with and without truth can be mixed in one call.
 """
 
 from __future__ import annotations
@@ -39,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="eval.py",
         description="Score trained RinQ checkpoints (and dictionary matching) against the true "
-        "T1/T2 maps of MRF slices; write metrics.json, Fig. 2-style PNGs and NIfTI maps.",
+        "T1/T2 maps of MRF slices; write metrics.json, Fig. 2-style PNGs and NIfTI maps. "
+        "For a slice without true maps (one's own scan), write the predicted T1, T2 and M0 as "
+        "NIfTI (always; needs acquisition/fov_mm) and a figure of the maps instead.",
     )
     p.add_argument(
         "--ckpt", nargs="+", required=True, metavar="RUN_DIR", help="training run directories"
@@ -51,14 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--data",
         nargs="+",
         metavar="FILE",
-        help="slice files (default: the first run's test split)",
+        help="slice files, with or without true T1/T2 maps (default: the first run's test split)",
     )
     p.add_argument("--out", type=Path, help="output folder (default: RUN_DIR/eval-<step>)")
     p.add_argument(
         "--compare-dm",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="also score and time dictionary matching (default: on)",
+        help="also score and time dictionary matching, or write its maps for a slice without "
+        "true maps (default: on)",
     )
     p.add_argument(
         "--dm-cache", type=Path, help="dictionary cache folder (default: cache/ next to each slice)"
@@ -69,7 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="write Fig. 2-style PNGs (default: on)",
     )
-    p.add_argument("--nifti", action="store_true", help="write the predicted maps as NIfTI")
+    p.add_argument(
+        "--nifti",
+        action="store_true",
+        help="write the predicted maps as NIfTI (always done for slices without true maps)",
+    )
     p.add_argument(
         "--batch-size",
         type=positive_int,

@@ -34,6 +34,16 @@ def table(results: dict) -> str:
             f"| train {name} (B={r['batch']}), patches/s | {rate['jax']:.0f} | {other} "
             f"| {r['ratio_vs_torch']:.2f}x{roofline(r)} | {pct(r['gflops']['jax'])} |"
         )
+        for option, label in (
+            ("jax_fast_grad", "hand-written VJPs (opt-in)"),
+            ("jax_fast_grad_mkl", "hand-written VJPs + MKL (the default before issue 16)"),
+        ):
+            if option in rate:
+                rows.append(
+                    f"| train {name} {label}, patches/s | {rate[option]:.0f} | {rate['torch']:.0f} "
+                    f"| {rate[option] / rate['torch']:.2f}x ({r[f'ratio_{option}_vs_jax']:.2f}x "
+                    f"the plain default) | {pct(r['gflops'][option])} |"
+                )
         if "jax_bf16" in rate:
             rows.append(
                 f"| train {name} bf16 mixed precision, patches/s | {rate['jax_bf16']:.0f} | "

@@ -55,6 +55,12 @@ def main(argv=None) -> int:
     parser.add_argument("--no-mrpro", action="store_true")
     parser.add_argument("--torch-compile", action="store_true", help="also time torch.compile")
     parser.add_argument("--no-bf16", action="store_true", help="skip the bfloat16 rows")
+    parser.add_argument(
+        "--speed-options",
+        action="store_true",
+        help="also time training with the opt-in speed paths (hand-written VJPs; MKL matmuls "
+        "where installed) against the plain default, in the same rounds",
+    )
     args = parser.parse_args(argv)
     import torch
 
@@ -88,7 +94,7 @@ def main(argv=None) -> int:
         for name in models:
             steps, rounds = (2, 3) if quick else (5, 5)
             bf16 = name in BF16_MODELS and not args.no_bf16
-            r = bench_training(name, rounds, steps, args.torch_compile, bf16)
+            r = bench_training(name, rounds, steps, args.torch_compile, bf16, args.speed_options)
             results["training"][name] = r
             loads[f"train {name}"] = load_average()
             print(f"train {name}: {r['patches_per_s']} ratio {r['ratio_vs_torch']:.2f}", flush=True)

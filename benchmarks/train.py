@@ -7,6 +7,7 @@ with ``--torch-compile``), optionally both in bfloat16 mixed precision.
 
 from __future__ import annotations
 
+import os
 import time
 
 import jax
@@ -26,13 +27,31 @@ from benchmarks.common import (
     torch_sync,
 )
 from rinq_jax.models import get_model, model_spec
+from rinq_jax.native import mkl_available
+from rinq_jax.native.gemm import GEMM_ENV
 from rinq_jax.training.state import create_train_state
 from rinq_jax.training.steps import make_mesh, make_train_step, shard_batch
 
 
-def _jax_train(name: str, batch: int, x: np.ndarray, y: np.ndarray, matmul_dtype="float32"):
+def _jax_train(
+    name: str,
+    batch: int,
+    x: np.ndarray,
+    y: np.ndarray,
+    matmul_dtype="float32",
+    fast_gradients: bool = False,
+    gemm: str = "xla",
+):
+    """A timed jitted train step; ``fast_gradients`` and ``gemm`` pick the speed options.
+
+    ``gemm`` ("xla" or "mkl") is `rinq_jax.native.gemm`'s choice while the step is traced
+    (compiled on its first call, here), so one process can time both.
+    """
     spec = model_spec(name, "complex")
-    model = get_model(name, "complex", **model_overrides(matmul_dtype))
+    overrides = model_overrides(matmul_dtype)
+    if fast_gradients:
+        overrides["fast_gradients"] = True
+    model = get_model(name, "complex", **overrides)
     state = create_train_state(model, jax.random.key(0), x[:1], spec.learning_rate)
     n_params = sum(v.size for v in jax.tree.leaves(state.params))
     mesh = make_mesh(jax.local_devices()[:1])
@@ -41,7 +60,15 @@ def _jax_train(name: str, batch: int, x: np.ndarray, y: np.ndarray, matmul_dtype
     rng = jax.random.key(1)
     holder = {"state": state}
     t = time.perf_counter()
-    holder["state"], metrics = step(holder["state"], data, rng)
+    previous = os.environ.get(GEMM_ENV)
+    os.environ[GEMM_ENV] = gemm
+    try:
+        holder["state"], metrics = step(holder["state"], data, rng)
+    finally:
+        if previous is None:
+            del os.environ[GEMM_ENV]
+        else:
+            os.environ[GEMM_ENV] = previous
     jax.block_until_ready(metrics)
     compile_s = time.perf_counter() - t
 
@@ -97,11 +124,20 @@ def _torch_train(name: str, x: np.ndarray, y: np.ndarray, compile_model: bool, b
 
 
 def bench_training(
-    name: str, rounds: int, steps: int, torch_compile: bool, bf16: bool = False
+    name: str,
+    rounds: int,
+    steps: int,
+    torch_compile: bool,
+    bf16: bool = False,
+    speed_options: bool = False,
 ) -> dict:
     """Patches/s of one training step at the paper's batch size, jax vs torch (eager, compiled).
 
     ``bf16``: also both frameworks' bfloat16 mixed precision ("jax_bf16", "torch_bf16").
+    ``speed_options``: also the opt-in speed paths against the plain default ("jax"), timed in
+    the same interleaved rounds: "jax_fast_grad" (hand-written VJPs, what `train.py` uses for
+    the models in `configs.recipes.FAST_GRADIENT_MODELS`) and, where MKL is installed,
+    "jax_fast_grad_mkl" (hand-written VJPs and MKL matmuls: the default before issue 16).
     """
     from benchmarks import torch_reference as ref
 
@@ -119,6 +155,12 @@ def bench_training(
         torch_bf16_run = _torch_train(name, x, y, False, bf16=True)[0]
         fns["jax_bf16"] = lambda: jax_bf16_run(steps)
         fns["torch_bf16"] = lambda: torch_bf16_run(steps)
+    if speed_options:
+        fast_run = _jax_train(name, batch, x, y, fast_gradients=True)[0]
+        fns["jax_fast_grad"] = lambda: fast_run(steps)
+        if mkl_available():
+            mkl_run = _jax_train(name, batch, x, y, fast_gradients=True, gemm="mkl")[0]
+            fns["jax_fast_grad_mkl"] = lambda: mkl_run(steps)
     compiled = None
     if torch_compile:
         try:
@@ -140,6 +182,11 @@ def bench_training(
     out["patches_per_s"] = {k: batch / v for k, v in out["step_s"].items()}
     out["gflops"] = {k: flops / v / 1e9 for k, v in out["step_s"].items()}
     add_ratios(out, "patches_per_s")
+    for option in ("jax_fast_grad", "jax_fast_grad_mkl"):
+        if option in out["patches_per_s"]:
+            out[f"ratio_{option}_vs_jax"] = (
+                out["patches_per_s"][option] / out["patches_per_s"]["jax"]
+            )
     if "torch_compile" in out["patches_per_s"]:
         out["ratio_vs_torch_compile"] = (
             out["patches_per_s"]["jax"] / out["patches_per_s"]["torch_compile"]

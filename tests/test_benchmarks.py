@@ -104,3 +104,18 @@ def test_references_run_on_the_gpu_only_beside_jax(monkeypatch, jax_backend, cud
     monkeypatch.setattr(jax, "default_backend", lambda: jax_backend)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     assert torch_device() == expected
+
+
+def test_table_reports_the_speed_options_against_the_plain_default():
+    results = _fake_results(1.2)
+    results["peak"]["peak"] = 400.0
+    training = results["training"]["rnn3"]
+    training["patches_per_s"]["jax_fast_grad"] = 450.0
+    training["gflops"]["jax_fast_grad"] = 225.0
+    training["ratio_jax_fast_grad_vs_jax"] = 1.5
+    text = table(results)
+    assert (
+        "| train rnn3 hand-written VJPs (opt-in), patches/s | 450 | 200 | 2.25x "
+        "(1.50x the plain default) | 225 (56 %) |" in text
+    )
+    assert "MKL" not in text.split("load average")[0]

@@ -3,7 +3,9 @@
 * `rinq_jax.configs.models`: model names, input kinds and their channels, patch sizes, and the
   paper's learning rate and batch size per model (Hoppe, Thamm et al. 2019, Table 5);
 * `rinq_jax.configs.recipes`: the ``paper`` and ``rinq`` training recipes and the default run
-  length per model.
+  length per model;
+* `rinq_jax.configs.data`: the data presets (sizes of the generated datasets) and where the
+  default datasets live.
 
 `train.py`, `rinq_jax.models.registry`, `rinq_jax.training.config` and the experiments read
 these; nothing else restates them. This package imports nothing from the rest of rinq_jax.

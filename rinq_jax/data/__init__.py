@@ -1,10 +1,5 @@
 """In-vivo-like MRF data: phantoms, spiral acquisition, the HDF5 format and the patch loader."""
 
-from pathlib import Path
+from rinq_jax.configs.data import DEFAULT_DATA_DIR, QUICK_DATA_DIR
 
-# Where `train.py` without --data generates (once) and finds the quick dataset.
-QUICK_DATA_DIR = Path("data/quick")
-
-# Where `train.py` without --data generates (once) and finds the default brain dataset
-# (`rinq_jax.data.synthetic`, preset "brain").
-DEFAULT_DATA_DIR = Path("data/brain")
+__all__ = ["DEFAULT_DATA_DIR", "QUICK_DATA_DIR"]

@@ -38,6 +38,19 @@ from rinq_jax.data.spiral import (
 __all__ = ["acquire", "acquire_noise", "acquire_series"]
 
 
+def series_rms(coefficients: np.ndarray, basis: np.ndarray) -> float:
+    """RMS over pixels and time of the series ``x(t) = sum_k c_k b_k(t)``, never formed.
+
+    ||x||^2 = sum_kl (B B^H)_kl (C C^H)_kl with C the coefficient images complex[K, ...] and B
+    the basis complex[K, T] (complex64 Gram matrices: one BLAS call each; float32 precision is
+    ample for an RMS).
+    """
+    flat = coefficients.reshape(coefficients.shape[0], -1)
+    gram_c = (flat @ flat.conj().T).astype(np.complex128)
+    energy = float(np.real(np.sum((basis @ basis.conj().T).astype(np.complex128) * gram_c)))
+    return math.sqrt(max(energy, 0.0) / (basis.shape[1] * flat.shape[1]))
+
+
 def _thin_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Multiply a: [n, K] by b: [K, M], without BLAS when the product is small.
 
@@ -123,12 +136,7 @@ def acquire(
     basis = basis.astype(np.complex64, copy=False)
     n_comp, n_reps = basis.shape
 
-    # ||x||^2 = sum_kl (B B^H)_kl (C C^H)_kl without forming the series.
-    # (complex64 Gram matrices: one BLAS call each; float32 precision is ample for an RMS.)
-    flat = coefficients.reshape(n_comp, -1)
-    gram_c = (flat @ flat.conj().T).astype(np.complex128)
-    energy = float(np.real(np.sum((basis @ basis.conj().T).astype(np.complex128) * gram_c)))
-    signal_rms = math.sqrt(max(energy, 0.0) / (n_reps * m * m))
+    signal_rms = series_rms(coefficients, basis)
 
     if cfg.snr is None and cfg.effective_undersampling == 1:
         return _acquire_noiseless_full(coefficients, basis, cfg, nthreads, progress, out)

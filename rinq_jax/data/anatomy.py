@@ -23,11 +23,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from rinq_jax.data.draws import checked_number
 from rinq_jax.data.phantom import b1_pattern, smooth_poly
 from rinq_jax.data.phantom import slice_positions as phantom_slice_positions
 from rinq_jax.data.template import (
     BRAIN_CENTRE_MM,
-    checked_number,
     load_template,
     sample_geometry,
     sample_plane,
@@ -103,7 +103,7 @@ def slice_positions(n_slices: int, first: float = 0.3, last: float = 0.8) -> np.
         ValueError: on a bad count or range.
 
     """
-    n_slices = checked_number("n_slices", n_slices, 1, math.inf, integer=True)
+    n_slices = checked_number("n_slices", n_slices, 1, integer=True)
     first, last = checked_number("first", first, 0.0, 1.0), checked_number("last", last, 0.0, 1.0)
     return phantom_slice_positions(n_slices, first, last)
 

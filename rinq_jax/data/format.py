@@ -2,7 +2,7 @@
 
 The full specification is ``docs/data_format.md``; ``rinq_jax.data.io`` reads and writes it, and
 this module says what a valid slice is. Every problem with a file is reported as one exception
-type, :class:`MrfFormatError`, whose message names the file, the field and what was expected, so
+type, :class:`MrfFormatError` (`rinq_jax.errors`, re-exported here), whose message names the file, the field and what was expected, so
 that command-line tools can print one line instead of a traceback.
 
 Layout (``H, W`` image rows and columns, ``T`` repetitions)::
@@ -15,7 +15,8 @@ Layout (``H, W`` image rows and columns, ``T`` repetitions)::
     /sequence    group: flip_deg, tr_ms, phase_deg float32[T]; attrs te_ms, ti_ms (NaN: none)
     /acquisition group attrs: undersampling, snr, n_interleaves, matrix, fov_mm, ...
     /generator   group attrs: free-form provenance (program, version, seed, ...)
-    attrs        format_version (int, 1), subject_id, slice_id, sequence_hash (str)
+    attrs        format_version (int, 1), subject_id, slice_id (str); sequence_hash (str,
+                 FispSequence.hash of /sequence: derived when absent, checked when present)
 
 Maps are in ms (T1, T2, their dictionary-matching versions), B1 is a relative scale (1 = nominal
 flip angle); signals and M0 are in arbitrary units.
@@ -23,13 +24,14 @@ flip angle); signals and M0 are in arbitrary units.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import h5py
 import numpy as np
 
+from rinq_jax.errors import MrfFileNotFoundError as MrfFileNotFoundError  # re-exported
+from rinq_jax.errors import MrfFormatError
 from rinq_jax.physics.sequence import FispSequence
 
 FORMAT_VERSION = 1
@@ -53,8 +55,9 @@ DTYPES = {
     "dm_t2_ms": np.dtype(np.float32),
 }
 SEQUENCE_ARRAYS = ("flip_deg", "tr_ms", "phase_deg")
-# The root attributes, all required, and their types.
-ROOT_ATTRS = {"format_version": int, "subject_id": str, "slice_id": str, "sequence_hash": str}
+# The root attributes, all required, and their types. ``sequence_hash`` is optional (it is derived
+# from the sequence group; when present it must equal that hash).
+ROOT_ATTRS = {"format_version": int, "subject_id": str, "slice_id": str}
 
 # Upper bounds in ms (well above any tissue at 3 T) and the median below which a map is
 # almost certainly in seconds (brain T1 ~ 0.8-4 s, T2 ~ 0.04-2 s).
@@ -65,50 +68,38 @@ EMPTY_MASK = "expected at least one True pixel, got an empty mask"
 _B1_MAX = 5.0  # B1 is a relative scale (~0.5-1.5); a median above this is percent or degrees
 
 
-class MrfFormatError(ValueError):
-    """A slice file (or an in-memory slice about to be written) breaks the format.
+# --------------------------------------------------------------------------- sequence
 
-    Attributes:
-        path: the file concerned.
-        field: the dataset, attribute or group at fault (e.g. ``"t1_ms"``, ``"sequence/tr_ms"``,
-            ``"attrs/format_version"``, or ``"file"`` for an unreadable file).
 
+def read_sequence(path, fields: Mapping[str, Any]) -> FispSequence:
+    """The ``FispSequence`` of a file's sequence group fields, or the error naming the field.
+
+    ``fields`` are the group's datasets and attributes (``ti_ms`` None for no inversion).
+    Checks what the format says (:func:`check_sequence`) and what the physics needs (TR > 0,
+    flip angles in [-180, 180] deg, 0 <= TE < min TR).
     """
+    check_sequence(path, fields)
+    try:
+        return FispSequence.from_dict(dict(fields))
+    except ValueError as error:
+        # FispSequence names the field first: "FispSequence.tr_ms: every TR must be > 0 ms".
+        name, sep, message = str(error).removeprefix("FispSequence.").partition(": ")
+        field = f"sequence/{name}" if sep and name in (*SEQUENCE_ARRAYS, "te_ms", "ti_ms") else ""
+        raise MrfFormatError(path, field or "sequence", message if field else str(error)) from error
 
-    def __init__(self, path: str | os.PathLike, field: str, message: str):
-        self.path = os.fspath(path)
-        self.field = field
-        super().__init__(f"{self.path}: field '{field}': {message}")
 
+def check_sequence_hash(path, stored: str | None, sequence: FispSequence) -> None:
+    """Raise if a file's ``sequence_hash`` attribute is not the hash of its sequence group.
 
-class MrfFileNotFoundError(MrfFormatError, FileNotFoundError):
-    """The slice file does not exist (field ``file``).
-
-    Both an :class:`MrfFormatError` (one type for every problem with an input file) and a
-    ``FileNotFoundError`` (what callers checking for a missing file expect).
+    The hash is derived from the sequence (``FispSequence.hash``); a file may leave it out.
     """
-
-
-# --------------------------------------------------------------------------- sequence helpers
-
-
-def sequence_dict_and_hash(sequence: Any) -> tuple[dict[str, Any], str]:
-    """``(dict, hash)`` of a sequence given as an object or a dict.
-
-    An object (``FispSequence``, or anything with ``to_dict()``) gives its own ``hash``; a dict
-    is hashed as ``FispSequence.from_dict(dict)``, so files written from a dict and from the
-    object agree.
-    """
-    if hasattr(sequence, "to_dict"):
-        seq_dict = dict(sequence.to_dict())
-        seq_hash = getattr(sequence, "hash", None)
-        return seq_dict, str(seq_hash or to_fisp_sequence(seq_dict).hash)
-    return dict(sequence), to_fisp_sequence(sequence).hash
-
-
-def to_fisp_sequence(sequence: Mapping[str, Any]):
-    """Build a ``rinq_jax.physics.sequence.FispSequence`` from a sequence dict read from a file."""
-    return FispSequence.from_dict(dict(sequence))
+    if stored is not None and stored != sequence.hash:
+        raise MrfFormatError(
+            path,
+            "attrs/sequence_hash",
+            f"expected {sequence.hash} (FispSequence.hash of the file's sequence group), "
+            f"got {stored!r}",
+        )
 
 
 # --------------------------------------------------------------------------- checks
@@ -258,7 +249,7 @@ def check_pairs(path, present: Iterable[str]) -> None:
 def check_slice(
     path,
     arrays: Mapping[str, np.ndarray],
-    sequence: Mapping[str, Any],
+    sequence: FispSequence,
     subject_id: str,
     slice_id: str,
 ) -> None:
@@ -267,7 +258,7 @@ def check_slice(
     Args:
         path: the file it is bound for (named in the error).
         arrays: the fields present, by name (``MrfSlice.arrays()``).
-        sequence: the sequence dict.
+        sequence: the acquisition's sequence (T is its length).
         subject_id: the subject's identifier (non-empty).
         slice_id: the slice's identifier (non-empty).
 
@@ -277,7 +268,7 @@ def check_slice(
             raise MrfFormatError(path, name, "missing (required)")
     if not subject_id or not slice_id:
         raise MrfFormatError(path, "attrs/subject_id", "expected non-empty subject_id, slice_id")
-    n_reps = check_sequence(path, sequence)
+    n_reps = sequence.n_reps
     n_rows, n_cols = np.shape(arrays["signals"])[:2]
     check_pairs(path, arrays)
     for name, values in arrays.items():

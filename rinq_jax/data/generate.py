@@ -24,7 +24,9 @@ are no longer running, in the output folder and the dictionary cache.
 
 Run ``python -m rinq_jax.data.generate --out data/brain --preset brain`` (about 3 minutes on
 2 CPU cores; what ``train.py`` uses when no ``--data`` is given), or e.g.
-``python -m rinq_jax.data.generate --out data/quick --preset quick``.
+``python -m rinq_jax.data.generate --out data/quick --preset quick``. With ``--write-ismrmrd
+[--coils N]`` (quick, paper) each slice's raw N-coil k-space is also written as ISMRMRD
+(`rinq_jax.data.ismrmrd_export`, docs/ismrmrd.md); the slice files stay the same.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from rinq_jax.configs.data import PHANTOM_PRESETS
 from rinq_jax.data import (
     QUICK_DATA_DIR,
     acquisition,
@@ -109,14 +112,7 @@ class GenerateConfig:
         )
 
 
-PRESETS = {
-    # 12 slices of 4 subjects like the paper's small set, at 64 x 64 (4.7 mm) so that
-    # generation takes minutes and training a few more on 2 CPU cores; 3,000 repetitions
-    # and 48x undersampling kept.
-    "quick": GenerateConfig(n_subjects=4, n_slices=3, matrix=64),
-    # The paper's extended set: 28 slices of 8 subjects at 256 x 256 (4 slices each here).
-    "paper": GenerateConfig(n_subjects=8, n_slices=4, matrix=256, b1_field=True, lesions=True),
-}
+PRESETS = {name: GenerateConfig(**fields) for name, fields in PHANTOM_PRESETS.items()}
 
 
 def slice_path(out_dir: Path, subject: int, slice_index: int) -> Path:
@@ -153,6 +149,24 @@ def phantom_coefficients(
     return coefficients.reshape(-1, ph.matrix, ph.matrix)
 
 
+def slice_phantom(
+    config: GenerateConfig, subject: int, slice_index: int
+) -> tuple[phantom.Phantom, float]:
+    """The phantom of one slice (step 1) and its slice position."""
+    anatomy = phantom_geometry.sample_subject(subject, config.seed)
+    position = float(phantom.slice_positions(config.n_slices)[slice_index])
+    ph = phantom.make_phantom(
+        anatomy,
+        position,
+        matrix=config.matrix,
+        fov_mm=config.fov_mm,
+        seed=config.seed * 1000 + slice_index,
+        lesions=config.lesions,
+        b1_field=config.b1_field,
+    )
+    return ph, position
+
+
 def generate_slice(
     config: GenerateConfig,
     subject: int,
@@ -166,17 +180,7 @@ def generate_slice(
     once written to disk), see ``acquisition.acquire``.
     """
     seq = config.sequence()
-    anatomy = phantom_geometry.sample_subject(subject, config.seed)
-    position = float(phantom.slice_positions(config.n_slices)[slice_index])
-    ph = phantom.make_phantom(
-        anatomy,
-        position,
-        matrix=config.matrix,
-        fov_mm=config.fov_mm,
-        seed=config.seed * 1000 + slice_index,
-        lesions=config.lesions,
-        b1_field=config.b1_field,
-    )
+    ph, position = slice_phantom(config, subject, slice_index)
     coefficients = phantom_coefficients(ph, seq, dictionary.basis)
     rng = np.random.default_rng([config.seed, subject, slice_index])
     signals = acquisition.acquire(
@@ -324,7 +328,19 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--cache", type=Path, help="dictionary cache folder (quick, paper; default OUT/cache)"
     )
+    parser.add_argument(
+        "--write-ismrmrd",
+        action="store_true",
+        help="also write each slice's raw k-space as ISMRMRD to OUT/ismrmrd-<N>coil/",
+    )
+    parser.add_argument(
+        "--coils", type=int, default=1, help="receive coils N of --write-ismrmrd (default 1)"
+    )
     args = parser.parse_args(argv)
+    if args.coils != 1 and not args.write_ismrmrd:
+        parser.error("--coils applies to --write-ismrmrd only")
+    if args.write_ismrmrd and (args.preset in synthetic.PRESETS or args.coils < 1):
+        parser.error("--write-ismrmrd needs --preset quick or paper and --coils >= 1")
     brain = args.preset in synthetic.PRESETS  # --subjects: the training subjects there
     values = {
         "n_train" if brain else "n_subjects": args.subjects,
@@ -357,6 +373,17 @@ def main(argv=None) -> int:
         print(f"{counts} slices in {args.out}, {time.perf_counter() - start:.0f} s")
         return 0
     paths = generate(config, args.out, args.cache, progress=not args.no_progress)
+    if args.write_ismrmrd:
+        from rinq_jax.data import ismrmrd_export  # imports this module: import it late
+
+        try:
+            raw = ismrmrd_export.export_generated(
+                config, args.out, args.coils, args.cache, progress=not args.no_progress
+            )
+        except ValueError as error:
+            print(f"generate: error: {error}", file=sys.stderr)
+            return 1
+        print(f"{len(raw)} raw ISMRMRD files ({args.coils} coils) in {raw[0].parent}")
     size_mib = sum(p.stat().st_size for p in paths) / 2**20
     print(
         f"{len(paths)} slices in {args.out} ({size_mib:.0f} MiB), {time.perf_counter() - start:.0f} s"

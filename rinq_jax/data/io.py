@@ -29,11 +29,12 @@ from rinq_jax.data.format import (
     check_file_fields,
     check_finite,
     check_root_attr,
-    check_sequence,
+    check_sequence_hash,
     check_slice,
     check_values,
-    sequence_dict_and_hash,
+    read_sequence,
 )
+from rinq_jax.physics.sequence import FispSequence, write_hdf5_group
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -51,10 +52,8 @@ class MrfSlice:
 
     Metadata:
         subject_id, slice_id: identifiers; splits keep slices (and subjects) disjoint by these.
-        sequence: the acquisition's ``FispSequence.to_dict()`` (``flip_deg``, ``tr_ms``,
-            ``phase_deg`` float32[T]; ``te_ms`` float; ``ti_ms`` float or None). Any object
-            with ``to_dict()`` (and ideally ``.hash``) may be passed; it is stored as its dict.
-        sequence_hash: hex digest identifying the sequence; derived when left empty.
+        sequence: the acquisition's ``FispSequence`` (a dict of its fields, as
+            ``FispSequence.to_dict()`` gives, is converted); ``sequence_hash`` is its ``hash``.
         acquisition: scalars such as ``undersampling``, ``snr``, ``n_interleaves``, ``matrix``,
             ``fov_mm``.
         generator: free-form provenance scalars/strings.
@@ -62,7 +61,7 @@ class MrfSlice:
 
     subject_id: str
     slice_id: str
-    sequence: Any
+    sequence: FispSequence
     signals: np.ndarray | None = None
     mask: np.ndarray | None = None
     t1_ms: np.ndarray | None = None
@@ -72,25 +71,25 @@ class MrfSlice:
     tissue: np.ndarray | None = None
     dm_t1_ms: np.ndarray | None = None
     dm_t2_ms: np.ndarray | None = None
-    sequence_hash: str = ""
     acquisition: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     generator: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         # Frozen dataclass: object.__setattr__ is the sanctioned way to normalise in __post_init__.
-        if self.sequence_hash and not hasattr(self.sequence, "to_dict"):
-            object.__setattr__(self, "sequence", dict(self.sequence))  # hash given: keep it
-        else:
-            seq_dict, seq_hash = sequence_dict_and_hash(self.sequence)
-            object.__setattr__(self, "sequence", seq_dict)
-            object.__setattr__(self, "sequence_hash", self.sequence_hash or seq_hash)
+        if not isinstance(self.sequence, FispSequence):
+            object.__setattr__(self, "sequence", FispSequence.from_dict(dict(self.sequence)))
         object.__setattr__(self, "acquisition", dict(self.acquisition))
         object.__setattr__(self, "generator", dict(self.generator))
 
     @property
+    def sequence_hash(self) -> str:
+        """``FispSequence.hash`` of the sequence: what the file's ``sequence_hash`` holds."""
+        return self.sequence.hash
+
+    @property
     def n_reps(self) -> int:
         """Number of repetitions T, from the sequence."""
-        return int(np.shape(self.sequence["flip_deg"])[0])
+        return self.sequence.n_reps
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Return the fields that are present, by name."""
@@ -104,8 +103,9 @@ class SliceInfo:
     Attributes:
         path: the file.
         format_version: always ``FORMAT_VERSION`` (other versions are refused).
-        subject_id, slice_id, sequence_hash: the file's identifying attributes.
-        n_rows, n_cols, n_reps: ``H, W, T`` of ``signals``.
+        subject_id, slice_id: the file's identifying attributes.
+        sequence: the acquisition's sequence (``sequence_hash`` is its hash).
+        n_rows, n_cols: ``H, W`` of ``signals`` (``T`` is the sequence's length).
         fields: names of the datasets present, in ``FIELDS`` order.
         acquisition, generator: the groups' attributes.
 
@@ -115,13 +115,22 @@ class SliceInfo:
     format_version: int
     subject_id: str
     slice_id: str
-    sequence_hash: str
+    sequence: FispSequence
     n_rows: int
     n_cols: int
-    n_reps: int
     fields: tuple[str, ...]
     acquisition: Mapping[str, Any]
     generator: Mapping[str, Any]
+
+    @property
+    def sequence_hash(self) -> str:
+        """``FispSequence.hash`` of the file's sequence."""
+        return self.sequence.hash
+
+    @property
+    def n_reps(self) -> int:
+        """``T``: repetitions of the sequence and time points of ``signals``."""
+        return self.sequence.n_reps
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -173,12 +182,7 @@ def _write_contents(f: h5py.File, s: MrfSlice) -> None:
     for name, values in s.arrays().items():
         if name != "signals":
             f.create_dataset(name, data=values)
-    seq = f.create_group("sequence")
-    for key, value in s.sequence.items():
-        if isinstance(value, np.ndarray | list | tuple):
-            seq.create_dataset(key, data=np.asarray(value))
-        else:
-            seq.attrs[key] = _attr_value(value)
+    write_hdf5_group(f, s.sequence)
     for group_name, values in (("acquisition", s.acquisition), ("generator", s.generator)):
         group = f.create_group(group_name)
         for key, value in values.items():
@@ -232,7 +236,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _read_sequence(path, f: h5py.File) -> dict[str, Any]:
+def _read_sequence(path, f: h5py.File) -> FispSequence:
     if "sequence" not in f or not isinstance(f["sequence"], h5py.Group):
         raise MrfFormatError(path, "sequence", "missing group (expected flip_deg, tr_ms, ...)")
     group = f["sequence"]
@@ -244,7 +248,7 @@ def _read_sequence(path, f: h5py.File) -> dict[str, Any]:
     for key, value in group.attrs.items():
         value = _plain(value)
         seq[key] = None if isinstance(value, float) and np.isnan(value) else value
-    return seq
+    return read_sequence(path, seq)
 
 
 def _read_attrs(path, f: h5py.File) -> dict[str, Any]:
@@ -265,26 +269,25 @@ def _group_attrs(f: h5py.File, name: str) -> dict[str, Any]:
     return {key: _plain(value) for key, value in f[name].attrs.items()}
 
 
-def _inspect_open(path, f: h5py.File) -> tuple[SliceInfo, dict[str, Any]]:
+def _inspect_open(path, f: h5py.File) -> SliceInfo:
     """Metadata checks of an open file: attrs, sequence, presence, dtypes and shapes."""
     attrs = _read_attrs(path, f)
     sequence = _read_sequence(path, f)
-    n_reps = check_sequence(path, sequence)
-    present, n_rows, n_cols = check_file_fields(path, f, n_reps)
-    info = SliceInfo(
+    stored_hash = _plain(f.attrs["sequence_hash"]) if "sequence_hash" in f.attrs else None
+    check_sequence_hash(path, stored_hash, sequence)
+    present, n_rows, n_cols = check_file_fields(path, f, sequence.n_reps)
+    return SliceInfo(
         path=os.fspath(path),
         format_version=attrs["format_version"],
         subject_id=attrs["subject_id"],
         slice_id=attrs["slice_id"],
-        sequence_hash=attrs["sequence_hash"],
+        sequence=sequence,
         n_rows=n_rows,
         n_cols=n_cols,
-        n_reps=n_reps,
         fields=present,
         acquisition=_group_attrs(f, "acquisition"),
         generator=_group_attrs(f, "generator"),
     )
-    return info, sequence
 
 
 def inspect(path: str | os.PathLike) -> SliceInfo:
@@ -299,7 +302,7 @@ def inspect(path: str | os.PathLike) -> SliceInfo:
 
     """
     with _open(path) as f:
-        return _inspect_open(path, f)[0]
+        return _inspect_open(path, f)
 
 
 def as_slice_info(file: str | os.PathLike | SliceInfo) -> SliceInfo:
@@ -342,7 +345,7 @@ def read_slice(
 
     """
     with _open(path) as f:
-        info, sequence = _inspect_open(path, f)
+        info = _inspect_open(path, f)
         if fields is None:
             wanted = list(info.fields)
         else:
@@ -366,8 +369,7 @@ def read_slice(
     return MrfSlice(
         subject_id=info.subject_id,
         slice_id=info.slice_id,
-        sequence=sequence,
-        sequence_hash=info.sequence_hash,
+        sequence=info.sequence,
         acquisition=info.acquisition,
         generator=info.generator,
         **arrays,
@@ -388,7 +390,7 @@ def validate(path: str | os.PathLike, block_rows: int = 16) -> SliceInfo:
 
     """
     with _open(path) as f:
-        info, _ = _inspect_open(path, f)
+        info = _inspect_open(path, f)
         maps = {name: _read(path, f, name) for name in info.fields if name != "signals"}
         if not maps["mask"].any():
             raise MrfFormatError(path, "mask", EMPTY_MASK)

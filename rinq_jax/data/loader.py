@@ -2,7 +2,8 @@
 
 :class:`PatchDataset` streams shuffled training batches of the masked pixels of a set of slice
 files; :func:`slice_patches` yields every masked pixel of one slice for evaluation;
-:func:`check_files` checks a set of files before either. The input ``x: float32[B, P, P, T, C]``
+``rinq_jax.data.pixels.check_files`` checks a set of files before either, in one pass that
+also returns each file's masked pixels and targets for the datasets to index. The input ``x: float32[B, P, P, T, C]``
 is built by ``rinq_jax.data.transforms`` (normalisation, channels, edge-replicated patches).
 
 * **Targets**: ``y_ms: float32[B, 2]`` = (T1, T2) in ms of the centre pixel, from ``t1_ms/t2_ms``
@@ -34,14 +35,15 @@ Batches are prepared by a background thread (``prefetch`` batches ahead, bounded
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
 from rinq_jax.configs.models import INPUT_CHANNELS
 from rinq_jax.data.batching import n_batches, prefetched
-from rinq_jax.data.format import TARGET_PAIRS, MrfFormatError
-from rinq_jax.data.io import SliceInfo, as_slice_info, inspect, read_slice
+from rinq_jax.data.format import TARGET_PAIRS
+from rinq_jax.data.io import SliceInfo, as_slice_info, read_slice
+from rinq_jax.data.pixels import SlicePixels, check_consistent, read_pixels
 from rinq_jax.data.transforms import (
     PATCH_SIZES,
     gather_patches,
@@ -73,12 +75,14 @@ def _check_choice(name: str, value, choices) -> None:
 class PatchDataset:
     """Masked-pixel patches of a set of slice files, streamed in shuffled batches.
 
-    Construction reads only metadata, the masks and the target maps. See
+    Construction reads only metadata, the masks and the target maps (nothing for files given
+    as :class:`SlicePixels` of the same target, as :func:`check_files` returns them). See
     ``rinq_jax.data.transforms`` for the normalisation and edge handling, the module docstring
     for the shuffle and memory bound.
 
     Args:
-        files: slice files (paths or :class:`SliceInfo`); all must share T and the sequence hash.
+        files: slice files (paths, :class:`SliceInfo` or :class:`SlicePixels`); all must share T
+            and the sequence hash.
         patch_size: 1 or 3.
         input_kind: ``"complex"`` (C = 2) or ``"magnitude"`` (C = 1).
         target: ``"true"`` (``t1_ms/t2_ms``) or ``"dm"`` (``dm_t1_ms/dm_t2_ms``).
@@ -94,7 +98,7 @@ class PatchDataset:
 
     def __init__(
         self,
-        files: Sequence[str | os.PathLike | SliceInfo],
+        files: Sequence[str | os.PathLike | SliceInfo | SlicePixels],
         patch_size: int = 1,
         input_kind: str = "complex",
         target: str = "true",
@@ -119,37 +123,33 @@ class PatchDataset:
         self.block_rows = block_rows
         self.shuffle_shards = shuffle_shards
         self.prefetch = prefetch
-        self.infos = tuple(as_slice_info(f) for f in files)
+        self.infos = tuple(
+            f.info if isinstance(f, SlicePixels) else as_slice_info(f) for f in files
+        )
         self.files = tuple(info.path for info in self.infos)
-        self._check_consistent()
-        self._index_pixels()
+        check_consistent(self.infos, self.target)
+        self._index_pixels(
+            [
+                f if isinstance(f, SlicePixels) and f.target == target else read_pixels(i, target)
+                for f, i in zip(files, self.infos, strict=True)
+            ]
+        )
 
     # ---- construction
 
-    def _check_consistent(self) -> None:
-        _check_consistent(self.infos, self.target)
-
-    def _index_pixels(self) -> None:
+    def _index_pixels(self, pixels: Sequence[SlicePixels]) -> None:
         """Masked pixels (file, row, col, targets), row-major per file, and their shards."""
-        pair = TARGET_PAIRS[self.target]
-        files, rows, cols, y_ms, tissue, shard_keys = [], [], [], [], [], []
-        shard_base = 0
-        for i, path in enumerate(self.files):
-            has_tissue = "tissue" in self.infos[i].fields
-            s = read_slice(path, fields=list(pair) + (["tissue"] if has_tissue else []))
-            r, c = np.nonzero(s.mask)
-            tissue.append(s.tissue[r, c] if has_tissue else np.zeros(r.size, np.uint8))
-            files.append(np.full(r.size, i, np.int32))
-            rows.append(r.astype(np.int32))
-            cols.append(c.astype(np.int32))
-            y_ms.append(np.stack([getattr(s, pair[0])[r, c], getattr(s, pair[1])[r, c]], -1))
-            shard_keys.append(shard_base + r // self.block_rows)
-            shard_base += -(-self.infos[i].n_rows // self.block_rows)
-        self._file = np.concatenate(files)
-        self._row = np.concatenate(rows)
-        self._col = np.concatenate(cols)
-        self._y_ms = np.concatenate(y_ms).astype(np.float32)
-        self._tissue = np.concatenate(tissue).astype(np.int32)
+        shard_keys, shard_base = [], 0
+        for p in pixels:
+            shard_keys.append(shard_base + p.rows // self.block_rows)
+            shard_base += -(-p.info.n_rows // self.block_rows)
+        self._file = np.concatenate(
+            [np.full(p.rows.size, i, np.int32) for i, p in enumerate(pixels)]
+        )
+        self._row = np.concatenate([p.rows for p in pixels])
+        self._col = np.concatenate([p.cols for p in pixels])
+        self._y_ms = np.concatenate([p.y_ms for p in pixels])
+        self._tissue = np.concatenate([p.tissue for p in pixels]).astype(np.int32)
         keys = np.concatenate(shard_keys)
         # keys are non-decreasing (files in order, rows ascending), so each shard is a
         # contiguous range of patch ids.
@@ -164,6 +164,13 @@ class PatchDataset:
     def n_patches(self) -> int:
         """Number of masked pixels over all files (patches per epoch)."""
         return int(self._row.size)
+
+    @property
+    def targets_ms(self) -> np.ndarray:
+        """float32[n_patches, 2]: the target (T1, T2) in ms of every masked pixel (read-only)."""
+        view = self._y_ms.view()
+        view.flags.writeable = False
+        return view
 
     @property
     def n_reps(self) -> int:
@@ -282,63 +289,11 @@ class PatchDataset:
         return row0, _load_block(self.files[f], row0, row1, self.input_kind)[0]
 
 
-def _check_consistent(infos: Sequence[SliceInfo], target: str | None) -> None:
-    """Raise unless every file shares the first one's T and sequence hash and has the target."""
-    first = infos[0]
-    for info in infos:
-        if info.n_reps != first.n_reps:
-            raise MrfFormatError(
-                info.path,
-                "signals",
-                f"expected T = {first.n_reps} repetitions like {first.path}, got {info.n_reps}",
-            )
-        if info.sequence_hash != first.sequence_hash:
-            raise MrfFormatError(
-                info.path,
-                "attrs/sequence_hash",
-                f"expected the sequence of {first.path} ({first.sequence_hash}), "
-                f"got {info.sequence_hash}",
-            )
-        if target is not None and not info.has_target(target):
-            pair = TARGET_PAIRS[target]
-            raise MrfFormatError(info.path, pair[0], f"missing; target={target!r} needs {pair}")
-
-
-def check_files(
-    files: Iterable[str | os.PathLike | SliceInfo], target: str | None = None
-) -> list[SliceInfo]:
-    """Check a set of slice files before training on (or evaluating) them, cheaply.
-
-    Every file's metadata (:func:`~rinq_jax.data.io.inspect`) and every value of its 2-D maps
-    (mask, T1/T2 in ms, M0, B1, ...) are checked, and all files must share the number of
-    repetitions T and the sequence hash, and hold ``target``'s map pair when ``target`` is given.
-    The signals are not read here (a paper-size slice holds 1.5 GB of them): their values are
-    checked block by block as the loader reads them, so a NaN/Inf signal raises
-    :class:`MrfFormatError` naming the file before it can reach a model (never masked).
-
-    Returns:
-        The files' SliceInfos, in the given order.
-
-    Raises:
-        MrfFormatError: the first problem found, naming the file and the field.
-        ValueError: no files given.
-
-    """
-    infos = [as_slice_info(f) for f in files]
-    if not infos:
-        raise ValueError("check_files needs at least one file")
-    _check_consistent(infos, target)
-    for info in infos:
-        maps = [name for name in info.fields if name != "signals"]
-        read_slice(info.path, fields=maps)  # raises on NaN/Inf, units, ranges, empty mask
-    return infos
-
-
 # --------------------------------------------------------------------------- evaluation
 
 
 def slice_patches(
-    path: str | os.PathLike,
+    file: str | os.PathLike | SliceInfo,
     patch_size: int = 1,
     input_kind: str = "complex",
     chunk_rows: int = 8,
@@ -360,8 +315,8 @@ def slice_patches(
     """
     _check_choice("patch_size", patch_size, PATCH_SIZES)
     _check_choice("input_kind", input_kind, INPUT_CHANNELS)
-    path = os.fspath(path)
-    info = inspect(path)
+    info = as_slice_info(file)
+    path = info.path
     mask = read_slice(path, fields=["mask"]).mask
     half = patch_size // 2
     for r0 in range(0, info.n_rows, chunk_rows):

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from rinq_jax.data.draws import checked_number
 from rinq_jax.data.phantom_geometry import (
     SubjectAnatomy,
-    check_int,
     render_labels,
     sample_subject,
 )
@@ -119,7 +119,7 @@ def slice_positions(n_slices: int, first: float = 0.25, last: float = 0.85) -> n
         ValueError: on a bad count or range.
 
     """
-    n_slices = check_int("n_slices", n_slices, 1)
+    n_slices = checked_number("n_slices", n_slices, 1, integer=True)
     if not 0.0 <= first <= last <= 1.0:
         raise ValueError(f"need 0 <= first <= last <= 1, got first={first}, last={last}")
     if n_slices == 1:
@@ -220,11 +220,11 @@ def make_phantom(
     z = float(slice_position)
     if not 0.0 <= z <= 1.0:
         raise ValueError(f"slice_position must lie in [0, 1] (inferior..superior), got {z}")
-    matrix = check_int("matrix", matrix, 8)
-    supersample = check_int("supersample", supersample, 1)
+    matrix = checked_number("matrix", matrix, 8, integer=True)
+    supersample = checked_number("supersample", supersample, 1, integer=True)
     if supersample > 16:
         raise ValueError(f"supersample must be <= 16, got {supersample}")
-    seed = check_int("seed", seed, 0)
+    seed = checked_number("seed", seed, 0, integer=True)
     if not (isinstance(fov_mm, (int, float, np.integer, np.floating)) and fov_mm > 0):
         raise ValueError(f"fov_mm must be a positive number, got {fov_mm!r}")
     if not math.isfinite(float(fov_mm)):

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from rinq_jax.data.draws import checked_number, clipped_normal
 from rinq_jax.data.tissues import (
     BACKGROUND,
     BONE,
@@ -45,7 +46,7 @@ from rinq_jax.data.tissues import (
     WM,
 )
 
-__all__ = ["SubjectAnatomy", "check_int", "render_labels", "sample_subject"]
+__all__ = ["SubjectAnatomy", "render_labels", "sample_subject"]
 
 
 @dataclass(frozen=True)
@@ -117,20 +118,6 @@ class SubjectAnatomy:
     pd_scale: tuple[float, ...]
 
 
-def check_int(name: str, value: object, minimum: int) -> int:
-    """``value`` as an int; ValueError unless it is an integer (not a bool) >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def _truncated_normal(rng: np.random.Generator, mean: float, sd: float, lo: float, hi: float):
-    """One normal draw clipped to [lo, hi] (clipping keeps the draw count fixed)."""
-    return float(np.clip(rng.normal(mean, sd), lo, hi))
-
-
 def sample_subject(subject_id: int, seed: int = 0) -> SubjectAnatomy:
     """Draw one subject's anatomy, independent of all other subjects.
 
@@ -153,8 +140,8 @@ def sample_subject(subject_id: int, seed: int = 0) -> SubjectAnatomy:
         ValueError: if ``subject_id`` or ``seed`` is not a non-negative integer.
 
     """
-    subject_id = check_int("subject_id", subject_id, 0)
-    seed = check_int("seed", seed, 0)
+    subject_id = checked_number("subject_id", subject_id, 0, integer=True)
+    seed = checked_number("seed", seed, 0, integer=True)
     rng = np.random.default_rng(np.random.SeedSequence([seed, subject_id]))
 
     n_sulci = int(rng.integers(26, 41))
@@ -166,14 +153,14 @@ def sample_subject(subject_id: int, seed: int = 0) -> SubjectAnatomy:
         out = [1.0]
         for label in range(1, N_CLASSES):
             sd = TISSUE_PROPERTIES[label].subject_cv * cv_factor
-            out.append(_truncated_normal(rng, 1.0, sd, 1.0 - 2.5 * sd, 1.0 + 2.5 * sd))
+            out.append(clipped_normal(rng, 1.0, sd, 1.0 - 2.5 * sd, 1.0 + 2.5 * sd))
         return tuple(out)
 
     return SubjectAnatomy(
         subject_id=subject_id,
         seed=seed,
-        head_semi_axis_lr_mm=_truncated_normal(rng, 75.0, 4.0, 66.0, 84.0),
-        head_semi_axis_ap_mm=_truncated_normal(rng, 95.0, 5.0, 84.0, 106.0),
+        head_semi_axis_lr_mm=clipped_normal(rng, 75.0, 4.0, 66.0, 84.0),
+        head_semi_axis_ap_mm=clipped_normal(rng, 95.0, 5.0, 84.0, 106.0),
         shape_amplitudes=tuple(float(v) for v in rng.normal(0.0, 0.015, 3)),
         shape_phases_rad=tuple(float(v) for v in rng.uniform(0.0, 2.0 * math.pi, 3)),
         skin_mm=float(rng.uniform(1.5, 3.0)),
@@ -193,10 +180,10 @@ def sample_subject(subject_id: int, seed: int = 0) -> SubjectAnatomy:
         fissure_width_mm=float(rng.uniform(1.5, 3.0)),
         fissure_depth_fraction=float(rng.uniform(0.25, 0.45)),
         ventricle_scale=float(np.clip(math.exp(rng.normal(0.0, 0.3)), 0.6, 1.8)),
-        rotation_deg=_truncated_normal(rng, 0.0, 4.0, -10.0, 10.0),
+        rotation_deg=clipped_normal(rng, 0.0, 4.0, -10.0, 10.0),
         offset_mm=(
-            _truncated_normal(rng, 0.0, 4.0, -10.0, 10.0),
-            _truncated_normal(rng, 0.0, 4.0, -10.0, 10.0),
+            clipped_normal(rng, 0.0, 4.0, -10.0, 10.0),
+            clipped_normal(rng, 0.0, 4.0, -10.0, 10.0),
         ),
         t1_scale=tissue_scales(1.0),
         t2_scale=tissue_scales(1.0),

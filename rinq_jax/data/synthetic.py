@@ -31,6 +31,7 @@ import numpy as np
 from tqdm import tqdm
 
 from rinq_jax.atomic import atomic_path
+from rinq_jax.configs.data import BRAIN_PRESETS
 from rinq_jax.data import acquisition, anatomy, compartments, io, spiral, tissues
 from rinq_jax.data.format import MrfFormatError
 from rinq_jax.physics import dictionary as dictionary_lib
@@ -107,13 +108,7 @@ class BrainDataConfig:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
 
-PRESETS = {
-    # The README's main job: 16 training subjects x 3 slices at 128 x 128 (155,579 brain
-    # pixels, each redrawn every batch), 2 + 2 held-out subjects on disk.
-    "brain": BrainDataConfig(),
-    # Longer CPU runs: more anatomy (32 training subjects x 4 slices).
-    "standard": BrainDataConfig(n_train=32, n_val=3, n_test=3, n_slices=4),
-}
+PRESETS = {name: BrainDataConfig(**fields) for name, fields in BRAIN_PRESETS.items()}
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -21,10 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from rinq_jax.data.draws import checked_number, clipped_normal
+
 __all__ = [
     "BRAIN_CENTRE_MM",
     "SubjectGeometry",
-    "checked_number",
     "load_template",
     "sample_geometry",
     "sample_plane",
@@ -85,23 +86,6 @@ class SubjectGeometry:
     lesion_count: int
 
 
-def checked_number(name: str, value: object, lo: float, hi: float, integer: bool = False):
-    """``value`` as int (``integer``) or float, if it lies in [lo, hi]; else ValueError.
-
-    ``name`` names the argument in the error message; bools and NaN are refused.
-    """
-    types = (int, np.integer) if integer else (int, float, np.integer, np.floating)
-    if isinstance(value, bool) or not isinstance(value, types):
-        raise ValueError(f"{name} must be {'an integer' if integer else 'a number'}, got {value!r}")
-    if not lo <= value <= hi:  # NaN fails too
-        raise ValueError(f"{name} must lie in [{lo}, {hi}], got {value!r}")
-    return int(value) if integer else float(value)
-
-
-def _clipped_normal(rng: np.random.Generator, mean: float, sd: float, limit: float) -> float:
-    return float(np.clip(rng.normal(mean, sd), mean - limit, mean + limit))
-
-
 def sample_geometry(subject_id: int, seed: int = 0) -> SubjectGeometry:
     """Draw one subject's geometry from ``numpy.random.SeedSequence([seed, subject_id])``.
 
@@ -116,19 +100,22 @@ def sample_geometry(subject_id: int, seed: int = 0) -> SubjectGeometry:
         ValueError: if ``subject_id`` or ``seed`` is not a non-negative integer.
 
     """
-    subject_id = checked_number("subject_id", subject_id, 0, math.inf, integer=True)
-    seed = checked_number("seed", seed, 0, math.inf, integer=True)
+    subject_id = checked_number("subject_id", subject_id, 0, integer=True)
+    seed = checked_number("seed", seed, 0, integer=True)
     rng = np.random.default_rng(np.random.SeedSequence([seed, subject_id]))
-    scale = _clipped_normal(rng, 1.0, 0.05, 0.12)
-    aniso = _clipped_normal(rng, 0.0, 0.025, 0.06)
+    scale = clipped_normal(rng, 1.0, 0.05, 0.88, 1.12)
+    aniso = clipped_normal(rng, 0.0, 0.025, -0.06, 0.06)
     return SubjectGeometry(
         subject_id=subject_id,
         seed=seed,
         scale_lr=scale * (1.0 + aniso),
         scale_ap=scale * (1.0 - aniso),
-        rotation_deg=_clipped_normal(rng, 0.0, 4.0, 10.0),
-        offset_mm=(_clipped_normal(rng, 0.0, 4.0, 10.0), _clipped_normal(rng, 0.0, 4.0, 10.0)),
-        z_offset_mm=_clipped_normal(rng, 0.0, 1.5, 3.0),
+        rotation_deg=clipped_normal(rng, 0.0, 4.0, -10.0, 10.0),
+        offset_mm=(
+            clipped_normal(rng, 0.0, 4.0, -10.0, 10.0),
+            clipped_normal(rng, 0.0, 4.0, -10.0, 10.0),
+        ),
+        z_offset_mm=clipped_normal(rng, 0.0, 1.5, -3.0, 3.0),
         warp_amplitude_mm=float(rng.uniform(1.5, 3.5)),
         warp_smoothness_mm=float(rng.uniform(15.0, 25.0)),
         warp_seed=int(rng.integers(2**31)),

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 
 from rinq_jax.data import io, synthetic
-from rinq_jax.data.format import to_fisp_sequence
 from rinq_jax.physics import dictionary as dictionary_lib
 from rinq_jax.physics.matching import match
 
@@ -39,24 +38,23 @@ def default_cache_dir(path: str | Path) -> Path:
     return folder / "cache"
 
 
-def matching_dictionary(path: str | Path, cache_dir: str | Path | None = None):
+def matching_dictionary(file: str | Path | io.SliceInfo, cache_dir: str | Path | None = None):
     """The rank-K paper-grid dictionary for a slice file's sequence, loaded from or built into a cache.
 
     The rank is the file's ``generator/dm_rank`` (default 50, at most T - 1); a B1 axis
     (`DM_B1_VALUES`) is used when the file's B1 map is not 1 everywhere inside the mask, as the
     generator does.
     """
-    path = Path(path)
-    info = io.inspect(path)
+    info = io.as_slice_info(file)
+    path = Path(info.path)
     fields = ["b1"] if "b1" in info.fields else []
     s = io.read_slice(path, fields=fields)
-    seq = to_fisp_sequence(s.sequence)
     has_b1 = s.b1 is not None and not np.allclose(s.b1[s.mask], 1.0)
     grid = dictionary_lib.paper_grid(b1_values=DM_B1_VALUES if has_b1 else None)
     # Below T: `matching.match` tells coefficients from time series by their length, so a
     # rank equal to T would have the already projected coefficients projected again.
     rank = min(int(info.generator.get("dm_rank", DEFAULT_RANK)), info.n_reps - 1)
-    return dictionary_lib.cached(seq, grid, cache_dir or default_cache_dir(path), rank=rank)
+    return dictionary_lib.cached(s.sequence, grid, cache_dir or default_cache_dir(path), rank=rank)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +69,8 @@ class DmPrediction:
         source: "file" (stored maps) or "matched".
         agreement: fraction of masked pixels where the matched (T1, T2) equal the stored maps
             (None without stored maps): a check that the timed run is the same matching.
+        m0: complex64[H, W] the matched proton density `MatchResult.m0` of the timed run
+            (0 outside the mask; arbitrary units times receive phase).
 
     """
 
@@ -81,9 +81,12 @@ class DmPrediction:
     seconds: float
     source: str
     agreement: float | None
+    m0: np.ndarray | None = None
 
 
-def match_slice(path: str | Path, dictionary, *, chunk_rows: int = 8) -> DmPrediction:
+def match_slice(
+    file: str | Path | io.SliceInfo, dictionary, *, chunk_rows: int = 8
+) -> DmPrediction:
     """Time dictionary matching of every masked pixel of a slice (memory: ``chunk_rows`` rows).
 
     Raises:
@@ -91,15 +94,15 @@ def match_slice(path: str | Path, dictionary, *, chunk_rows: int = 8) -> DmPredi
         ValueError: the dictionary was simulated for another sequence or T.
 
     """
-    path = str(path)
-    info = io.inspect(path)
+    info = io.as_slice_info(file)
+    path = info.path
     if dictionary.n_reps != info.n_reps:
         raise ValueError(
             f"{path}: the matching dictionary has T = {dictionary.n_reps}, the file T = {info.n_reps}"
         )
-    if dictionary.seq_hash != info.sequence_hash:
+    if dictionary.sequence_hash != info.sequence_hash:
         raise ValueError(
-            f"{path}: the matching dictionary was simulated for sequence {dictionary.seq_hash}, "
+            f"{path}: the matching dictionary was simulated for sequence {dictionary.sequence_hash}, "
             f"the file was acquired with {info.sequence_hash}"
         )
     k = dictionary.atoms.shape[1]
@@ -116,11 +119,12 @@ def match_slice(path: str | Path, dictionary, *, chunk_rows: int = 8) -> DmPredi
     seconds = time.perf_counter() - start
     t1_ms = np.zeros(mask.shape, np.float32)
     t2_ms = np.zeros(mask.shape, np.float32)
-    t1_ms[mask], t2_ms[mask] = result.t1_ms, result.t2_ms
+    m0 = np.zeros(mask.shape, np.complex64)
+    t1_ms[mask], t2_ms[mask], m0[mask] = result.t1_ms, result.t2_ms, result.m0
     if "dm_t1_ms" in info.fields and "dm_t2_ms" in info.fields:
         stored = io.read_slice(path, fields=["dm_t1_ms", "dm_t2_ms"])
         same = (stored.dm_t1_ms[mask] == result.t1_ms) & (stored.dm_t2_ms[mask] == result.t2_ms)
         return DmPrediction(
-            path, stored.dm_t1_ms, stored.dm_t2_ms, mask, seconds, "file", float(np.mean(same))
+            path, stored.dm_t1_ms, stored.dm_t2_ms, mask, seconds, "file", float(np.mean(same)), m0
         )
-    return DmPrediction(path, t1_ms, t2_ms, mask, seconds, "matched", None)
+    return DmPrediction(path, t1_ms, t2_ms, mask, seconds, "matched", None, m0)

@@ -10,6 +10,15 @@ writes, under ``out_dir``:
   tissue, the inference time per slice; written atomically;
 * ``figures/<slice>.png``: Fig. 2-style grid (truth, models, dictionary matching);
 * ``nifti/<slice>_<model>_{t1,t2}_ms.nii.gz`` with ``nifti=True``.
+
+A slice without true maps (a researcher's own scan) cannot be scored: its maps are the output.
+For it every method's T1, T2 and M0 are always written as NIfTI
+(``nifti/<slice>_<model>_{t1_ms,t2_ms,m0}.nii.gz``, M0 as its magnitude: dictionary matching's
+matched scale, for a network the least-squares fit `inference.m0_map`), its figure shows the
+predicted maps without error panels (`figures.prediction_grid`), and its entry in
+``metrics.json`` holds a summary of the predicted maps (`map_summary`) instead of errors. The
+pooled ``aggregate`` covers the slices with true maps only (None when there are none),
+``seconds_per_slice`` every slice, and ``files_without_truth`` lists the slices without.
 """
 
 from __future__ import annotations
@@ -21,8 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from rinq_jax.data import DEFAULT_DATA_DIR, io
-from rinq_jax.data.format import MrfFormatError
+from rinq_jax.data import DEFAULT_DATA_DIR, io, nifti
 from rinq_jax.evaluation import compare, export, figures, inference, metrics
 
 DM_LABEL = "dictionary matching"
@@ -74,12 +82,49 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")
 
 
-def _write_maps(folder: Path, path: Path, label: str, t1_ms, t2_ms) -> None:
-    """NIfTI files ``<slice>_<label>_{t1,t2}_ms.nii.gz`` with the slice's pixel size."""
+def _write_maps(
+    folder: Path, info: io.SliceInfo, label: str, t1_ms, t2_ms, m0=None
+) -> dict[str, str]:
+    """NIfTI files ``<slice>_<label>_{t1_ms,t2_ms[,m0]}.nii.gz`` with the slice's pixel size.
+
+    Returns:
+        The paths written, by map name (``m0`` holds |M0|).
+
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    pixel_mm = export.pixel_size_mm(io.inspect(path))
-    for name, values in (("t1_ms", t1_ms), ("t2_ms", t2_ms)):
-        export.write_nifti(folder / f"{path.stem}_{_slug(label)}_{name}.nii.gz", values, pixel_mm)
+    pixel_mm = nifti.pixel_size_mm(info)
+    stem = Path(info.path).stem
+    maps = {"t1_ms": t1_ms, "t2_ms": t2_ms}
+    if m0 is not None:
+        maps["m0"] = np.abs(m0)
+    return {
+        name: str(
+            nifti.write_nifti(folder / f"{stem}_{_slug(label)}_{name}.nii.gz", values, pixel_mm)
+        )
+        for name, values in maps.items()
+    }
+
+
+def map_summary(t1_ms, t2_ms, m0, mask) -> dict[str, Any]:
+    """Summary of predicted maps of a slice without truth: pixel count and medians in the mask.
+
+    Args:
+        t1_ms: float[H, W] predicted T1 in ms.
+        t2_ms: float[H, W] predicted T2 in ms.
+        m0: complex or real [H, W] predicted proton density (arbitrary units).
+        mask: bool[H, W].
+
+    Returns:
+        {"n_pixels", "t1_median_ms", "t2_median_ms", "m0_median" (of |M0|)}.
+
+    """
+    mask = np.asarray(mask, bool)
+    return {
+        "n_pixels": int(mask.sum()),
+        "t1_median_ms": float(np.median(t1_ms[mask])),
+        "t2_median_ms": float(np.median(t2_ms[mask])),
+        "m0_median": float(np.median(np.abs(m0[mask]))),
+    }
 
 
 def _score(
@@ -90,6 +135,22 @@ def _score(
     m = metrics.map_metrics(pred_t1_ms, pred_t2_ms, truth.t1_ms, truth.t2_ms, mask, tissue)
     pixels = metrics.masked_pixels(pred_t1_ms, pred_t2_ms, mask)
     return m, pixels, None if tissue is None else tissue[mask]
+
+
+def _predictions(checkpoints, labels, forwards, info, batch_size, dm, m0_for_networks):
+    """Yield ``(label, t1_ms, t2_ms, m0 or None, seconds, extra entry fields)`` per method.
+
+    ``dm`` is the matching dictionary (None: no dictionary matching); network M0 maps are
+    fitted (`inference.m0_map`, not timed) only when ``m0_for_networks``.
+    """
+    for label, c, forward in zip(labels, checkpoints, forwards, strict=True):
+        p = inference.predict_slice(c, info, batch_size=batch_size, forward=forward)
+        m0 = inference.m0_map(info.path, p.t1_ms, p.t2_ms) if m0_for_networks else None
+        yield label, p.t1_ms, p.t2_ms, m0, p.seconds, {}
+    if dm is not None:
+        d = compare.match_slice(info, dm)
+        extra = {"maps_from": d.source, "agreement_with_stored": d.agreement}
+        yield DM_LABEL, d.t1_ms, d.t2_ms, d.m0, d.seconds, extra
 
 
 def evaluate(
@@ -110,13 +171,15 @@ def evaluate(
 
     Args:
         checkpoints: loaded with `inference.load_checkpoint`.
-        files: slice files with true ``t1_ms``/``t2_ms`` maps and a mask.
+        files: slice files with a mask; those with true ``t1_ms``/``t2_ms`` maps are scored,
+            those without get their maps written (see the module docstring).
         out_dir: output folder (created).
         labels: one label per checkpoint (default `labels_for`).
         compare_dm: also score and time dictionary matching.
         dm_cache: dictionary cache folder (default: ``cache/`` next to each slice).
         make_figures: write one Fig. 2-style PNG per slice.
-        nifti: write the predicted maps as NIfTI.
+        nifti: write the predicted maps of the slices with truth as NIfTI (always written for
+            the slices without).
         batch_size: patches per forward call.
         mean_ms: (T1, T2) in ms of the mean predictor to score as a baseline (the training
             targets' mean, `inference.Checkpoint.train_target_mean_ms`), or None.
@@ -128,7 +191,9 @@ def evaluate(
     Raises:
         inference.IncompatibleCheckpointError: a checkpoint does not fit a file (checked for
             every file before any work).
-        MrfFormatError: a malformed file, or one without the true maps.
+        MrfFormatError: a malformed file.
+        ValueError: a file without true maps lacks ``acquisition/fov_mm`` (its NIfTI pixel
+            size; checked before any work).
 
     """
     out_dir = Path(out_dir)
@@ -142,69 +207,86 @@ def evaluate(
     infos = [io.inspect(f) for f in files]
     for info in infos:
         if not info.has_target("true"):
-            raise MrfFormatError(info.path, "t1_ms", "missing; evaluation needs the true maps")
+            nifti.pixel_size_mm(info)  # its maps are its output: they need a pixel size
         for c in checkpoints:
             inference.check_compatible(c.metadata, info)
+    has_truth = [info.has_target("true") for info in infos]
     out_dir.mkdir(parents=True, exist_ok=True)
     forwards = [inference.make_forward(c) for c in checkpoints]
-    names = labels + ([DM_LABEL] if compare_dm else []) + ([MEAN_LABEL] if mean_ms else [])
+    use_mean = bool(mean_ms) and any(has_truth)
+    names = labels + ([DM_LABEL] if compare_dm else []) + ([MEAN_LABEL] if use_mean else [])
     per_slice: dict[str, dict[str, Any]] = {n: {} for n in names}
-    pooled: dict[str, list] = {n: [] for n in names}
+    pooled: dict[str, list] = {n: [] for n in names}  # pixels of the slices with truth
+    seconds: dict[str, list[float]] = {n: [] for n in names}  # of every slice
     truths, tissues = [], []
     dm_info: dict[str, Any] = {}
     dictionary = None
-    for path in files:
-        fields = [n for n in ("t1_ms", "t2_ms", "tissue") if n in io.inspect(path).fields]
+    for path, info, scored in zip(files, infos, has_truth, strict=True):
+        fields = [n for n in ("t1_ms", "t2_ms", "tissue") if n in info.fields]
         truth = io.read_slice(path, fields=fields)
-        rows: list[figures.MapRow] = []
-        for label, c, forward in zip(labels, checkpoints, forwards, strict=True):
-            p = inference.predict_slice(c, path, batch_size=batch_size, forward=forward)
-            m, pixels, _ = _score(p.t1_ms, p.t2_ms, truth, truth.mask)
-            per_slice[label][path.name] = {**m, "seconds": p.seconds}
-            pooled[label].append((pixels, p.seconds))
-            rows.append(figures.MapRow(label, p.t1_ms, p.t2_ms))
-            if nifti:
-                _write_maps(out_dir / "nifti", path, label, p.t1_ms, p.t2_ms)
-            log(f"{path.name} {label}: val loss {m['val_loss_ms']:.1f} ms, {p.seconds:.2f} s")
-        if compare_dm:
-            if dictionary is None:
-                dictionary = compare.matching_dictionary(path, dm_cache)
-                dm_info = {
-                    "atoms": int(dictionary.atoms.shape[0]),
-                    "rank": dictionary.rank,
-                    "seq_hash": dictionary.seq_hash,
-                }
-            d = compare.match_slice(path, dictionary)
-            m, pixels, _ = _score(d.t1_ms, d.t2_ms, truth, truth.mask)
-            per_slice[DM_LABEL][path.name] = {
-                **m,
-                "seconds": d.seconds,
-                "maps_from": d.source,
-                "agreement_with_stored": d.agreement,
+        if compare_dm and dictionary is None:
+            dictionary = compare.matching_dictionary(info, dm_cache)
+            dm_info = {
+                "atoms": int(dictionary.atoms.shape[0]),
+                "rank": dictionary.rank,
+                "sequence_hash": dictionary.sequence_hash,
             }
-            pooled[DM_LABEL].append((pixels, d.seconds))
-            rows.append(figures.MapRow(DM_LABEL, d.t1_ms, d.t2_ms))
-            if nifti:
-                _write_maps(out_dir / "nifti", path, DM_LABEL, d.t1_ms, d.t2_ms)
-            log(f"{path.name} {DM_LABEL}: val loss {m['val_loss_ms']:.1f} ms, {d.seconds:.2f} s")
-        if mean_ms:
+        rows: list[figures.MapRow] = []
+        methods = _predictions(
+            checkpoints, labels, forwards, info, batch_size, dictionary, not scored
+        )
+        for label, t1_ms, t2_ms, m0, time_s, extra in methods:
+            seconds[label].append(time_s)
+            if scored:
+                m, pixels, _ = _score(t1_ms, t2_ms, truth, truth.mask)
+                per_slice[label][path.name] = {**m, "seconds": time_s, **extra}
+                pooled[label].append(pixels)
+                rows.append(figures.MapRow(label, t1_ms, t2_ms))
+                if nifti:
+                    _write_maps(out_dir / "nifti", info, label, t1_ms, t2_ms)
+                log(f"{path.name} {label}: val loss {m['val_loss_ms']:.1f} ms, {time_s:.2f} s")
+            else:
+                written = _write_maps(out_dir / "nifti", info, label, t1_ms, t2_ms, m0)
+                summary = map_summary(t1_ms, t2_ms, m0, truth.mask)
+                per_slice[label][path.name] = {
+                    **summary,
+                    "seconds": time_s,
+                    **extra,
+                    "nifti": written,
+                }
+                rows.append(figures.MapRow(label, t1_ms, t2_ms, m0))
+                log(
+                    f"{path.name} {label}: no true maps; median T1 {summary['t1_median_ms']:.0f} "
+                    f"ms, T2 {summary['t2_median_ms']:.0f} ms, {time_s:.2f} s"
+                )
+        if scored and use_mean:
             constant = [np.where(truth.mask, v, 0.0).astype(np.float32) for v in mean_ms]
             m, pixels, _ = _score(*constant, truth, truth.mask)
             per_slice[MEAN_LABEL][path.name] = {**m, "seconds": 0.0}
-            pooled[MEAN_LABEL].append((pixels, 0.0))
-        truths.append(metrics.masked_pixels(truth.t1_ms, truth.t2_ms, truth.mask))
-        tissues.append(None if truth.tissue is None else truth.tissue[truth.mask])
+            pooled[MEAN_LABEL].append(pixels)
+            seconds[MEAN_LABEL].append(0.0)
+        if scored:
+            truths.append(metrics.masked_pixels(truth.t1_ms, truth.t2_ms, truth.mask))
+            tissues.append(None if truth.tissue is None else truth.tissue[truth.mask])
         if make_figures:
             (out_dir / "figures").mkdir(exist_ok=True)
-            fig = figures.map_grid(rows, truth.t1_ms, truth.t2_ms, truth.mask, title=f"{path.name}")
+            if scored:
+                fig = figures.map_grid(rows, truth.t1_ms, truth.t2_ms, truth.mask, title=path.name)
+            else:
+                fig = figures.prediction_grid(rows, truth.mask, title=f"{path.name} (no true maps)")
             figures.save_figure(fig, out_dir / "figures" / f"{path.stem}.png")
     all_tissues = None if any(t is None for t in tissues) else tissues
-    result: dict[str, Any] = {"files": [str(f) for f in files], "models": {}}
+    result: dict[str, Any] = {
+        "files": [str(f) for f in files],
+        "files_without_truth": [str(f) for f, t in zip(files, has_truth, strict=True) if not t],
+        "models": {},
+    }
     for name in names:
-        seconds = [s for _, s in pooled[name]]
         entry: dict[str, Any] = {
-            "aggregate": metrics.pooled_metrics([p for p, _ in pooled[name]], truths, all_tissues),
-            "seconds_per_slice": float(np.mean(seconds)),
+            "aggregate": (
+                metrics.pooled_metrics(pooled[name], truths, all_tissues) if truths else None
+            ),
+            "seconds_per_slice": float(np.mean(seconds[name])),
             "slices": per_slice[name],
         }
         if name in labels:
@@ -225,8 +307,15 @@ def evaluate(
 
 
 def entry_summary(entry: dict[str, Any]) -> dict[str, float]:
-    """The headline figures of one model's `evaluate` entry: loss, RME ± std per parameter, time."""
+    """The headline figures of one model's `evaluate` entry: loss, RME ± std per parameter, time.
+
+    Raises:
+        ValueError: the entry has no aggregate (none of its slices had true maps).
+
+    """
     a = entry["aggregate"]
+    if a is None:
+        raise ValueError("entry_summary: no slice with true maps was scored")
     return {
         "loss_ms": a["val_loss_ms"],
         "t1_rme_pct": a["t1"]["rme_pct"],
@@ -240,12 +329,23 @@ def entry_summary(entry: dict[str, Any]) -> dict[str, float]:
 def summary_lines(result: dict[str, Any]) -> list[str]:
     """Human-readable one line per model of an `evaluate` result."""
     lines = []
+    unscored = {Path(f).name for f in result.get("files_without_truth", [])}
     for name, entry in result["models"].items():
         a = entry["aggregate"]
-        lines.append(
-            f"{name:28s} val loss {a['val_loss_ms']:8.2f} ms | "
-            f"T1 RME {a['t1']['rme_pct']:6.2f} ± {a['t1']['rme_std_pct']:6.2f} % | "
-            f"T2 RME {a['t2']['rme_pct']:6.2f} ± {a['t2']['rme_std_pct']:6.2f} % | "
-            f"{entry['seconds_per_slice']:.3f} s/slice"
-        )
+        if a is not None:
+            lines.append(
+                f"{name:28s} val loss {a['val_loss_ms']:8.2f} ms | "
+                f"T1 RME {a['t1']['rme_pct']:6.2f} ± {a['t1']['rme_std_pct']:6.2f} % | "
+                f"T2 RME {a['t2']['rme_pct']:6.2f} ± {a['t2']['rme_std_pct']:6.2f} % | "
+                f"{entry['seconds_per_slice']:.3f} s/slice"
+            )
+        maps_only = [s for n, s in entry["slices"].items() if n in unscored]
+        if maps_only:
+            t1 = np.median([s["t1_median_ms"] for s in maps_only])
+            t2 = np.median([s["t2_median_ms"] for s in maps_only])
+            lines.append(
+                f"{name:28s} maps only ({len(maps_only)} slice(s) without true maps): "
+                f"median T1 {t1:.0f} ms, T2 {t2:.0f} ms | "
+                f"{entry['seconds_per_slice']:.3f} s/slice"
+            )
     return lines

@@ -4,6 +4,7 @@ Columns as in the paper's Fig. 2: T1 map (window 0-4000 ms), T1 relative error (
 at 100 %), T2 map (0-600 ms), T2 relative error. The background of the T1/T2 maps is set to
 -200 ms (below the window, so it shows as the colormap's lowest colour) and the relative mean
 error +- std inside the mask is written in each error panel's title.
+A slice without true maps gets `prediction_grid` instead: T1, T2 and |M0| per method, no errors.
 Figures are built with `matplotlib.figure.Figure` (no pyplot state, works with the Agg backend)
 and saved atomically.
 """
@@ -24,15 +25,20 @@ T1_WINDOW_MS = (0.0, 4000.0)
 T2_WINDOW_MS = (0.0, 600.0)
 ERROR_CLIP_PCT = 100.0
 BACKGROUND_MS = -200.0
+M0_WINDOW_PERCENTILE = 99.0  # |M0| panels: 0 to this percentile of |M0| inside the mask
 
 
 @dataclasses.dataclass(frozen=True)
 class MapRow:
-    """One row of the grid: a label and its float[H, W] T1 and T2 maps in ms."""
+    """One row of the grid: a label, its float[H, W] T1 and T2 maps in ms and optional M0.
+
+    ``m0`` (complex or real [H, W], arbitrary units) is drawn as |M0| by `prediction_grid`.
+    """
 
     label: str
     t1_ms: np.ndarray
     t2_ms: np.ndarray
+    m0: np.ndarray | None = None
 
 
 def display_map(map_ms: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -157,6 +163,52 @@ def map_grid(
                 "%",
             )
         r += 1
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def prediction_grid(
+    rows: Sequence[MapRow], mask: np.ndarray, *, title: str | None = None
+) -> Figure:
+    """Predicted maps of a slice without true maps: one row per method, no error panels.
+
+    Columns: T1 (window 0-4000 ms), T2 (0-600 ms) and, when any row has ``m0``, |M0|
+    (arbitrary units, window 0 to the `M0_WINDOW_PERCENTILE` of that row's |M0| in the mask;
+    left empty for a row without M0).
+
+    Args:
+        rows: predictions (models, dictionary matching), maps float[H, W] in ms.
+        mask: bool[H, W] the predicted pixels; the rest is background. Panels show the mask's
+            bounding box plus 2 pixels (`crop_box`).
+        title: figure title.
+
+    Returns:
+        The figure; axes row-major, 2 or 3 per row.
+
+    """
+    if not rows:
+        raise ValueError("prediction_grid needs at least one row")
+    mask = np.asarray(mask, bool)
+    box = crop_box(mask)
+    crop = mask[box]
+    n_cols = 3 if any(r.m0 is not None for r in rows) else 2
+    fig = Figure(
+        figsize=(3.0 * n_cols, 2.4 * len(rows) + (0.4 if title else 0)), layout="constrained"
+    )
+    axes = fig.subplots(len(rows), n_cols, squeeze=False)
+    for r, row in enumerate(rows):
+        for c, (values, window, name) in enumerate(
+            ((row.t1_ms, T1_WINDOW_MS, "T1"), (row.t2_ms, T2_WINDOW_MS, "T2"))
+        ):
+            image = display_map(np.asarray(values)[box], crop)
+            _panel(axes[r, c], image, *window, "viridis", f"{row.label}: {name}", "ms")
+        if n_cols == 3 and row.m0 is None:
+            axes[r, 2].set_axis_off()
+        elif n_cols == 3:
+            magnitude = np.where(crop, np.abs(np.asarray(row.m0)[box]), 0.0).astype(np.float32)
+            top = float(np.percentile(magnitude[crop], M0_WINDOW_PERCENTILE)) if crop.any() else 0
+            _panel(axes[r, 2], magnitude, 0.0, top or 1.0, "gray", f"{row.label}: |M0|", "a.u.")
     if title:
         fig.suptitle(title, fontsize=10)
     return fig

@@ -8,6 +8,9 @@ slice. At paper size (256 x 256 x 3000, complex, 3 x 3 patches) memory stays at 
 
 The network regresses ``y_norm = (y_ms - offset_ms) / scale_ms`` (see `rinq_jax.training.config`);
 maps come back in ms using the checkpoint's own ``target_normalisation`` offsets and scales.
+
+The network predicts T1 and T2 only; `m0_map` adds the proton density M0 by a per-pixel least
+squares fit of the EPG fingerprint at the predicted T1/T2 to the measured signal (`estimate_m0`).
 """
 
 from __future__ import annotations
@@ -23,8 +26,13 @@ import numpy as np
 from rinq_jax.configs.models import INPUT_CHANNELS
 from rinq_jax.data import io, loader
 from rinq_jax.models import model_spec
+from rinq_jax.physics import epg
 from rinq_jax.training import checkpoints
 from rinq_jax.training.steps import denormalise_targets
+
+# Relaxation times below this (ms) are raised to it before simulating the M0 fit's fingerprint:
+# the EPG needs T1, T2 > 0, and an untrained network may predict 0 or less.
+M0_FIT_MIN_MS = 1.0
 
 
 class IncompatibleCheckpointError(ValueError):
@@ -129,9 +137,9 @@ def check_compatible(metadata: dict, info: io.SliceInfo) -> None:
             f"number of repetitions: the checkpoint was trained on T = {metadata['n_reps']}, "
             f"the file has T = {info.n_reps}"
         )
-    elif metadata.get("seq_hash") and metadata["seq_hash"] != info.sequence_hash:
+    elif metadata.get("sequence_hash") and metadata["sequence_hash"] != info.sequence_hash:
         problems.append(
-            f"acquisition sequence: the checkpoint's hash is {metadata['seq_hash']}, "
+            f"acquisition sequence: the checkpoint's hash is {metadata['sequence_hash']}, "
             f"the file's {info.sequence_hash}"
         )
     kind = metadata.get("input_kind")
@@ -195,7 +203,7 @@ class SlicePrediction:
 
 def predict_slice(
     checkpoint: Checkpoint,
-    path: str | Path,
+    file: str | Path | io.SliceInfo,
     *,
     batch_size: int = 256,
     chunk_rows: int = 8,
@@ -205,7 +213,7 @@ def predict_slice(
 
     Args:
         checkpoint: from `load_checkpoint`.
-        path: slice file (docs/data_format.md).
+        file: slice file (docs/data_format.md), or its `io.SliceInfo`.
         batch_size: patches per forward call (bounds memory; one compiled shape).
         chunk_rows: image rows read from disk at a time.
         forward: a `make_forward(checkpoint)` to reuse across slices (compiled once).
@@ -215,8 +223,8 @@ def predict_slice(
         MrfFormatError: the file is malformed.
 
     """
-    path = str(path)
-    info = io.inspect(path)
+    info = io.as_slice_info(file)
+    path = info.path
     meta = checkpoint.metadata
     check_compatible(meta, info)
     forward = forward or make_forward(checkpoint)
@@ -228,7 +236,7 @@ def predict_slice(
     t2_ms = np.zeros_like(t1_ms)
     mask = np.zeros((info.n_rows, info.n_cols), bool)
     start = time.perf_counter()
-    for x, pixels in loader.slice_patches(path, patch, kind, chunk_rows, max_patches=batch_size):
+    for x, pixels in loader.slice_patches(info, patch, kind, chunk_rows, max_patches=batch_size):
         n = len(x)
         buffer[:n] = x
         buffer[n:] = 0.0
@@ -237,3 +245,88 @@ def predict_slice(
         t1_ms[rows, cols], t2_ms[rows, cols] = y_ms[:, 0], y_ms[:, 1]
         mask[rows, cols] = True
     return SlicePrediction(path, t1_ms, t2_ms, mask, time.perf_counter() - start)
+
+
+def estimate_m0(signals, t1_ms, t2_ms, sequence) -> np.ndarray:
+    """Least-squares proton density of each signal given its T1 and T2 (B1 = 1).
+
+    With d the EPG fingerprint at M0 = 1 (`rinq_jax.physics.epg.simulate`) and x the measured
+    signal, ``m0 = <d, x> / <d, d> = sum_t conj(d_t) x_t / sum_t |d_t|^2`` minimises
+    ``||x - m0 d||^2``; it is the convention of `rinq_jax.physics.matching.MatchResult.m0`
+    (signal ~ m0 * simulate(seq, t1, t2)), complex: magnitude times receive phase.
+
+    Args:
+        signals: complex[N, T] measured time series (arbitrary units).
+        t1_ms: float[N] T1 in ms (raised to `M0_FIT_MIN_MS`).
+        t2_ms: float[N] T2 in ms (raised to `M0_FIT_MIN_MS`).
+        sequence: the acquisition's `FispSequence` (T repetitions).
+
+    Returns:
+        complex64[N] M0 in the signals' units (0 where the fingerprint is 0).
+
+    """
+    t1_ms, t2_ms = (np.maximum(np.asarray(v, np.float32), M0_FIT_MIN_MS) for v in (t1_ms, t2_ms))
+    atoms = np.asarray(epg.simulate(sequence, t1_ms, t2_ms), np.complex128)
+    x = np.asarray(signals, np.complex128)
+    inner = np.sum(atoms.conj() * x, axis=-1)
+    power = np.sum(np.abs(atoms) ** 2, axis=-1)
+    return np.where(power > 0, inner / np.where(power > 0, power, 1.0), 0.0).astype(np.complex64)
+
+
+def _masked_signals(path: str | Path, mask: np.ndarray, batch: int, chunk_rows: int):
+    """The masked pixels' signals complex64[<= batch, T], row-major, ``batch`` at a time."""
+    pending: list[np.ndarray] = []
+    count = 0
+    for r0 in range(0, mask.shape[0], chunk_rows):
+        block_mask = mask[r0 : r0 + chunk_rows]
+        if not block_mask.any():
+            continue
+        signals = io.read_slice(path, fields=["signals"], rows=(r0, r0 + chunk_rows)).signals
+        pending.append(signals[block_mask])
+        count += len(pending[-1])
+        while count >= batch:
+            joined = np.concatenate(pending)
+            yield joined[:batch]
+            pending, count = [joined[batch:]], count - batch
+    if count:
+        yield np.concatenate(pending)
+
+
+def m0_map(
+    path: str | Path,
+    t1_ms: np.ndarray,
+    t2_ms: np.ndarray,
+    *,
+    batch: int = 1024,
+    chunk_rows: int = 8,
+) -> np.ndarray:
+    """M0 map of a slice file from its signals and T1/T2 maps (`estimate_m0` per masked pixel).
+
+    The pixels are fitted ``batch`` at a time, the last batch padded, so that the EPG
+    simulation compiles for one shape only.
+
+    Args:
+        path: slice file (its ``signals``, ``mask`` and ``sequence`` are read).
+        t1_ms: float[H, W] T1 in ms (e.g. a network's prediction).
+        t2_ms: float[H, W] T2 in ms.
+        batch: pixels simulated at a time (memory: ``batch * T`` complex numbers, a few times).
+        chunk_rows: image rows of signals read at a time.
+
+    Returns:
+        complex64[H, W] M0 (0 outside the mask).
+
+    """
+    head = io.read_slice(path, fields=["mask"])
+    mask, sequence = head.mask, head.sequence
+    t1, t2 = np.asarray(t1_ms)[mask], np.asarray(t2_ms)[mask]
+    fitted = np.zeros(t1.shape, np.complex64)
+    start = 0
+    for x in _masked_signals(path, mask, batch, chunk_rows):
+        n, pad = len(x), batch - len(x)
+        params = [np.pad(v[start : start + n], (0, pad), constant_values=1000.0) for v in (t1, t2)]
+        x = np.pad(x, ((0, pad), (0, 0)))
+        fitted[start : start + n] = estimate_m0(x, *params, sequence)[:n]
+        start += n
+    m0 = np.zeros(mask.shape, np.complex64)
+    m0[mask] = fitted
+    return m0

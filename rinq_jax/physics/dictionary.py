@@ -24,7 +24,8 @@ from tqdm import tqdm
 
 from rinq_jax.atomic import atomic_path
 from rinq_jax.physics import epg
-from rinq_jax.physics.sequence import FispSequence, load_sequence, paper_sequence
+from rinq_jax.physics.schedule_files import load_sequence
+from rinq_jax.physics.sequence import FispSequence, paper_sequence, write_hdf5_group
 
 # Supplementary Table 1 of the paper: (start, step, stop) in ms, stop included.
 PAPER_T1_RANGES_MS = ((10, 10, 90), (100, 20, 1000), (1040, 40, 2000), (2050, 100, 4500))
@@ -103,7 +104,7 @@ class Dictionary:
         norms: float32[N] L2 norm of each simulated atom before normalisation (M0 = 1),
             so that simulate(...) = norms * (atoms @ basis) up to compression.
         grid: the entries' parameters.
-        seq_hash: `FispSequence.hash` of the schedule it was simulated for.
+        sequence_hash: `FispSequence.hash` of the schedule it was simulated for.
         basis: complex64[K, T] rows spanning the time subspace, or None if uncompressed.
         energy_kept: fraction of the dictionary's energy inside the subspace (1 if uncompressed).
     """
@@ -111,7 +112,7 @@ class Dictionary:
     atoms: np.ndarray
     norms: np.ndarray
     grid: Grid
-    seq_hash: str
+    sequence_hash: str
     basis: np.ndarray | None = None
     energy_kept: float = 1.0
 
@@ -220,7 +221,7 @@ def save(dictionary: Dictionary, path: str | os.PathLike, seq: FispSequence | No
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["seq_hash"] = dictionary.seq_hash
+            f.attrs["sequence_hash"] = dictionary.sequence_hash
             f.attrs["energy_kept"] = dictionary.energy_kept
             f["atoms"] = dictionary.atoms
             f["norms"] = dictionary.norms
@@ -231,13 +232,12 @@ def save(dictionary: Dictionary, path: str | os.PathLike, seq: FispSequence | No
             if dictionary.basis is not None:
                 f["basis"] = dictionary.basis
             if seq is not None:
-                if seq.hash != dictionary.seq_hash:
+                if seq.hash != dictionary.sequence_hash:
                     raise ValueError(
-                        f"save: sequence hash {seq.hash} differs from the dictionary's {dictionary.seq_hash}"
+                        f"save: sequence hash {seq.hash} differs from the dictionary's "
+                        f"{dictionary.sequence_hash}"
                     )
-                group = f.create_group("sequence")
-                for key, value in seq.to_dict().items():
-                    group.attrs[key] = np.nan if value is None else value
+                write_hdf5_group(f, seq)
 
 
 def load(path: str | os.PathLike, seq: FispSequence | None = None) -> Dictionary:
@@ -256,15 +256,16 @@ def load(path: str | os.PathLike, seq: FispSequence | None = None) -> Dictionary
                 atoms=f["atoms"][()],
                 norms=f["norms"][()],
                 grid=grid,
-                seq_hash=str(f.attrs["seq_hash"]),
+                # files written before dictionaries took the slices' attribute name: "seq_hash"
+                sequence_hash=str(f.attrs.get("sequence_hash", f.attrs.get("seq_hash", ""))),
                 basis=f["basis"][()] if "basis" in f else None,
                 energy_kept=float(f.attrs["energy_kept"]),
             )
     except OSError as error:
         raise ValueError(f"{path}: cannot read dictionary file ({error})") from error
-    if seq is not None and seq.hash != dictionary.seq_hash:
+    if seq is not None and seq.hash != dictionary.sequence_hash:
         raise ValueError(
-            f"{path}: simulated for sequence {dictionary.seq_hash}, not for this sequence ({seq.hash})"
+            f"{path}: simulated for sequence {dictionary.sequence_hash}, not for this sequence ({seq.hash})"
         )
     return dictionary
 

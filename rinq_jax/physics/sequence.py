@@ -12,26 +12,21 @@ from another schedule.
 flip angles in smooth sinusoidal lobes as in FISP-MRF (Jiang et al., MRM 74:1621,
 2015, doi:10.1002/mrm.25559).
 
-User schedules load with `load_sequence` from
+User schedules are files (CSV, NPZ): `rinq_jax.physics.schedule_files`.
 
-* **CSV**: a header row naming the columns ``flip_deg,tr_ms`` and optionally
-  ``phase_deg``, one row per repetition; ``te_ms`` and ``ti_ms`` either as keyword
-  arguments or as comment lines ``# te_ms = 2.0`` / ``# ti_ms = 20.0`` (omit ``ti_ms``
-  or write ``none`` for no inversion).
-* **NPZ**: arrays ``flip_deg``, ``tr_ms``, optionally ``phase_deg``, and scalars
-  ``te_ms`` and optionally ``ti_ms`` (what `save_sequence` writes).
+Inside HDF5 files (slices and dictionaries alike) a sequence is one group, written by
+`write_hdf5_group`: datasets ``flip_deg``, ``tr_ms``,
+``phase_deg`` (float32[T]) and attributes ``te_ms`` and ``ti_ms`` (NaN: no inversion), beside
+the root attribute ``sequence_hash``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
-from pathlib import Path
 
+import h5py
 import numpy as np
-
-from rinq_jax.atomic import atomic_path
 
 FORMAT_FIELDS = ("flip_deg", "tr_ms", "phase_deg")
 
@@ -215,84 +210,10 @@ def constant_sequence(
     )
 
 
-def _parse_optional_ms(value) -> float | None:
-    if value is None:
-        return None
-    text = str(value).strip().lower()
-    return None if text in ("", "none", "nan") else float(text)
-
-
-def load_sequence(
-    path: str | os.PathLike, te_ms: float | None = None, ti_ms: float | None = None
-) -> FispSequence:
-    """Load a user's schedule from CSV or NPZ (formats in the module docstring).
-
-    Keyword arguments override values stored in the file.
-
-    Raises:
-        ValueError: naming the file and the missing or malformed field.
-    """
-    path = Path(path)
-    try:
-        if path.suffix.lower() == ".npz":
-            with np.load(path) as npz:
-                fields = {name: npz[name] for name in npz.files}
-        elif path.suffix.lower() == ".csv":
-            fields = _read_csv(path)
-        else:
-            raise ValueError(f"{path}: expected a .csv or .npz sequence file")
-    except OSError as error:
-        raise ValueError(f"{path}: cannot read sequence file ({error})") from error
-    for name in ("flip_deg", "tr_ms"):
-        if name not in fields:
-            raise ValueError(f"{path}: missing field '{name}' (found {sorted(fields)})")
-    if te_ms is not None:
-        fields["te_ms"] = te_ms
-    if ti_ms is not None:
-        fields["ti_ms"] = ti_ms
-    if "te_ms" not in fields:
-        raise ValueError(f"{path}: missing field 'te_ms' (pass te_ms=... or store it in the file)")
-    fields["ti_ms"] = _parse_optional_ms(fields.get("ti_ms"))
-    try:
-        return FispSequence.from_dict(fields)
-    except ValueError as error:
-        raise ValueError(f"{path}: {error}") from error
-
-
-def _read_csv(path: Path) -> dict:
-    """Columns by header name; ``# key = value`` comment lines become scalar fields."""
-    fields, rows, header = {}, [], None
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        if line.startswith("#"):
-            key, sep, value = line[1:].partition("=")
-            if sep:
-                fields[key.strip()] = value.strip()
-        elif header is None:
-            header = [name.strip() for name in line.split(",")]
-        else:
-            rows.append([float(value) for value in line.split(",")])
-    if header is None or not rows:
-        raise ValueError(
-            f"{path}: expected a header row (flip_deg,tr_ms[,phase_deg]) and one row per repetition"
-        )
-    table = np.array(rows, dtype=np.float64)
-    if table.shape[1] != len(header):
-        raise ValueError(
-            f"{path}: {len(header)} columns in the header but {table.shape[1]} in the rows"
-        )
-    fields.update({name: table[:, i] for i, name in enumerate(header)})
-    if "te_ms" in fields:
-        fields["te_ms"] = float(fields["te_ms"])
-    return fields
-
-
-def save_sequence(seq: FispSequence, path: str | os.PathLike) -> None:
-    """Write ``seq`` as NPZ atomically (temp name, then rename)."""
-    path = Path(path)
-    d = seq.to_dict()
-    d["ti_ms"] = np.nan if d["ti_ms"] is None else d["ti_ms"]
-    with atomic_path(path) as tmp:
-        np.savez(tmp, **d)
+def write_hdf5_group(parent: h5py.Group, seq: FispSequence, name: str = "sequence") -> None:
+    """Write ``seq`` as the group ``parent[name]`` (the layout of the module docstring)."""
+    group = parent.create_group(name)
+    for key in FORMAT_FIELDS:
+        group.create_dataset(key, data=getattr(seq, key))
+    group.attrs["te_ms"] = seq.te_ms
+    group.attrs["ti_ms"] = np.nan if seq.ti_ms is None else seq.ti_ms

@@ -118,7 +118,7 @@ def make_metadata(
     channels: int,
     n_reps: int,
     signal_normalisation: str,
-    seq_hash: str | None,
+    sequence_hash: str | None,
     data_hash: str | None,
     data_files: dict[str, list[str]],
     step: int,
@@ -136,7 +136,7 @@ def make_metadata(
       channels: the model input's C.
       n_reps: the model input's T (repetitions of the sequence).
       signal_normalisation: how the pipeline normalised each input signal (its documented name).
-      seq_hash: the acquisition sequence's hash (data must match it at evaluation).
+      sequence_hash: the acquisition sequence's hash (data must match it at evaluation).
       data_hash: hash over the training/validation file names and sequence.
       data_files: {"train": [...], "val": [...], "test": [...]} file names of the split.
       step: optimiser steps done; the next step to run is `step`.
@@ -167,7 +167,7 @@ def make_metadata(
             "scale_ms": list(config.target_norm_ms[1]),
         },
         "signal_normalisation": signal_normalisation,
-        "seq_hash": seq_hash,
+        "sequence_hash": sequence_hash,
         "data_hash": data_hash,
         "data_files": data_files,
         # data_dir resolved at training time: found again from another working directory.

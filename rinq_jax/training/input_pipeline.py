@@ -2,7 +2,8 @@
 
 One pass over the data folder builds a `Datasets`: a generated brain dataset
 (`rinq_jax.data.synthetic`; training drawn fresh by `rinq_jax.data.stream`, validation subjects
-on disk) or a folder of slice files, checked once (`rinq_jax.data.loader.check_files`) and split
+on disk) or a folder of slice files, checked once (`rinq_jax.data.pixels.check_files`, whose
+masked pixels and targets the datasets index without reading the maps again) and split
 by slice in the paper's proportions, 8 : 2 : 2 of 12 slices, i.e. `round(n * val_fraction)`
 validation and `round(n * test_fraction)` test slices with `val_fraction = test_fraction = 1/6`
 (at least one slice each), the rest for training. The split depends only on the slices and the
@@ -14,16 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from rinq_jax.data import DEFAULT_DATA_DIR, loader, splits, stream, synthetic
-from rinq_jax.data.format import TARGET_PAIRS
-from rinq_jax.data.io import read_slice
+from rinq_jax.data import DEFAULT_DATA_DIR, loader, pixels, splits, stream, synthetic
 from rinq_jax.training.config import TrainConfig
 
 
@@ -46,7 +45,7 @@ class Datasets:
     Attributes:
       train, val: PatchSource objects.
       files: {"train", "val", "test"} -> slice file names (recorded in the checkpoint).
-      seq_hash: hash of the acquisition sequence all files share, or None.
+      sequence_hash: hash of the acquisition sequence all files share, or None.
       signal_normalisation: the name of the per-signal normalisation.
       target_samples_ms: float[N, 2] (T1, T2) in ms of the training targets (all of them, or a
         sample of a stream), or None (then collected by one pass over `train`'s batches, fine
@@ -57,7 +56,7 @@ class Datasets:
     train: Any
     val: Any
     files: dict[str, list[str]] = field(default_factory=dict)
-    seq_hash: str | None = None
+    sequence_hash: str | None = None
     signal_normalisation: str = "unknown"
     target_samples_ms: np.ndarray | None = None
 
@@ -93,8 +92,8 @@ def build_datasets(config: TrainConfig, patch_size: int) -> Datasets:
         raise FileNotFoundError(f"no slice files (*.h5) in {config.data_dir}")
     # Every file's metadata and maps, and agreement on T and the sequence, before the split: a
     # malformed file fails here with one MrfFormatError naming it, even one bound for the test
-    # split. Signals are checked as they are read (loader.check_files).
-    files = loader.check_files(files, config.target)
+    # split. Signals are checked as they are read (pixels.check_files).
+    checked = pixels.check_files(files, config.target)
     n_val, n_test = (
         max(1, round(len(files) * f)) for f in (config.val_fraction, config.test_fraction)
     )
@@ -104,8 +103,10 @@ def build_datasets(config: TrainConfig, patch_size: int) -> Datasets:
             f"{len(files)} slice files cannot be split into train/val/test "
             f"({n_train}/{n_val}/{n_test}); at least 3 are needed"
         )
-    split = splits.random_slice_split(files, n_train, n_val, n_test, seed=config.seed)
-    return datasets_from_split(split, patch_size, config.input_kind, config.target)
+    split = splits.random_slice_split(
+        [c.info for c in checked], n_train, n_val, n_test, seed=config.seed
+    )
+    return datasets_from_split(split, patch_size, config.input_kind, config.target, checked)
 
 
 def stream_datasets(
@@ -140,37 +141,42 @@ def stream_datasets(
         train=train,
         val=val,
         files=data.files,
-        seq_hash=val.infos[0].sequence_hash,
+        sequence_hash=val.infos[0].sequence_hash,
         signal_normalisation=SIGNAL_NORMALISATION,
         target_samples_ms=train.sample_targets(65536, seed=0),
     )
 
 
-def datasets_from_split(split, patch_size: int, input_kind: str, target: str = "true") -> Datasets:
-    """Wrap an explicit `splits.Split` in PatchDatasets, with the training targets' statistics."""
+def datasets_from_split(
+    split: splits.Split,
+    patch_size: int,
+    input_kind: str,
+    target: str = "true",
+    checked: Sequence[pixels.SlicePixels] = (),
+) -> Datasets:
+    """Wrap an explicit `splits.Split` in PatchDatasets, with the training targets' samples.
+
+    ``checked``: `pixels.check_files` of (some of) the files, indexed without reading again.
+    """
+    by_path = {c.info.path: c for c in checked}
 
     def make(fs):
-        return loader.PatchDataset(fs, patch_size=patch_size, input_kind=input_kind, target=target)
+        return loader.PatchDataset(
+            [by_path.get(f, f) for f in fs],
+            patch_size=patch_size,
+            input_kind=input_kind,
+            target=target,
+        )
 
     train, val = make(split.train), make(split.val)
     return Datasets(
         train=train,
         val=val,
         files={k: [Path(f).name for f in getattr(split, k)] for k in ("train", "val", "test")},
-        seq_hash=train.infos[0].sequence_hash,
+        sequence_hash=train.infos[0].sequence_hash,
         signal_normalisation=SIGNAL_NORMALISATION,
-        target_samples_ms=_targets_from_files(split.train, target),
+        target_samples_ms=train.targets_ms,
     )
-
-
-def _targets_from_files(files, target: str) -> np.ndarray:
-    """float[N, 2] (T1, T2) in ms of the masked pixels of `files` (maps only are read)."""
-    pair = TARGET_PAIRS[target]
-    y = []
-    for f in files:
-        s = read_slice(f, fields=list(pair))
-        y.append(np.stack([getattr(s, name)[s.mask] for name in pair], -1))
-    return np.concatenate(y).astype(np.float64)
 
 
 def target_stats(
@@ -203,7 +209,7 @@ def resolve_target_norm(config: TrainConfig, datasets: Datasets) -> TrainConfig:
 
 def data_hash(datasets: Datasets) -> str:
     """Short stable hash of the split's file names and the sequence hash."""
-    text = repr((sorted(datasets.files.items()), datasets.seq_hash))
+    text = repr((sorted(datasets.files.items()), datasets.sequence_hash))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -240,7 +240,7 @@ def _train_and_evaluate(
             channels=channels,
             n_reps=train_ds.n_reps,
             signal_normalisation=datasets.signal_normalisation,
-            seq_hash=datasets.seq_hash,
+            sequence_hash=datasets.sequence_hash,
             data_hash=data_hash(datasets),
             data_files=datasets.files,
             step=at_step,

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from rinq_jax.data import io
-from rinq_jax.data.format import MrfFormatError, to_fisp_sequence
+from rinq_jax.data.format import MrfFormatError
 from rinq_jax.data.io import MrfSlice
+from rinq_jax.physics.sequence import FispSequence
 from tests.data.test_io import check_error, make_sequence, make_slice
 
 
@@ -107,14 +108,13 @@ def test_write_refuses_an_invalid_slice(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_dict_hash_matches_fisp_sequence(tmp_path):
-    sequence_mod = pytest.importorskip("rinq_jax.physics.sequence")
-    seq = sequence_mod.FispSequence.from_dict(make_sequence(300))
+def test_a_sequence_dict_becomes_its_fisp_sequence(tmp_path):
+    seq = FispSequence.from_dict(make_sequence(300))
     from_dict = make_slice(sequence=make_sequence(300))
-    from_object = make_slice(sequence=seq)
-    assert from_dict.sequence_hash == from_object.sequence_hash == seq.hash
-    io.write_slice(tmp_path / "a.h5", from_object)
-    assert to_fisp_sequence(io.read_slice(tmp_path / "a.h5").sequence) == seq
+    assert isinstance(from_dict.sequence, FispSequence) and from_dict.sequence == seq
+    assert from_dict.sequence_hash == make_slice(sequence=seq).sequence_hash == seq.hash
+    io.write_slice(tmp_path / "a.h5", from_dict)
+    assert io.read_slice(tmp_path / "a.h5").sequence == seq
 
 
 def test_group_instead_of_dataset_and_mask_as_uint8(slice_file):

@@ -63,14 +63,10 @@ def test_round_trip_is_bit_exact(slice_file):
         assert a.dtype == b.dtype and a.shape == b.shape
         assert a.tobytes() == b.tobytes(), name
     assert (back.subject_id, back.slice_id) == ("s00", "z00")
-    assert back.sequence_hash == s.sequence_hash != ""
-    assert back.sequence.keys() == s.sequence.keys()
-    for key, value in s.sequence.items():
-        if isinstance(value, np.ndarray):
-            assert back.sequence[key].tobytes() == value.tobytes()
-            assert back.sequence[key].dtype == value.dtype
-        else:
-            assert back.sequence[key] == value
+    assert back.sequence == s.sequence and back.sequence_hash == s.sequence.hash
+    for key in ("flip_deg", "tr_ms", "phase_deg"):
+        assert getattr(back.sequence, key).tobytes() == getattr(s.sequence, key).tobytes()
+    assert (back.sequence.te_ms, back.sequence.ti_ms) == (s.sequence.te_ms, s.sequence.ti_ms)
     assert back.acquisition == s.acquisition
     assert back.generator == s.generator
     with h5py.File(path) as f:
@@ -81,20 +77,21 @@ def test_round_trip_is_bit_exact(slice_file):
 def test_no_inversion_round_trips_as_none(tmp_path):
     s = make_slice(sequence=make_sequence(300, inversion=False))
     io.write_slice(tmp_path / "a.h5", s)
-    assert io.read_slice(tmp_path / "a.h5").sequence["ti_ms"] is None
+    assert io.read_slice(tmp_path / "a.h5").sequence.ti_ms is None
 
 
-def test_object_with_to_dict_is_stored_as_its_dict(tmp_path):
-    class Seq:
-        hash = "abc123"
-
-        def to_dict(self):
-            return make_sequence(300)
-
-    s = make_slice(sequence=Seq())
-    assert isinstance(s.sequence, dict) and s.sequence_hash == "abc123"
+def test_sequence_hash_is_derived_and_checked(tmp_path):
+    """The file's sequence_hash is FispSequence.hash of its sequence group: optional, but checked."""
+    s = make_slice()
     io.write_slice(tmp_path / "a.h5", s)
-    assert io.inspect(tmp_path / "a.h5").sequence_hash == "abc123"
+    with h5py.File(tmp_path / "a.h5", "r") as f:
+        assert f.attrs["sequence_hash"] == s.sequence.hash
+    with h5py.File(tmp_path / "a.h5", "a") as f:
+        del f.attrs["sequence_hash"]
+    assert io.inspect(tmp_path / "a.h5").sequence_hash == s.sequence.hash
+    with h5py.File(tmp_path / "a.h5", "a") as f:
+        f.attrs["sequence_hash"] = "abc123"
+    check_error(tmp_path / "a.h5", "attrs/sequence_hash", "expected .* got 'abc123'", io.inspect)
 
 
 def test_optional_fields_may_be_absent(tmp_path):

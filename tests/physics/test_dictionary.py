@@ -82,7 +82,7 @@ def test_save_load_round_trip_and_sequence_check(tmp_path):
     for name in ("atoms", "norms", "basis"):
         np.testing.assert_array_equal(getattr(loaded, name), getattr(compressed, name))
     np.testing.assert_array_equal(loaded.grid.t2_ms, grid.t2_ms)
-    assert loaded.energy_kept == compressed.energy_kept and loaded.seq_hash == seq.hash
+    assert loaded.energy_kept == compressed.energy_kept and loaded.sequence_hash == seq.hash
     assert [p.name for p in tmp_path.iterdir()] == ["d.h5"]
     with pytest.raises(ValueError, match="not for this sequence"):
         dic.load(path, paper_sequence(200, seed=1))

@@ -6,7 +6,8 @@ import struct
 import numpy as np
 import pytest
 
-from rinq_jax.physics.sequence import FispSequence, load_sequence, paper_sequence, save_sequence
+from rinq_jax.physics.schedule_files import load_sequence, save_sequence
+from rinq_jax.physics.sequence import FispSequence, paper_sequence
 
 
 def test_paper_sequence_matches_the_papers_ranges():

@@ -2,7 +2,8 @@
 
 Every case is a `Case(name, field, pattern, mutate)`: `mutate(path)` breaks the valid file at
 `path` in place (or replaces it, e.g. by a directory), and every reader must then raise
-`MrfFormatError` with `.field == field` and a message matching `pattern`.
+`MrfFormatError` with `.field == field` and a message matching `pattern`. `RAW_CASES` (at the
+end) break raw ISMRMRD files and their schedule CSVs for the importer in the same way.
 """
 
 from __future__ import annotations
@@ -13,11 +14,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import h5py
+import ismrmrd
 import numpy as np
 
-from rinq_jax.data import io
+from rinq_jax.data import io, ismrmrd_export
 from rinq_jax.data.format import SEQUENCE_ARRAYS
 from rinq_jax.data.io import MrfSlice
+from rinq_jax.data.spiral import AcquisitionConfig, spiral_trajectory
+from rinq_jax.physics import schedule_files
+from rinq_jax.physics.sequence import paper_sequence
 from tests.data import test_io
 
 SHAPE = (8, 10, 30)  # H != W, so a transposed map has the wrong shape
@@ -368,10 +373,10 @@ CASES: list[Case] = [
     Case("missing subject_id", "attrs/subject_id", "missing attribute", _del_attr("subject_id")),
     Case("missing slice_id", "attrs/slice_id", "missing attribute", _del_attr("slice_id")),
     Case(
-        "missing sequence_hash",
+        "sequence_hash not the sequence's",
         "attrs/sequence_hash",
-        "missing attribute",
-        _del_attr("sequence_hash"),
+        "FispSequence.hash of the file's sequence group",
+        _set_attr("sequence_hash", "0123456789abcdef"),
     ),
     Case(
         "subject_id not a string",
@@ -435,6 +440,19 @@ CASES: list[Case] = [
         "expected a number",
         _set_attr("ti_ms", "none", "sequence"),
     ),
+    Case("sequence/tr_ms zero", "sequence/tr_ms", "> 0 ms", _set_at("sequence/tr_ms", 5, 0.0)),
+    Case(
+        "sequence/flip_deg beyond 180",
+        "sequence/flip_deg",
+        r"\[-180, 180\]",
+        _set_at("sequence/flip_deg", 0, 270.0),
+    ),
+    Case(
+        "sequence te_ms beyond TR",
+        "sequence/te_ms",
+        "te_ms <",
+        _set_attr("te_ms", 99.0, "sequence"),
+    ),
     Case(
         "sequence of length 0",
         "sequence",
@@ -481,3 +499,364 @@ def write_case(path: Path, case: Case, slice_id: str = "z00") -> Path:
     write_valid(path, slice_id)
     case.mutate(path)
     return path
+
+
+# ----------------------------------------------------------------------------- ISMRMRD raw data
+#
+# The same scheme for `python -m rinq_jax.data.ismrmrd_import`: a valid tiny raw file (2 coils,
+# 12 repetitions of a 4-interleaf spiral at 16 x 16, a noise scan first) and its schedule CSV
+# beside it (`schedule_of(raw)`), written by rinq_jax.data.ismrmrd_export; `mutate(raw)` breaks
+# one of them, and the import must raise `MrfFormatError` naming the raw file (or, for
+# `in_schedule` cases, the CSV) and `field`.
+
+RAW_MATRIX, RAW_REPS, RAW_COILS, RAW_INTERLEAVES = 16, 12, 2, 4
+
+
+@dataclasses.dataclass(frozen=True)
+class RawCase(Case):
+    # the error names the schedule CSV rather than the raw file
+    in_schedule: bool = False
+
+
+def schedule_of(raw: Path) -> Path:
+    """The schedule CSV that goes with a raw file of this corpus."""
+    return raw.with_suffix(".csv")
+
+
+RAW_CONFIG = AcquisitionConfig(
+    matrix=RAW_MATRIX, n_interleaves=RAW_INTERLEAVES, undersampling=RAW_INTERLEAVES, snr=50.0
+)
+_SAMPLES = spiral_trajectory(RAW_CONFIG).shape[1]
+
+
+def write_valid_raw(path: Path) -> Path:
+    """A valid raw file at `path` and its schedule at `schedule_of(path)`."""
+    yy, xx = np.mgrid[:RAW_MATRIX, :RAW_MATRIX] - RAW_MATRIX // 2
+    disc = (np.hypot(yy, xx) < 0.4 * RAW_MATRIX).astype(np.float32)
+    coefficients = np.stack([disc, disc * yy / RAW_MATRIX]).astype(np.complex64)
+    t = np.arange(RAW_REPS) / RAW_REPS
+    basis = np.stack([1.0 - np.exp(-3 * t), np.cos(2 * np.pi * t)]).astype(np.complex64)
+    seq = paper_sequence(RAW_REPS)
+    ismrmrd_export.simulate_raw(
+        path, coefficients, basis, RAW_CONFIG, seq, n_coils=RAW_COILS, rng=np.random.default_rng(0)
+    )
+    schedule_files.write_schedule_csv(schedule_of(path), seq)
+    return path
+
+
+def write_raw_case(path: Path, case: RawCase) -> Path:
+    """A valid raw file (and schedule) at `path`, then broken by `case`."""
+    write_valid_raw(path)
+    case.mutate(path)
+    return path
+
+
+def _records(fn):
+    """Rewrite `dataset/data` after `fn(records)` edits the structured array (or returns a new one)."""
+
+    def edit(f):
+        records = f["dataset/data"][()]
+        new = fn(records)
+        del f["dataset/data"]
+        f["dataset"].create_dataset("data", data=records if new is None else new, chunks=True)
+
+    return _edit(edit)
+
+
+def _head(i, name, value):
+    """Set head field `name` ("idx/repetition", "flags", ...) of acquisition `i` (0: noise scan)."""
+
+    def fn(records):
+        field = records["head"]
+        for part in name.split("/"):
+            field = field[part]
+        field[i] = value
+
+    return _records(fn)
+
+
+def _resize(i, channels=None, samples=None):
+    """Acquisition `i` with another coil or sample count (header and arrays)."""
+
+    def fn(records):
+        head = records["head"]
+        c, s = int(head["active_channels"][i]), int(head["number_of_samples"][i])
+        data = records["data"][i].view(np.complex64).reshape(c, s)
+        traj = records["traj"][i].reshape(s, -1)
+        c2, s2 = channels or c, samples or s
+        data = np.resize(data, (c2, s2)) if c2 > c else data[:c2, :s2]
+        records["data"][i] = np.ascontiguousarray(data).view(np.float32).ravel()
+        records["traj"][i] = np.ascontiguousarray(traj[:s2]).ravel()
+        head["active_channels"][i], head["number_of_samples"][i] = c2, s2
+
+    return _records(fn)
+
+
+def _each_imaging(fn):
+    def edit(records):
+        for i in range(1, records.size):
+            fn(records, i)
+
+    return _records(edit)
+
+
+def _no_trajectory(records, i):
+    records["head"]["trajectory_dimensions"][i] = 0
+    records["traj"][i] = np.zeros(0, np.float32)
+
+
+def _one_dim_trajectory(records, i):
+    records["head"]["trajectory_dimensions"][i] = 1
+    records["traj"][i] = records["traj"][i][::2].copy()
+
+
+def _traj_times(factor):
+    def fn(records, i):
+        records["traj"][i] = records["traj"][i] * np.float32(factor)
+
+    return fn
+
+
+def _header(fn):
+    """Edit the parsed XML header (`ismrmrd.xsd`) and write it back."""
+
+    def edit(f):
+        header = ismrmrd.xsd.CreateFromDocument(f["dataset/xml"][0])
+        fn(header)
+        f["dataset/xml"][0] = ismrmrd.xsd.ToXML(header)
+
+    return _edit(edit)
+
+
+def _matrix(x, y):
+    def fn(header):
+        size = header.encoding[0].encodedSpace.matrixSize
+        size.x, size.y = x, y
+
+    return _header(fn)
+
+
+def _fov(value):
+    def fn(header):
+        header.encoding[0].encodedSpace.fieldOfView_mm.x = value
+
+    return _header(fn)
+
+
+def _not_ismrmrd(path):
+    os.remove(path)
+    with h5py.File(path, "w") as f:
+        f.create_group("signals")
+
+
+def _schedule(fn):
+    """Replace the schedule's lines by `fn(lines)`."""
+
+    def mutate(raw):
+        csv = schedule_of(raw)
+        csv.write_text("\n".join(fn(csv.read_text().splitlines())) + "\n")
+
+    return mutate
+
+
+def _row(n, text):
+    """Replace data row `n` (0-based, after the comment and header lines) of the schedule."""
+
+    def fn(lines):
+        lines[3 + n] = text
+        return lines
+
+    return _schedule(fn)
+
+
+def _reversed_trajectory(records, i):
+    records["traj"][i] = records["traj"][i].reshape(-1, 2)[::-1].ravel().copy()
+
+
+def _set_data(i, index, value):
+    """Set float `index` of acquisition `i`'s data (interleaved re/im, coil-major)."""
+
+    def fn(records):
+        records["data"][i][index] = value
+
+    return _records(fn)
+
+
+def _shorten_data(i, n_floats):
+    def fn(records):
+        records["data"][i] = records["data"][i][:-n_floats].copy()
+
+    return _records(fn)
+
+
+def _drop_column(k):
+    def fn(lines):
+        return [
+            line if line.startswith("#") else ",".join(np.delete(line.split(","), k))
+            for line in lines
+        ]
+
+    return _schedule(fn)
+
+
+_NOISE_FLAG = 1 << (ismrmrd.ACQ_IS_NOISE_MEASUREMENT - 1)
+_S = "dataset/data"
+RAW_CASES: list[RawCase] = [
+    RawCase("raw: a non-existent path", "file", "no such file", _remove),
+    RawCase("raw: a directory", "file", "is a directory", _make_directory),
+    RawCase("raw: garbage bytes", "file", "cannot open as HDF5", _write_bytes(b"raw!" * 999)),
+    RawCase("raw: truncated to half", "file", "cannot open as HDF5", _truncate(lambda n: n // 2)),
+    RawCase("raw: HDF5 but not ISMRMRD", "dataset", "no ISMRMRD dataset group", _not_ismrmrd),
+    RawCase("raw: no acquisitions", _S, "no acquisitions", _delete("dataset/data")),
+    RawCase(
+        "raw: only noise scans",
+        _S,
+        "no imaging acquisitions",
+        _records(lambda r: r["head"]["flags"].__setitem__(slice(None), _NOISE_FLAG)),
+    ),
+    RawCase(
+        "raw: unparsable XML header",
+        "dataset/xml",
+        "cannot parse the ISMRMRD XML header",
+        _edit(lambda f: f["dataset/xml"].__setitem__(0, b"<ismrmrdHeader><encoding>")),
+    ),
+    RawCase("raw: no XML header", "dataset/xml", "pass --matrix", _delete("dataset/xml")),
+    RawCase(
+        "raw: odd matrix",
+        "dataset/xml/encoding/encodedSpace/matrixSize",
+        "even int",
+        _matrix(15, 15),
+    ),
+    RawCase(
+        "raw: non-square matrix",
+        "dataset/xml/encoding/encodedSpace/matrixSize",
+        "square matrix, got 16 x 32",
+        _matrix(16, 32),
+    ),
+    RawCase(
+        "raw: zero FOV", "dataset/xml/encoding/encodedSpace/fieldOfView_mm", "FOV > 0", _fov(0.0)
+    ),
+    RawCase(
+        "raw: no trajectory",
+        f"{_S}[1]/head/trajectory_dimensions",
+        "no trajectory stored: pass --trajectory",
+        _each_imaging(_no_trajectory),
+    ),
+    RawCase(
+        "raw: 1-D trajectory",
+        f"{_S}[1]/head/trajectory_dimensions",
+        "got 1",
+        _each_imaging(_one_dim_trajectory),
+    ),
+    RawCase(
+        "raw: trajectory in rad/pixel",
+        f"{_S}[1]/traj",
+        "beyond the Nyquist edge",
+        _each_imaging(_traj_times(2 * np.pi)),
+    ),
+    RawCase(
+        "raw: spiral-in trajectory",
+        f"{_S}[1]/traj",
+        "spiral-out",
+        _each_imaging(_reversed_trajectory),
+    ),
+    RawCase(
+        "raw: repetition duplicated",
+        f"{_S}[6]/head/idx/repetition",
+        "repetition 4 already in acquisition 5",
+        _head(6, "idx/repetition", 4),
+    ),
+    RawCase(
+        "raw: repetition out of range",
+        f"{_S}/head/idx/repetition",
+        rf"missing \[{RAW_REPS - 1}\]",
+        _head(RAW_REPS, "idx/repetition", RAW_REPS + 5),
+    ),
+    RawCase(
+        "raw: one repetition missing",
+        f"{_S}/head/idx/repetition",
+        f"{RAW_REPS - 1} imaging acquisitions .* schedule has {RAW_REPS} rows",
+        _records(lambda r: np.delete(r, 4)),
+    ),
+    RawCase(
+        "raw: sample count differs",
+        f"{_S}[3]/head/number_of_samples",
+        "samples like acquisition 1",
+        _resize(3, samples=20),
+    ),
+    RawCase(
+        "raw: coil count differs",
+        f"{_S}[7]/head/active_channels",
+        f"expected {RAW_COILS} coils like acquisition 1, got 3",
+        _resize(7, channels=3),
+    ),
+    RawCase(
+        "raw: data shorter than its header",
+        f"{_S}[2]/data",
+        "expected .* floats",
+        _shorten_data(2, 6),
+    ),
+    RawCase(
+        "raw: NaN sample",
+        f"{_S}[5]/data",
+        r"NaN/Inf \(first at coil 1, sample 3\)",
+        _set_data(5, 2 * (_SAMPLES + 3), np.nan),
+    ),
+    RawCase(
+        "raw: schedule one row longer",
+        f"{_S}/head/idx/repetition",
+        f"{RAW_REPS} imaging acquisitions .* schedule has {RAW_REPS + 1} rows",
+        _schedule(lambda lines: [*lines, lines[-1]]),
+    ),
+    RawCase(
+        "schedule: missing",
+        "file",
+        "no such schedule file",
+        lambda raw: schedule_of(raw).unlink(),
+        in_schedule=True,
+    ),
+    RawCase(
+        "schedule: no tr_ms column",
+        "tr_ms",
+        "missing column",
+        _drop_column(1),
+        in_schedule=True,
+    ),
+    RawCase(
+        "schedule: non-numeric flip angle",
+        "flip_deg",
+        "line 6: 'ten' is not a number",
+        _row(2, "ten,12.0,0.0"),
+        in_schedule=True,
+    ),
+    RawCase(
+        "schedule: flip angle 270",
+        "flip_deg",
+        r"\[-180, 180\]",
+        _row(0, "270,12.0,0.0"),
+        in_schedule=True,
+    ),
+    RawCase("schedule: TR 0", "tr_ms", "TR > 0 ms", _row(1, "10.0,0,0.0"), in_schedule=True),
+    RawCase("schedule: NaN TR", "tr_ms", "finite", _row(1, "10.0,nan,0.0"), in_schedule=True),
+    RawCase(
+        "schedule: ragged row",
+        "header",
+        "2 values, the header 3",
+        _row(3, "10.0,12.0"),
+        in_schedule=True,
+    ),
+    RawCase(
+        "schedule: unknown column",
+        "phase",
+        "unknown column 'phase'",
+        _schedule(lambda lines: [line.replace("phase_deg", "phase") for line in lines]),
+        in_schedule=True,
+    ),
+    RawCase(
+        "schedule: TE beyond TR",
+        "te_ms",
+        "te_ms < min TR",
+        _schedule(lambda lines: ["# te_ms = 40.0", *lines[1:]]),
+        in_schedule=True,
+    ),
+]

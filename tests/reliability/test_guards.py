@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
-from rinq_jax.data import io, loader, preview, transforms
+from rinq_jax.data import io, loader, pixels, preview, transforms
 from rinq_jax.data.format import MrfFormatError
 from tests.scripts import load_script
 
@@ -54,7 +54,7 @@ def test_non_finite_target_is_rejected_at_construction(files):
     with pytest.raises(MrfFormatError, match="field 't2_ms'.*NaN/Inf"):
         loader.PatchDataset(files)
     with pytest.raises(MrfFormatError, match="field 't2_ms'"):
-        loader.check_files(files)
+        pixels.check_files(files)
 
 
 def test_all_zero_signal_stays_finite():

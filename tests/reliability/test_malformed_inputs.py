@@ -5,25 +5,40 @@ The corpus (`corpus.CASES`, 84 files) is built from a valid tiny slice written b
 library readers, and from the command lines that read data (`train.py --data DIR` and
 `python -m rinq_jax.data.preview FILE`) print exactly one stderr line starting with the
 program's name, no traceback, and exit non-zero. The CLIs run in-process (`main(argv)`) for
-every case and as real subprocesses for a few.
+every case and as real subprocesses for a few. The raw-data corpus (`corpus.RAW_CASES`: broken
+ISMRMRD files and schedule CSVs) does the same for `python -m rinq_jax.data.ismrmrd_import`
+(exit status 2).
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from rinq_jax.data import io, loader, preview
+from rinq_jax.data import io, ismrmrd_import, loader, pixels, preview
 from rinq_jax.data.format import FIELDS, MrfFormatError
 from tests.scripts import load_script
 
-from .corpus import CASES, SHAPE, make_sequence, make_slice, write_case, write_valid
+from .corpus import (
+    CASES,
+    RAW_CASES,
+    SHAPE,
+    make_sequence,
+    make_slice,
+    schedule_of,
+    write_case,
+    write_raw_case,
+    write_valid,
+    write_valid_raw,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 PREVIEW_PROG = "python -m rinq_jax.data.preview"
@@ -110,7 +125,7 @@ def test_train_cli_prints_one_line(tmp_path, capsys, train_cli, case):
 def _other_sequence_slice(slice_id):
     s = make_slice(slice_id)
     seq = make_sequence(seed=1)
-    return io.MrfSlice(**{**s.__dict__, "sequence": seq, "sequence_hash": ""})
+    return dataclasses.replace(s, sequence=seq)
 
 
 def _shorter_slice(slice_id):
@@ -140,7 +155,7 @@ def test_inconsistent_folder(tmp_path, capsys, train_cli, problem):
     io.write_slice(odd, make("b"))
     io.validate(odd)  # the file alone is valid; only the set is not
     with pytest.raises(MrfFormatError, match=pattern) as err:
-        loader.check_files([*good, odd], target="true")
+        pixels.check_files([*good, odd], target="true")
     assert err.value.field == field and err.value.path == str(odd)
     with pytest.raises(MrfFormatError, match=pattern):
         loader.PatchDataset([*good, odd])
@@ -149,12 +164,24 @@ def test_inconsistent_folder(tmp_path, capsys, train_cli, problem):
     assert f"{odd}: field '{field}'" in line
 
 
-def test_check_files_returns_infos_of_good_files(tmp_path):
+def test_check_files_returns_the_pixels_of_good_files(tmp_path):
     good = [write_valid(tmp_path / f"a{i}.h5", slice_id=f"a{i}") for i in range(2)]
-    infos = loader.check_files(good, target="dm")
-    assert [i.path for i in infos] == [str(p) for p in good]
+    checked = pixels.check_files(good, target="dm")
+    assert [c.info.path for c in checked] == [str(p) for p in good]
+    for c, path in zip(checked, good, strict=True):
+        s = io.read_slice(path)
+        np.testing.assert_array_equal(np.stack([c.rows, c.cols]), np.nonzero(s.mask))
+        np.testing.assert_array_equal(
+            c.y_ms, np.stack([s.dm_t1_ms[s.mask], s.dm_t2_ms[s.mask]], -1)
+        )
+    # a dataset built from them indexes the same pixels as one that reads the files itself
+    from_checked, from_files = (
+        loader.PatchDataset(checked, target="dm"),
+        loader.PatchDataset(good, target="dm"),
+    )
+    np.testing.assert_array_equal(from_checked.targets_ms, from_files.targets_ms)
     with pytest.raises(ValueError, match="at least one file"):
-        loader.check_files([])
+        pixels.check_files([])
 
 
 # ----------------------------------------------------------------------------- subprocesses
@@ -202,3 +229,56 @@ def test_a_bad_map_in_any_file_of_the_folder_stops_train_py(tmp_path, capsys, tr
     assert train_cli.main(_train_argv(data, tmp_path / "run")) == 1
     line = _one_error_line(capsys.readouterr().err, "train.py")
     assert f"{bad}: field 'dm_t2_ms'" in line
+
+
+# ----------------------------------------------------------------------------- ISMRMRD import
+
+IMPORT_PROG = ismrmrd_import.PROG
+RAW_IDS = [case.name for case in RAW_CASES]
+
+
+def test_raw_corpus_is_large_and_names_both_files():
+    assert len(RAW_CASES) >= 10 and len(set(RAW_IDS)) == len(RAW_IDS)
+    assert any(case.in_schedule for case in RAW_CASES)
+    assert sum(not case.in_schedule for case in RAW_CASES) >= 10
+
+
+def test_the_valid_raw_file_imports(tmp_path):
+    raw = write_valid_raw(tmp_path / "raw.h5")
+    out = ismrmrd_import.import_ismrmrd(raw, schedule_of(raw), tmp_path / "out.h5")
+    assert io.validate(out).shape == (16, 16, 12)
+
+
+def _raw_argv(raw: Path, out: Path) -> list[str]:
+    return [str(raw), "--sequence", str(schedule_of(raw)), "--out", str(out), "--no-progress"]
+
+
+@pytest.mark.parametrize("case", RAW_CASES, ids=RAW_IDS)
+def test_ismrmrd_import_raises_the_specific_error(tmp_path, case):
+    raw = write_raw_case(tmp_path / "raw.h5", case)
+    with pytest.raises(MrfFormatError) as err:
+        ismrmrd_import.import_ismrmrd(raw, schedule_of(raw), tmp_path / "out.h5")
+    _assert_error(err.value, schedule_of(raw) if case.in_schedule else raw, case)
+    assert not (tmp_path / "out.h5").exists()
+
+
+@pytest.mark.parametrize("case", RAW_CASES, ids=RAW_IDS)
+def test_ismrmrd_import_cli_prints_one_line(tmp_path, capsys, case):
+    raw = write_raw_case(tmp_path / "raw.h5", case)
+    before = sorted(os.listdir(tmp_path))
+    assert ismrmrd_import.main(_raw_argv(raw, tmp_path / "out.h5")) == 2
+    line = _one_error_line(capsys.readouterr().err, IMPORT_PROG)
+    assert f"{schedule_of(raw) if case.in_schedule else raw}: field '{case.field}'" in line
+    assert sorted(os.listdir(tmp_path)) == before  # nothing written, no temporary left
+
+
+@pytest.mark.parametrize("name", ["raw: no trajectory", "raw: NaN sample", "schedule: TR 0"])
+def test_ismrmrd_import_subprocess(tmp_path, name):
+    """As a user runs it, progress bar on: the error is still the only stderr line."""
+    case = RAW_CASES[RAW_IDS.index(name)]
+    raw = write_raw_case(tmp_path / "raw.h5", case)
+    argv = [str(raw), "--sequence", str(schedule_of(raw)), "--out", str(tmp_path / "out.h5")]
+    done = _run(["-m", "rinq_jax.data.ismrmrd_import", *argv])
+    assert done.returncode == 2
+    line = _one_error_line(done.stderr, IMPORT_PROG)
+    assert f"field '{case.field}'" in line

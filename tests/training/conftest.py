@@ -72,7 +72,7 @@ def toy_datasets():
         train=ToyPatches(n=64, seed=0),
         val=ToyPatches(n=24, seed=1),
         files={"train": ["toy_train"], "val": ["toy_val"], "test": []},
-        seq_hash="toyhash",
+        sequence_hash="toyhash",
         signal_normalisation="none (toy)",
     )
 

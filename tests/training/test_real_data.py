@@ -31,7 +31,7 @@ def test_registry_model_on_slice_files(tmp_path):
     summary = train_and_evaluate(config)
     assert np.isfinite(summary["best_val_loss_ms"])
     model, variables, meta = ckpt.load_for_inference(tmp_path / "run")
-    assert meta["patch_size"] == 3 and meta["n_reps"] == 30 and meta["seq_hash"]
+    assert meta["patch_size"] == 3 and meta["n_reps"] == 30 and meta["sequence_hash"]
     # 5 slices: 1 validation, 1 test, 3 training (the paper's 8:2:2, rounded, at least 1 each).
     assert [len(meta["data_files"][k]) for k in ("train", "val", "test")] == [3, 1, 1]
     assert "normalise_signals" in meta["signal_normalisation"]

@@ -1,0 +1,35 @@
+"""Data presets: what `python -m rinq_jax.data.generate --preset NAME` and `train.py` generate.
+
+Each preset is a set of field overrides of a data config: ``BRAIN_PRESETS`` of
+`rinq_jax.data.synthetic.BrainDataConfig` (anatomy from the ICBM 2009a template, training drawn
+fresh every batch), ``PHANTOM_PRESETS`` of `rinq_jax.data.generate.GenerateConfig` (every
+slice on disk, the older procedural phantoms). The defaults of those dataclasses are the
+paper's acquisition (Hoppe, Thamm et al. 2019, Sect. 3.1): FOV 300 mm, 3,000 repetitions, 48x
+spiral undersampling.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# Where `train.py` without --data generates (once) and finds the default brain dataset.
+DEFAULT_DATA_DIR = Path("data/brain")
+# Where the quick phantom dataset of the tests and sweeps is generated (once).
+QUICK_DATA_DIR = Path("data/quick")
+
+BRAIN_PRESETS = {
+    # The README's main job: 16 training subjects x 3 slices at 128 x 128 (155,579 brain
+    # pixels, each redrawn every batch), 2 + 2 held-out subjects on disk.
+    "brain": {},
+    # Longer CPU runs: more anatomy (32 training subjects x 4 slices).
+    "standard": {"n_train": 32, "n_val": 3, "n_test": 3, "n_slices": 4},
+}
+
+PHANTOM_PRESETS = {
+    # 12 slices of 4 subjects like the paper's small set, at 64 x 64 (4.7 mm) so that
+    # generation takes minutes and training a few more on 2 CPU cores; 3,000 repetitions
+    # and 48x undersampling kept.
+    "quick": {"n_subjects": 4, "n_slices": 3, "matrix": 64},
+    # The paper's extended set: 28 slices of 8 subjects at 256 x 256 (4 slices each here).
+    "paper": {"n_subjects": 8, "n_slices": 4, "matrix": 256, "b1_field": True, "lesions": True},
+}
