@@ -6,7 +6,7 @@ Measured in the same run, each once (the old path takes minutes), 3,000 repetiti
 spiral, SNR 30, the same B1-axis matching dictionary (76,833 atoms, loaded from ``--cache``
 or built there first, outside the timing):
 
-* **old**: `rinq_jax.data.generate.generate_slice` of the procedural phantom (EPG of every head
+* **old**: `rinq_jax.data.phantom_dataset.generate_slice` of the procedural phantom (EPG of every head
   pixel projected on the rank-50 subspace, `acquisition.acquire` of the 50 coefficient images:
   50 forward NUFFTs, then per repetition a 50-term combination in k-space, noise and one
   adjoint), dictionary matching;
@@ -27,7 +27,7 @@ import dataclasses
 import time
 from pathlib import Path
 
-from rinq_jax.data import generate, synthetic
+from rinq_jax.data import phantom_dataset, synthetic
 from rinq_jax.physics import dictionary as dictionary_lib
 
 
@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     p.add_argument("--cache", type=Path, default=Path("data/brain/cache"))
     args = p.parse_args(argv)
     fast = synthetic.BrainDataConfig(matrix=args.matrix)
-    old = dataclasses.replace(generate.PRESETS["paper"], matrix=args.matrix)
+    old = dataclasses.replace(phantom_dataset.PRESETS["paper"], matrix=args.matrix)
     grid = dictionary_lib.paper_grid(b1_values=synthetic.DM_B1_VALUES)
     dictionary = dictionary_lib.cached(fast.sequence(), grid, args.cache, rank=fast.rank)
     assert (
@@ -53,7 +53,7 @@ def main(argv=None) -> int:
 
     seconds = {
         "old: phantom, EPG per pixel, rank-50 NUFFT path, matching": timed(
-            lambda: generate.generate_slice(old, 0, 1, dictionary)
+            lambda: phantom_dataset.generate_slice(old, 0, 1, dictionary)
         ),
         "fast, training slice (gridded compartment maps)": timed(
             lambda: synthetic.make_training_slice(fast, 0, 1)

@@ -7,6 +7,7 @@ with ``--torch-compile``), optionally both in bfloat16 mixed precision.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 
@@ -31,6 +32,20 @@ from rinq_jax.native import mkl_available
 from rinq_jax.native.gemm import GEMM_ENV
 from rinq_jax.training.state import create_train_state
 from rinq_jax.training.steps import make_mesh, make_train_step, shard_batch
+
+
+@contextlib.contextmanager
+def _gemm_mode(mode: str):
+    """`rinq_jax.native.gemm`'s choice (``RINQ_JAX_GEMM``) set to ``mode`` inside the block."""
+    previous = os.environ.get(GEMM_ENV)
+    os.environ[GEMM_ENV] = mode
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[GEMM_ENV]
+        else:
+            os.environ[GEMM_ENV] = previous
 
 
 def _jax_train(
@@ -60,15 +75,8 @@ def _jax_train(
     rng = jax.random.key(1)
     holder = {"state": state}
     t = time.perf_counter()
-    previous = os.environ.get(GEMM_ENV)
-    os.environ[GEMM_ENV] = gemm
-    try:
+    with _gemm_mode(gemm):
         holder["state"], metrics = step(holder["state"], data, rng)
-    finally:
-        if previous is None:
-            del os.environ[GEMM_ENV]
-        else:
-            os.environ[GEMM_ENV] = previous
     jax.block_until_ready(metrics)
     compile_s = time.perf_counter() - t
 
@@ -158,7 +166,9 @@ def bench_training(
     if speed_options:
         fast_run = _jax_train(name, batch, x, y, fast_gradients=True)[0]
         fns["jax_fast_grad"] = lambda: fast_run(steps)
-        if mkl_available():
+        with _gemm_mode("auto"):
+            with_mkl = mkl_available()
+        if with_mkl:
             mkl_run = _jax_train(name, batch, x, y, fast_gradients=True, gemm="mkl")[0]
             fns["jax_fast_grad_mkl"] = lambda: mkl_run(steps)
     compiled = None

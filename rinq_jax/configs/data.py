@@ -1,8 +1,8 @@
-"""Data presets: what `python -m rinq_jax.data.generate --preset NAME` and `train.py` generate.
+"""Data presets: what `python -m rinq_jax.data.generate --preset NAME` and `train.py` phantom_dataset.
 
 Each preset is a set of field overrides of a data config: ``BRAIN_PRESETS`` of
 `rinq_jax.data.synthetic.BrainDataConfig` (anatomy from the ICBM 2009a template, training drawn
-fresh every batch), ``PHANTOM_PRESETS`` of `rinq_jax.data.generate.GenerateConfig` (every
+fresh every batch), ``PHANTOM_PRESETS`` of `rinq_jax.data.phantom_dataset.GenerateConfig` (every
 slice on disk, the older procedural phantoms). The defaults of those dataclasses are the
 paper's acquisition (Hoppe, Thamm et al. 2019, Sect. 3.1): FOV 300 mm, 3,000 repetitions, 48x
 spiral undersampling.

@@ -40,9 +40,9 @@ WARMUP_FRACTION = 0.05
 FINAL_LR_FRACTION = 0.02
 GRAD_CLIP_NORM = 1.0
 # Models that `train.py` trains with their hand-written VJPs unless told `--no-fast-gradients`:
-# the LSTM's is 1.6-1.7x faster per training step than autodiff on CPUs (benchmarks/results.md);
-# `get_model` itself builds plain autodiff models.
-FAST_GRADIENT_MODELS = ("rnn1", "rnn3")
+# in the full train step on CPUs RNN1 1.8x, RNN3 1.3x and CNN1 1.2-1.4x faster than autodiff
+# (benchmarks/results.md, issue 16); `get_model` itself builds plain autodiff models.
+FAST_GRADIENT_MODELS = ("cnn1", "rnn1", "rnn3")
 VAL_PATCHES = 3072  # a fixed sample of the validation subjects' brain pixels, ~5 s per RNN3 pass
 
 

@@ -43,7 +43,7 @@ import ismrmrd.xsd as xsd
 import numpy as np
 
 from rinq_jax.atomic import atomic_path
-from rinq_jax.data import generate
+from rinq_jax.data import compartments, phantom_dataset, synthetic
 from rinq_jax.data.acquisition import series_rms
 from rinq_jax.data.coils import coil_sensitivities
 from rinq_jax.data.gridding import DEFAULT_BATCH, blocking, noise_std, progress_bar
@@ -260,8 +260,17 @@ def raw_dir(out_dir: str | os.PathLike, n_coils: int) -> Path:
     return Path(out_dir) / f"ismrmrd-{n_coils}coil"
 
 
+def _prepared_raw_dir(out_dir: str | os.PathLike, n_coils: int, seq: FispSequence) -> Path:
+    """`raw_dir`, created, without killed writers' leftovers, with ``schedule.csv`` in it."""
+    folder = raw_dir(out_dir, n_coils)
+    folder.mkdir(parents=True, exist_ok=True)
+    phantom_dataset.remove_stale_temp_files(folder)
+    schedule_files.write_schedule_csv(folder / "schedule.csv", seq)
+    return folder
+
+
 def export_generated(
-    config: generate.GenerateConfig,
+    config: phantom_dataset.GenerateConfig,
     out_dir: str | os.PathLike,
     n_coils: int,
     cache_dir: str | os.PathLike | None = None,
@@ -270,7 +279,7 @@ def export_generated(
     """Write the raw k-space of every slice of a phantom dataset (``generate --write-ismrmrd``).
 
     Slice ``(subject, s)`` of ``config`` (presets ``quick``, ``paper``) is simulated as in
-    ``generate.generate_slice`` (same phantom, subspace and noise seed ``[seed, subject, s]``)
+    ``phantom_dataset.generate_slice`` (same phantom, subspace and noise seed ``[seed, subject, s]``)
     and written to ``raw_dir(out_dir, n_coils) / sub-XX_slice-YY.h5`` by `simulate_raw`, with
     the schedule as ``schedule.csv`` beside it. With one coil, importing a file gives the slice
     file's signals. Existing files are kept (they are written atomically, so complete).
@@ -279,22 +288,19 @@ def export_generated(
         The raw files, sorted by subject then slice.
 
     """
-    folder = raw_dir(out_dir, n_coils)
-    folder.mkdir(parents=True, exist_ok=True)
-    generate.remove_stale_temp_files(folder)
     seq, acq = config.sequence(), config.acquisition()
-    schedule_files.write_schedule_csv(folder / "schedule.csv", seq)
+    folder = _prepared_raw_dir(out_dir, n_coils, seq)
     cache_dir = Path(cache_dir or Path(out_dir) / "cache")
     dictionary, paths = None, []
     for subject in range(config.n_subjects):
         for s in range(config.n_slices):
-            path = generate.slice_path(folder, subject, s)
+            path = phantom_dataset.slice_path(folder, subject, s)
             paths.append(path)
             if path.exists():
                 continue
-            dictionary = dictionary or generate.matching_dictionary(config, cache_dir)
-            ph, _ = generate.slice_phantom(config, subject, s)
-            coefficients = generate.phantom_coefficients(ph, seq, dictionary.basis)
+            dictionary = dictionary or phantom_dataset.matching_dictionary(config, cache_dir)
+            ph, _ = phantom_dataset.slice_phantom(config, subject, s)
+            coefficients = phantom_dataset.phantom_coefficients(ph, seq, dictionary.basis)
             rng = np.random.default_rng([config.seed, subject, s])
             simulate_raw(
                 path,
@@ -305,5 +311,44 @@ def export_generated(
                 n_coils=n_coils,
                 rng=rng,
                 progress=progress,
+            )
+    return paths
+
+
+def export_brain_test(
+    config: synthetic.BrainDataConfig,
+    out_dir: str | os.PathLike,
+    n_coils: int,
+    progress: bool = True,
+) -> list[Path]:
+    """Write the raw k-space of a brain dataset's test slices (``generate --write-ismrmrd``).
+
+    The test subjects are held out of training and their slice files hold the true maps.
+
+    Slice ``(subject, s)`` is the series of `synthetic.make_slice_file`, written exactly as a
+    sum over its tissue compartments (coefficients: the compartments' spatial maps, basis:
+    their fingerprints, `rinq_jax.data.compartments`), with noise from the slice's own noise
+    seed (not the same draws as the slice file's image-space noise: a new acquisition of the
+    same subject). Files go to ``raw_dir(out_dir, n_coils) / sub-XX_slice-YY.h5`` with
+    ``schedule.csv``; existing files are kept.
+
+    Returns:
+        The raw files, sorted by subject then slice.
+
+    """
+    seq, acq = config.sequence(), config.acquisition()
+    folder = _prepared_raw_dir(out_dir, n_coils, seq)
+    paths = []
+    for subject in config.subjects("test"):
+        for s in range(config.n_slices):
+            path = folder / f"{synthetic.slice_name(subject, s)}.h5"
+            paths.append(path)
+            if path.exists():
+                continue
+            _, values, maps = synthetic.slice_model(config, subject, s)
+            fingerprints = compartments.fingerprint_coefficients(seq, values)
+            rng = np.random.default_rng([config.seed, subject, s, 1])
+            simulate_raw(
+                path, maps, fingerprints, acq, seq, n_coils=n_coils, rng=rng, progress=progress
             )
     return paths

@@ -41,8 +41,16 @@ def make_plan(
     eps: float,
     nthreads: int,
 ) -> finufft.Plan:
-    """Make a complex64 finufft plan with its points set; ``points``: float[M, 2] rad/pixel."""
+    """Make a complex64 finufft plan with its points set; ``points``: float[M, 2] rad/pixel.
+
+    Type 1 (the adjoint) always runs on one thread: finufft's multithreaded spreading adds the
+    threads' subgrids in whatever order they finish, so its results differ in the last bits
+    from run to run, and the generator must be reproducible from its seed (measured no slower
+    at the generator's sizes, benchmarks/results.md). Type 2 uses ``nthreads``.
+    """
     isign = -1 if nufft_type == 2 else 1
+    if nufft_type == 1:
+        nthreads = 1
     plan = finufft.Plan(
         nufft_type,
         shape,

@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from rinq_jax.data import DEFAULT_DATA_DIR, io, nifti
+from rinq_jax.data import DEFAULT_DATA_DIR, io
+from rinq_jax.data.nifti import pixel_size_mm, write_nifti
 from rinq_jax.evaluation import compare, export, figures, inference, metrics
 
 DM_LABEL = "dictionary matching"
@@ -92,15 +93,13 @@ def _write_maps(
 
     """
     folder.mkdir(parents=True, exist_ok=True)
-    pixel_mm = nifti.pixel_size_mm(info)
+    pixel_mm = pixel_size_mm(info)
     stem = Path(info.path).stem
     maps = {"t1_ms": t1_ms, "t2_ms": t2_ms}
     if m0 is not None:
         maps["m0"] = np.abs(m0)
     return {
-        name: str(
-            nifti.write_nifti(folder / f"{stem}_{_slug(label)}_{name}.nii.gz", values, pixel_mm)
-        )
+        name: str(write_nifti(folder / f"{stem}_{_slug(label)}_{name}.nii.gz", values, pixel_mm))
         for name, values in maps.items()
     }
 
@@ -207,7 +206,7 @@ def evaluate(
     infos = [io.inspect(f) for f in files]
     for info in infos:
         if not info.has_target("true"):
-            nifti.pixel_size_mm(info)  # its maps are its output: they need a pixel size
+            pixel_size_mm(info)  # its maps are its output: they need a pixel size
         for c in checkpoints:
             inference.check_compatible(c.metadata, info)
     has_truth = [info.has_target("true") for info in infos]

@@ -3,7 +3,7 @@
     python -m rinq_jax.experiments.sweeps --ckpt RUN_DIR   # a network trained on the quick preset
 
 For every setting a test slice of an unseen subject (`SUBJECT`, not among the training
-subjects 0-7) is simulated with `rinq_jax.data.generate.generate_slice` — the preset's
+subjects 0-7) is simulated with `rinq_jax.data.phantom_dataset.generate_slice` — the preset's
 acquisition with one parameter changed — and both the checkpoint and dictionary matching are
 scored on it with `rinq_jax.evaluation.evaluate.evaluate`. Slices and results are kept in
 OUT, so a re-run only simulates what is missing. Writes ``OUT/sweeps.md`` (a table),
@@ -25,7 +25,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from rinq_jax.data import QUICK_DATA_DIR, generate, io
+from rinq_jax.data import QUICK_DATA_DIR, io, phantom_dataset
 from rinq_jax.data.format import MrfFormatError
 from rinq_jax.evaluation import evaluate as evaluate_lib
 from rinq_jax.evaluation import export, figures, inference
@@ -42,7 +42,7 @@ class Setting:
 
     parameter: str  # "snr" or "undersampling"
     value: float | int | None
-    config: generate.GenerateConfig
+    config: phantom_dataset.GenerateConfig
 
     @property
     def name(self) -> str:
@@ -52,7 +52,7 @@ class Setting:
 
 
 def settings(
-    base: generate.GenerateConfig,
+    base: phantom_dataset.GenerateConfig,
     snrs: Sequence[float | None] = SNRS,
     undersamplings: Sequence[int] = UNDERSAMPLINGS,
 ) -> list[Setting]:
@@ -76,15 +76,17 @@ def ensure_slice(setting: Setting, folder: Path, cache_dir: Path) -> Path:
     except (MrfFormatError, FileNotFoundError):
         pass
     folder.mkdir(parents=True, exist_ok=True)
-    dictionary = generate.matching_dictionary(setting.config, cache_dir)
-    io.write_slice(path, generate.generate_slice(setting.config, SUBJECT, SLICE_INDEX, dictionary))
+    dictionary = phantom_dataset.matching_dictionary(setting.config, cache_dir)
+    io.write_slice(
+        path, phantom_dataset.generate_slice(setting.config, SUBJECT, SLICE_INDEX, dictionary)
+    )
     return path
 
 
 def run(
     run_dir: str | Path,
     out_dir: str | Path,
-    base: generate.GenerateConfig,
+    base: phantom_dataset.GenerateConfig,
     *,
     step: int | str = "best",
     snrs: Sequence[float | None] = SNRS,
@@ -197,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--step", default="best", help="'best', 'latest' or a step number")
     p.add_argument(
         "--preset",
-        choices=sorted(generate.PRESETS),
+        choices=sorted(phantom_dataset.PRESETS),
         default="quick",
         help="acquisition the network was trained with",
     )
@@ -212,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         run(
             args.ckpt,
             args.out or args.ckpt / "sweeps",
-            generate.PRESETS[args.preset],
+            phantom_dataset.PRESETS[args.preset],
             step=step,
             snrs=snrs,
             undersamplings=args.undersampling or UNDERSAMPLINGS,

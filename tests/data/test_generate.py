@@ -5,17 +5,19 @@ import dataclasses
 import numpy as np
 import pytest
 
-from rinq_jax.data import generate, io, phantom, phantom_geometry, preview
+from rinq_jax.data import generate, io, phantom, phantom_dataset, phantom_geometry, preview
 from rinq_jax.physics.epg import simulate
 from rinq_jax.physics.matching import match
 
 # 300 repetitions and rank 10 keep the paper-grid dictionary to seconds.
-TINY = generate.GenerateConfig(n_subjects=1, n_slices=2, matrix=32, n_reps=300, rank=10, snr=30.0)
+TINY = phantom_dataset.GenerateConfig(
+    n_subjects=1, n_slices=2, matrix=32, n_reps=300, rank=10, snr=30.0
+)
 
 
 @pytest.fixture(scope="module")
 def tiny_dictionary(tmp_path_factory):
-    return generate.matching_dictionary(TINY, tmp_path_factory.mktemp("cache"))
+    return phantom_dataset.matching_dictionary(TINY, tmp_path_factory.mktemp("cache"))
 
 
 def _grid_step(grid_values, values):
@@ -28,7 +30,7 @@ def _grid_step(grid_values, values):
 def test_matching_noiseless_phantom_signals_recovers_the_maps_within_a_grid_step(tiny_dictionary):
     seq = TINY.sequence()
     ph = phantom.make_phantom(phantom_geometry.sample_subject(0), 0.5, matrix=32, b1_field=False)
-    coefficients = generate.phantom_coefficients(ph, seq, tiny_dictionary.basis)
+    coefficients = phantom_dataset.phantom_coefficients(ph, seq, tiny_dictionary.basis)
     # The coefficients are the projection of the exact EPG fingerprints.
     pixel = tuple(np.argwhere(ph.mask)[0])
     expected = ph.m0[pixel] * np.asarray(simulate(seq, ph.t1_ms[pixel], ph.t2_ms[pixel]))
@@ -48,7 +50,7 @@ def test_matching_noiseless_phantom_signals_recovers_the_maps_within_a_grid_step
 
 def test_generate_writes_valid_resumable_files(tmp_path, tiny_dictionary):
     out = tmp_path / "data"
-    paths = generate.generate(TINY, out, cache_dir=tmp_path / "cache", progress=False)
+    paths = phantom_dataset.generate(TINY, out, cache_dir=tmp_path / "cache", progress=False)
     assert [p.name for p in paths] == ["sub-00_slice-00.h5", "sub-00_slice-01.h5"]
     infos = [io.validate(p) for p in paths]
     assert infos[0].shape == (32, 32, 300) and infos[0].sequence_hash == TINY.sequence().hash
@@ -63,7 +65,7 @@ def test_generate_writes_valid_resumable_files(tmp_path, tiny_dictionary):
     assert not np.array_equal(s.signals, removed)
     mtime = paths[0].stat().st_mtime_ns
     paths[1].unlink()
-    generate.generate(TINY, out, cache_dir=tmp_path / "cache", progress=False)
+    phantom_dataset.generate(TINY, out, cache_dir=tmp_path / "cache", progress=False)
     assert paths[0].stat().st_mtime_ns == mtime
     np.testing.assert_array_equal(io.read_slice(paths[1]).signals, removed)
     preview.save_preview(paths[0], tmp_path / "preview.png", frame=10)
@@ -74,10 +76,12 @@ def test_generate_writes_valid_resumable_files(tmp_path, tiny_dictionary):
 
 
 def test_generation_is_reproducible(tiny_dictionary):
-    first = generate.generate_slice(TINY, 0, 1, tiny_dictionary)
-    second = generate.generate_slice(TINY, 0, 1, tiny_dictionary)
+    first = phantom_dataset.generate_slice(TINY, 0, 1, tiny_dictionary)
+    second = phantom_dataset.generate_slice(TINY, 0, 1, tiny_dictionary)
     np.testing.assert_array_equal(first.signals, second.signals)
-    other_seed = generate.generate_slice(dataclasses.replace(TINY, seed=1), 0, 1, tiny_dictionary)
+    other_seed = phantom_dataset.generate_slice(
+        dataclasses.replace(TINY, seed=1), 0, 1, tiny_dictionary
+    )
     assert not np.array_equal(first.t1_ms, other_seed.t1_ms)
 
 

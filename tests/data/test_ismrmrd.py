@@ -7,22 +7,32 @@ import ismrmrd
 import numpy as np
 import pytest
 
-from rinq_jax.data import generate, io, ismrmrd_export, ismrmrd_import, nifti, spiral
+from rinq_jax.data import (
+    generate,
+    io,
+    ismrmrd_export,
+    ismrmrd_import,
+    nifti,
+    phantom_dataset,
+    spiral,
+)
 from rinq_jax.data.format import MrfFormatError
 from rinq_jax.physics.matching import match
 from rinq_jax.physics.schedule_files import load_sequence, read_schedule, write_schedule_csv
 from tests.reliability.corpus import RAW_REPS, schedule_of, write_valid_raw
 
 # 300 repetitions and rank 10 keep the dictionary to seconds; 64 x 64 keeps the phantom's anatomy.
-SMALL = generate.GenerateConfig(n_subjects=1, n_slices=1, matrix=64, n_reps=300, rank=10, snr=30.0)
+SMALL = phantom_dataset.GenerateConfig(
+    n_subjects=1, n_slices=1, matrix=64, n_reps=300, rank=10, snr=30.0
+)
 
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
     """(out folder, slice file, dictionary) of a one-slice phantom dataset."""
     out = tmp_path_factory.mktemp("generated")
-    (path,) = generate.generate(SMALL, out, progress=False)
-    return out, path, generate.matching_dictionary(SMALL, out / "cache")
+    (path,) = phantom_dataset.generate(SMALL, out, progress=False)
+    return out, path, phantom_dataset.matching_dictionary(SMALL, out / "cache")
 
 
 def _import(raw, out, *extra) -> io.MrfSlice:
@@ -77,7 +87,7 @@ def _maps(s: io.MrfSlice, mask, dictionary):
 
 def test_eight_coils_give_the_single_coil_maps_within_the_noise(generated, tmp_path):
     out, path, dictionary = generated
-    ph, _ = generate.slice_phantom(SMALL, 0, 0)
+    ph, _ = phantom_dataset.slice_phantom(SMALL, 0, 0)
     maps = {}
     for n_coils in (1, 8):
         (raw,) = ismrmrd_export.export_generated(SMALL, out, n_coils=n_coils, progress=False)
@@ -184,7 +194,7 @@ def test_generate_cli_writes_raw_files_and_leaves_its_slices_unchanged(tmp_path)
     for name, values in plain.arrays().items():
         np.testing.assert_array_equal(getattr(with_raw, name), values, err_msg=name)
     assert plain.sequence == with_raw.sequence and plain.generator == with_raw.generator
-    for bad in (["--coils", "2"], ["--write-ismrmrd", "--preset", "brain"]):
+    for bad in (["--coils", "2"], ["--write-ismrmrd", "--coils", "0"]):
         with pytest.raises(SystemExit):
             generate.main([*argv, "--out", str(tmp_path / "x"), *bad])
 

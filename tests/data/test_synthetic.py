@@ -6,7 +6,16 @@ import hashlib
 import numpy as np
 import pytest
 
-from rinq_jax.data import compartments, io, spiral, stream, synthetic, tissues
+from rinq_jax.data import (
+    compartments,
+    io,
+    ismrmrd_export,
+    ismrmrd_import,
+    spiral,
+    stream,
+    synthetic,
+    tissues,
+)
 
 TINY = synthetic.BrainDataConfig(
     n_train=2, n_val=1, n_test=1, n_slices=2, matrix=48, n_reps=120, noise_bank=3, rank=8
@@ -160,3 +169,29 @@ def test_target_sample_matches_the_stream(dataset):
     sample = s.sample_targets(2048)
     streamed = np.concatenate([b["y_ms"] for b in s.batches(32, seed=0, epoch=0)])
     assert np.log(sample).mean(0) == pytest.approx(np.log(streamed).mean(0), abs=0.1)
+
+
+def test_raw_export_of_a_test_slice_imports_as_its_series(tmp_path):
+    """generate --preset brain --write-ismrmrd: a test subject's raw 1-coil k-space, imported,
+    is the slice's series of the fast compartment path (noiseless here, so equal to NUFFT
+    accuracy)."""
+    config = dataclasses.replace(TINY, snr=None)
+    (raw, *_) = ismrmrd_export.export_brain_test(config, tmp_path, n_coils=1, progress=False)
+    out = tmp_path / "imported.h5"
+    schedule = raw.parent / "schedule.csv"
+    assert ismrmrd_import.main([str(raw), "--sequence", str(schedule), "--out", str(out)]) == 0
+    subject = config.subjects("test")[0]
+    assert raw.name == f"{synthetic.slice_name(subject, 0)}.h5"
+    _, values, maps = synthetic.slice_model(config, subject, 0)
+    cfg, m = config.acquisition(), config.matrix
+    expected = np.zeros((m * m, config.n_reps), np.complex64)
+    gridded = compartments.grid_maps(maps, cfg, 1)
+    compartments.gridded_series(
+        gridded.reshape(*gridded.shape[:2], -1),
+        compartments.fingerprint_coefficients(config.sequence(), values),
+        spiral.interleaf_pattern(cfg, config.n_reps),
+        out=expected,
+    )
+    imported = io.read_slice(out).signals.reshape(m * m, -1)
+    error = np.linalg.norm(imported - expected) / np.linalg.norm(expected)
+    assert error < 1e-4, error

@@ -7,12 +7,12 @@ import json
 
 import pytest
 
-from rinq_jax.data import generate, io
+from rinq_jax.data import io, phantom_dataset
 from rinq_jax.experiments import sweeps
 
 
 def test_settings_vary_one_parameter():
-    base = generate.PRESETS["quick"]
+    base = phantom_dataset.PRESETS["quick"]
     s = sweeps.settings(base, snrs=(10.0, None), undersamplings=(48, 12))
     assert [x.name for x in s] == ["snr-10", "snr-inf", "undersampling-48", "undersampling-12"]
     assert s[1].config.snr is None and s[1].config.undersampling == 48
@@ -22,7 +22,7 @@ def test_settings_vary_one_parameter():
 
 
 def test_sweep_end_to_end(tiny_run, tmp_path):
-    base = dataclasses.replace(generate.PRESETS["quick"], matrix=32, n_reps=30, rank=20)
+    base = dataclasses.replace(phantom_dataset.PRESETS["quick"], matrix=32, n_reps=30, rank=20)
     rows = sweeps.run(
         tiny_run,
         tmp_path / "sweeps",

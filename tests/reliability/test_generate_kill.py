@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rinq_jax.data import generate, io
+from rinq_jax.data import generate, io, phantom_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 FLAGS = ["--matrix", "32", "--n-reps", "300", "--subjects", "1", "--slices", "3", "--rank", "10"]
@@ -32,7 +32,7 @@ def test_remove_stale_temp_files_keeps_those_of_running_processes(tmp_path):
     other = tmp_path / "c.tmp-notapid"
     for path in (dead, live, other):
         path.write_bytes(b"partial")
-    assert generate.remove_stale_temp_files(tmp_path) == [dead]
+    assert phantom_dataset.remove_stale_temp_files(tmp_path) == [dead]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name])
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from rinq_jax.data.format import TARGET_PAIRS
 from rinq_jax.data.io import MrfSlice, write_slice
 from rinq_jax.training.input_pipeline import Datasets
 
@@ -77,8 +78,12 @@ def toy_datasets():
     )
 
 
-def write_tiny_slices(folder: Path, n_files=5, shape=(8, 8, 30)) -> list[Path]:
-    """Small valid slices whose T1/T2 depend on the signal (so there is something to learn)."""
+def write_tiny_slices(folder: Path, n_files=5, shape=(8, 8, 30), maps="true") -> list[Path]:
+    """Small valid slices whose T1/T2 depend on the signal (so there is something to learn).
+
+    ``maps``: store them as the true maps (``t1_ms``/``t2_ms``) or, as a scanner's scan
+    imported with its own matching maps, as ``dm_t1_ms``/``dm_t2_ms`` only.
+    """
     rng = np.random.default_rng(0)
     n_reps = shape[2]
     seq = {
@@ -105,8 +110,11 @@ def write_tiny_slices(folder: Path, n_files=5, shape=(8, 8, 30)) -> list[Path]:
                 sequence=seq,
                 signals=signals,
                 mask=mask,
-                t1_ms=np.where(mask, t1, 0).astype(np.float32),
-                t2_ms=np.where(mask, t2, 0).astype(np.float32),
+                **{
+                    name: np.where(mask, values, 0).astype(np.float32)
+                    for name, values in zip(TARGET_PAIRS[maps], (t1, t2), strict=True)
+                },
+                acquisition={"fov_mm": 40.0, "matrix": shape[0]},
             ),
         )
         paths.append(path)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import json
+from pathlib import Path
 
 import numpy as np
 
@@ -53,3 +55,23 @@ def test_train_py_end_to_end_full_size_rnn3(tmp_path, capsys):
     with (run / "metrics.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
     assert rows[-1]["split"] == "val"
+
+
+def test_a_scanners_own_matching_maps_train_a_network_and_eval_writes_its_maps(tmp_path):
+    """Scans with the scanner's matching maps and no true maps (ismrmrd_import --dm-maps):
+    train.py --target dm learns from them, eval.py writes the test scan's maps as NIfTI."""
+    data = tmp_path / "data"
+    data.mkdir()
+    _write_slices(data, maps="dm")
+    run = tmp_path / "run"
+    argv = ["--model", "rnn1", "--data", str(data), "--workdir", str(run), "--steps", "2"]
+    argv += ["--batch-size", "16"]
+    assert load_script("train.py").main([*argv, "--target", "dm", "--no-progress"]) == 0
+    out = tmp_path / "eval"
+    assert load_script("eval.py").main(["--ckpt", str(run), "--out", str(out)]) == 0
+    result = json.loads((out / "metrics.json").read_text())
+    (test_file,) = result["files_without_truth"]
+    stem = Path(test_file).stem
+    assert {p.name for p in (out / "nifti").iterdir()} >= {
+        f"{stem}_rnn1-complex_{name}.nii.gz" for name in ("t1_ms", "t2_ms", "m0")
+    }

@@ -83,13 +83,13 @@ def test_defaults(cli):
     c = cli.config_from_args(args)
     assert (c.target_transform, c.lr_schedule, c.grad_clip_norm) == ("linear", "constant", None)
     assert c.learning_rate is None and c.batch_size is None  # the paper's, filled in by the loop
-    # the LSTM's hand-written VJP by default (recipes.FAST_GRADIENT_MODELS), else plain autodiff
+    # the hand-written VJPs by default (recipes.FAST_GRADIENT_MODELS), else plain autodiff
     assert c.model_overrides == (("fast_gradients", True),)
     args = cli.build_parser().parse_args(
         ["--model", "rnn1", "--matmul-dtype", "bfloat16", "--no-fast-gradients"]
     )
     assert cli.config_from_args(args).model_overrides == (("matmul_dtype", "bfloat16"),)
-    for argv, want in (([], ()), (["--fast-gradients"], (("fast_gradients", True),))):
+    for argv, want in (([], (("fast_gradients", True),)), (["--no-fast-gradients"], ())):
         args = cli.build_parser().parse_args(["--model", "cnn1", *argv])
         assert cli.config_from_args(args).model_overrides == want
     args = cli.build_parser().parse_args(
