@@ -145,11 +145,6 @@ class SliceInfo:
 # --------------------------------------------------------------------------- writing
 
 
-def _attr_value(value: Any) -> Any:
-    # HDF5 attributes cannot hold None; NaN is the documented "absent" (e.g. ti_ms).
-    return np.nan if value is None else value
-
-
 def write_slice(path: str | os.PathLike, s: MrfSlice) -> None:
     """Validate ``s`` and write it to ``path`` atomically.
 
@@ -186,7 +181,7 @@ def _write_contents(f: h5py.File, s: MrfSlice) -> None:
     for group_name, values in (("acquisition", s.acquisition), ("generator", s.generator)):
         group = f.create_group(group_name)
         for key, value in values.items():
-            group.attrs[key] = _attr_value(value)
+            group.attrs[key] = np.nan if value is None else value  # HDF5 has no None
 
 
 # --------------------------------------------------------------------------- reading
