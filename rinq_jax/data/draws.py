@@ -1,6 +1,7 @@
 """Checked arguments and clipped random draws shared by the anatomy generators.
 
-`checked_number` validates a user-facing number (subject index, seed, matrix, slice position);
+`checked_number` validates a user-facing number (subject index, seed, matrix, slice position),
+`subject_rng` a subject's index and seed and gives its generator;
 `clipped_normal` draws one anatomical or tissue parameter from a normal distribution clipped to
 a plausible range (clipping rather than redrawing keeps the number of draws fixed, so a subject
 is the same whatever its parameters).
@@ -27,6 +28,17 @@ def checked_number(
         bounds = f"be >= {lo}" if hi == math.inf else f"lie in [{lo}, {hi}]"
         raise ValueError(f"{name} must {bounds}, got {value!r}")
     return int(value) if integer else float(value)
+
+
+def subject_rng(subject_id: object, seed: object) -> tuple[int, int, np.random.Generator]:
+    """Checked ``(subject_id, seed)`` (non-negative integers) and the subject's generator.
+
+    The generator is ``default_rng(SeedSequence([seed, subject_id]))``: subject ``k`` is the same
+    whichever other subjects are drawn and in whatever order.
+    """
+    subject_id = checked_number("subject_id", subject_id, 0, integer=True)
+    seed = checked_number("seed", seed, 0, integer=True)
+    return subject_id, seed, np.random.default_rng(np.random.SeedSequence([seed, subject_id]))
 
 
 def clipped_normal(rng: np.random.Generator, mean: float, sd: float, lo: float, hi: float) -> float:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from rinq_jax.data.draws import checked_number, clipped_normal
+from rinq_jax.data.draws import clipped_normal, subject_rng
 from rinq_jax.data.tissues import (
     BACKGROUND,
     BONE,
@@ -140,9 +140,7 @@ def sample_subject(subject_id: int, seed: int = 0) -> SubjectAnatomy:
         ValueError: if ``subject_id`` or ``seed`` is not a non-negative integer.
 
     """
-    subject_id = checked_number("subject_id", subject_id, 0, integer=True)
-    seed = checked_number("seed", seed, 0, integer=True)
-    rng = np.random.default_rng(np.random.SeedSequence([seed, subject_id]))
+    subject_id, seed, rng = subject_rng(subject_id, seed)
 
     n_sulci = int(rng.integers(26, 41))
     spacing = 2.0 * math.pi / n_sulci

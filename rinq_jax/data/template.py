@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from rinq_jax.data.draws import checked_number, clipped_normal
+from rinq_jax.data.draws import clipped_normal, subject_rng
 
 __all__ = [
     "BRAIN_CENTRE_MM",
@@ -100,9 +100,7 @@ def sample_geometry(subject_id: int, seed: int = 0) -> SubjectGeometry:
         ValueError: if ``subject_id`` or ``seed`` is not a non-negative integer.
 
     """
-    subject_id = checked_number("subject_id", subject_id, 0, integer=True)
-    seed = checked_number("seed", seed, 0, integer=True)
-    rng = np.random.default_rng(np.random.SeedSequence([seed, subject_id]))
+    subject_id, seed, rng = subject_rng(subject_id, seed)
     scale = clipped_normal(rng, 1.0, 0.05, 0.88, 1.12)
     aniso = clipped_normal(rng, 0.0, 0.025, -0.06, 0.06)
     return SubjectGeometry(
