@@ -21,6 +21,7 @@ import jax
 
 from rinq_jax.cli import non_negative_int, positive_float, positive_int
 from rinq_jax.configs import recipes
+from rinq_jax.configs.data import VALUE_DISTRIBUTIONS
 from rinq_jax.configs.models import INPUT_KINDS, MODEL_NAMES
 from rinq_jax.data.format import MrfFormatError
 from rinq_jax.models import get_model
@@ -107,6 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="train on the first N training subjects of a generated dataset (default: all)",
     )
     p.add_argument(
+        "--values",
+        default="wide",
+        choices=tuple(VALUE_DISTRIBUTIONS),
+        help="what the training stream of a generated dataset draws tissue values from: wide "
+        "(brain compartments anywhere in T1 50-4,500 ms, T2 5-2,500 ms in 3 of 4 draws, so "
+        "that the network measures) or brain (0.70-1.42x of each tissue's population mean); "
+        "rinq_jax/configs/data.py (default: %(default)s)",
+    )
+    p.add_argument(
         "--target",
         default="true",
         choices=("true", "dm"),
@@ -172,6 +182,7 @@ def config_from_args(args: argparse.Namespace):
         steps=steps,
         seed=args.seed,
         train_subjects=args.train_subjects,
+        values=args.values,
         checkpoint_every_steps=args.checkpoint_every,
         progress=not args.no_progress,
         model_overrides=_model_overrides(args),

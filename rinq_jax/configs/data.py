@@ -33,3 +33,13 @@ PHANTOM_PRESETS = {
     # The paper's extended set: 28 slices of 8 subjects at 256 x 256 (4 slices each here).
     "paper": {"n_subjects": 8, "n_slices": 4, "matrix": 256, "b1_field": True, "lesions": True},
 }
+
+# What the training stream draws (`rinq_jax.data.compartments.ValueDistribution` fields), by
+# `TrainConfig.values`. "wide" (the default): three draws in four give the brain compartments
+# values anywhere in T1 50-4,500 ms, T2 5-2,500 ms, so that a network must measure rather than
+# recognise tissue (issue 23), with B1 over 0.8-1.2 and the SNR halved to doubled. "brain":
+# values within 0.70-1.42x of each tissue's population mean, nominal SNR (the earlier default).
+VALUE_DISTRIBUTIONS = {
+    "wide": {"wide_fraction": 0.75, "max_b1_amplitude": 0.2, "snr_factor_range": (0.5, 2.0)},
+    "brain": {},
+}

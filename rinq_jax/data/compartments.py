@@ -48,9 +48,12 @@ __all__ = [
     "grid_maps",
     "gridded_series",
     "noise_bank",
+    "population_means",
     "population_values",
     "signal_rms",
+    "single_compartment_maps",
     "training_values",
+    "ValueDistribution",
     "true_maps",
 ]
 
@@ -59,9 +62,6 @@ LABELS: tuple[int, ...] = tuple(range(1, tissues.N_CLASSES))
 
 N_POWERS = 3
 """Terms of the B1 expansion: 1, D, D^2."""
-
-TRAINING_LOG_WIDTH = 0.35
-"""Half-width in ln(T) of the training draws around each tissue's population mean."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +95,13 @@ def _population(name: str) -> np.ndarray:
     return np.array([getattr(tissues.TISSUE_PROPERTIES[k], name) for k in range(tissues.N_CLASSES)])
 
 
+def population_means() -> TissueValues:
+    """Every tissue at its 3 T population mean (`tissues.TISSUE_PROPERTIES`), nominal B1."""
+    t1_ms, t2_ms = _population("t1_ms"), _population("t2_ms")
+    t1_ms[0] = t2_ms[0] = 1.0  # background: holds no magnetisation (pd 0)
+    return TissueValues(t1_ms, t2_ms, _population("pd"))
+
+
 def _clip_relaxation(t1_ms: np.ndarray, t2_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Keep every value inside the paper's dictionary range, with T2 <= T1."""
     t1_ms = np.clip(t1_ms, *tissues.DICT_T1_RANGE_MS)
@@ -125,29 +132,89 @@ def population_values(
     return TissueValues(t1_ms, t2_ms, pd, b1_amplitude, float(rng.uniform(-math.pi, math.pi)))
 
 
-def training_values(rng: np.random.Generator, max_b1_amplitude: float) -> TissueValues:
-    """A fresh draw of tissue values for one training batch.
+@dataclasses.dataclass(frozen=True)
+class ValueDistribution:
+    """What the training stream draws, per draw, for every compartment of the anatomy.
 
-    Each tissue's T1 and T2 are log-uniform within a factor
-    ``exp(+-TRAINING_LOG_WIDTH)`` (0.70x to 1.42x) of its population mean, independently, PD
-    within +-10 %, B1 amplitude uniform in [0, max_b1_amplitude], uniform global phase.
+    A draw is *wide* with probability ``wide_fraction``: every brain compartment's (WM, GM,
+    CSF, lesion) T1 log-uniform in ``t1_range_ms`` and T2 log-uniform in ``[t2_range_ms[0],
+    min(T1, t2_range_ms[1])]``, independently, PD uniform in ``pd_range``. The anatomy then
+    says where compartments are, not what their values are: white matter may get CSF-like or
+    lesion-like values, so a network must read the values from the signal (recognising the
+    tissue earns nothing). Otherwise, and always for the head around the brain, the draw is
+    *brain-like*: each tissue's T1 and T2 log-uniform within a factor
+    ``exp(+-brain_log_width)`` of its population mean, PD within +-10 %. Every draw: B1
+    amplitude uniform in ``[0, max_b1_amplitude]``, uniform global phase; every patch: the
+    slice's SNR times a log-uniform factor in ``snr_factor_range``.
 
-    The range is far wider than the subjects' spread (+-4 % s.d.): a network trained on the
-    spread alone learns each tissue's typical values and misses a subject whose white matter
-    is 25 % off (measured), while disease moves relaxation times by tens of percent.
+    Attributes:
+        wide_fraction: share of wide draws, in [0, 1].
+        t1_range_ms, t2_range_ms: ranges of wide draws (inside the dictionary's 10-4,500 ms and
+            2-3,000 ms).
+        pd_range: proton density range of wide draws (relative to CSF = 1).
+        brain_log_width: half-width in ln(T) of brain-like draws.
+        max_b1_amplitude: B1 = 1 + a * pattern, a uniform in [0, max].
+        snr_factor_range: (low, high) factor on the SNR of each patch.
     """
-    width = TRAINING_LOG_WIDTH
-    log_scale = rng.uniform(-1.0, 1.0, (2, tissues.N_CLASSES)) * width
-    t1_ms, t2_ms = _clip_relaxation(
-        _population("t1_ms") * np.exp(log_scale[0]), _population("t2_ms") * np.exp(log_scale[1])
-    )
-    t1_ms[0] = t2_ms[0] = 1.0
+
+    wide_fraction: float = 0.0
+    t1_range_ms: tuple[float, float] = (50.0, 4500.0)
+    t2_range_ms: tuple[float, float] = (5.0, 2500.0)
+    pd_range: tuple[float, float] = (0.5, 1.0)
+    brain_log_width: float = 0.35
+    max_b1_amplitude: float = 0.15
+    snr_factor_range: tuple[float, float] = (1.0, 1.0)
+
+    def __post_init__(self):
+        for name in ("t1_range_ms", "t2_range_ms", "pd_range", "snr_factor_range"):
+            lo, hi = getattr(self, name)
+            if not 0 < lo <= hi:
+                raise ValueError(f"ValueDistribution.{name} must satisfy 0 < low <= high")
+            object.__setattr__(self, name, (float(lo), float(hi)))
+        if not 0.0 <= self.wide_fraction <= 1.0:
+            raise ValueError(f"wide_fraction must lie in [0, 1], got {self.wide_fraction}")
+        if not 0.0 <= self.max_b1_amplitude < 0.5:
+            raise ValueError(f"max_b1_amplitude must lie in [0, 0.5), got {self.max_b1_amplitude}")
+        t1_lo, t1_hi = tissues.DICT_T1_RANGE_MS
+        t2_lo, t2_hi = tissues.DICT_T2_RANGE_MS
+        if not (t1_lo <= self.t1_range_ms[0] and self.t1_range_ms[1] <= t1_hi):
+            raise ValueError(f"t1_range_ms must lie inside the dictionary's {t1_lo}-{t1_hi} ms")
+        if not (t2_lo <= self.t2_range_ms[0] and self.t2_range_ms[1] <= t2_hi):
+            raise ValueError(f"t2_range_ms must lie inside the dictionary's {t2_lo}-{t2_hi} ms")
+
+
+def _log_uniform(rng: np.random.Generator, lo, hi, size=None) -> np.ndarray:
+    return np.exp(rng.uniform(np.log(lo), np.log(hi), size))
+
+
+def training_values(rng: np.random.Generator, distribution: ValueDistribution) -> TissueValues:
+    """A fresh draw of every compartment's values for a training batch (`ValueDistribution`).
+
+    Brain-like draws alone are far wider than the subjects' spread (+-4 % s.d.), yet a network
+    trained on them alone learns each tissue's typical values: off by 35 % at 0.6x a tissue's
+    T1 (issue 23). Wide draws cover what the sequence encodes.
+    """
+    d = distribution
+    wide = rng.uniform() < d.wide_fraction
+    log_scale = rng.uniform(-1.0, 1.0, (2, tissues.N_CLASSES)) * d.brain_log_width
+    t1_ms = _population("t1_ms") * np.exp(log_scale[0])
+    t2_ms = _population("t2_ms") * np.exp(log_scale[1])
     pd = _population("pd") * rng.uniform(0.9, 1.1, tissues.N_CLASSES)
+    if wide:  # the brain compartments only: the head around them keeps its contrast
+        brain = list(tissues.BRAIN_LABELS)
+        t1_ms[brain] = _log_uniform(rng, *d.t1_range_ms, len(brain))
+        t2_ms[brain] = _log_uniform(
+            rng, d.t2_range_ms[0], np.minimum(t1_ms[brain], d.t2_range_ms[1])
+        )
+        pd[brain] = rng.uniform(*d.pd_range, len(brain))
+    t1_ms, t2_ms = _clip_relaxation(t1_ms, t2_ms)
+    t1_ms[0] = t2_ms[0] = 1.0
+    pd[0] = 0.0
     return TissueValues(
         t1_ms,
         t2_ms,
         pd,
-        float(rng.uniform(0.0, max_b1_amplitude)),
+        float(rng.uniform(0.0, d.max_b1_amplitude)),
         float(rng.uniform(-math.pi, math.pi)),
     )
 
@@ -222,6 +289,48 @@ def true_maps(fractions: np.ndarray, values: TissueValues) -> tuple[np.ndarray, 
             np.where(total > 0, total / np.where(rate > 0, rate, 1.0), 0.0).astype(np.float32)
         )
     return out[0], out[1]
+
+
+PURE_WEIGHT = 0.999
+"""A pixel whose largest compartment carries this share of its proton density is pure."""
+
+
+def single_compartment_maps(
+    seq: FispSequence, fractions: np.ndarray, values: TissueValues, b1_shape: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The truth a one-tissue method can reach: T1, T2 (ms) of the single-compartment fit.
+
+    Each pixel's noiseless, unaliased signal ``sum_l f_l pd_l s_l(b1)`` (this module's
+    quadratic B1 model) is fitted by one fingerprint at the pixel's true ``b1 = 1 + a beta``
+    (`rinq_jax.physics.fit`), starting from the rate-weighted truth (`true_maps`). A pixel
+    whose largest compartment carries `PURE_WEIGHT` of its proton density gets that
+    compartment's values exactly.
+
+    Args:
+        seq: the acquisition schedule.
+        fractions: float[N_CLASSES, N] compartment fractions of N pixels with magnetisation.
+        values: the slice's draw.
+        b1_shape: float[N] B1 pattern ``beta`` of the pixels.
+
+    Returns:
+        (t1_ms, t2_ms), float32[N].
+    """
+    from rinq_jax.physics.fit import fit_single_compartment  # the EPG fit: JAX, loaded on use
+
+    labels = list(LABELS)
+    weight = np.asarray(fractions, np.float64)[labels] * values.pd[labels, None]  # [L, N]
+    share = weight.max(axis=0) / weight.sum(axis=0)
+    best = np.asarray(labels)[weight.argmax(axis=0)]
+    t1_ms, t2_ms = values.t1_ms[best].astype(np.float32), values.t2_ms[best].astype(np.float32)
+    mixed = np.flatnonzero(share < PURE_WEIGHT)
+    if mixed.size:
+        beta = np.asarray(b1_shape, np.float64)[mixed]
+        maps = basis_maps(fractions[:, mixed], np.zeros(mixed.size), beta)  # [K, n]
+        signals = maps.T @ fingerprint_coefficients(seq, values)  # [n, T]
+        init = true_maps(fractions[:, mixed], values)
+        fit = fit_single_compartment(seq, signals, 1.0 + values.b1_amplitude * beta, *init)
+        t1_ms[mixed], t2_ms[mixed] = fit.t1_ms, fit.t2_ms
+    return t1_ms, t2_ms
 
 
 def signal_rms(maps: np.ndarray, coefficients: np.ndarray) -> float:

@@ -10,6 +10,8 @@ Layout (``H, W`` image rows and columns, ``T`` repetitions)::
     /signals     complex64[H, W, T]   chunks (1, W, T): one image row per chunk
     /mask        bool[H, W]
     /t1_ms, /t2_ms, /dm_t1_ms, /dm_t2_ms, /b1   float32[H, W]      (optional)
+    /t1_single_ms, /t2_single_ms, /b1_map       float32[H, W]      (optional)
+    /fractions   float32[H, W, C]  compartment area fractions          (optional)
     /m0          complex64[H, W]                                   (optional)
     /tissue      uint8[H, W]                                       (optional)
     /sequence    group: flip_deg, tr_ms, phase_deg float32[T]; attrs te_ms, ti_ms (NaN: none)
@@ -19,7 +21,13 @@ Layout (``H, W`` image rows and columns, ``T`` repetitions)::
                  FispSequence.hash of /sequence: derived when absent, checked when present)
 
 Maps are in ms (T1, T2, their dictionary-matching versions), B1 is a relative scale (1 = nominal
-flip angle); signals and M0 are in arbitrary units.
+flip angle); signals and M0 are in arbitrary units. Two truths: ``t1_ms``/``t2_ms`` the
+proton-density-weighted mean relaxation rate of the pixel's compartments, ``t1_single_ms``/
+``t2_single_ms`` the single-compartment least-squares fit of its noiseless, unaliased signal at
+the true B1 (`rinq_jax.physics.fit`), the best a one-tissue method can reach. ``b1`` is the true
+transmit field, ``b1_map`` a measured B1 map (what a scanner's B1 mapping gives: smoothed and
+noisy). ``fractions[..., c]`` is the area fraction of compartment ``c`` (the generator's
+``tissue_labels`` attribute names the compartments).
 """
 
 from __future__ import annotations
@@ -38,10 +46,26 @@ FORMAT_VERSION = 1
 
 # signals and mask make a file usable for inference; the maps are what training needs.
 REQUIRED_FIELDS = ("signals", "mask")
-OPTIONAL_FIELDS = ("t1_ms", "t2_ms", "m0", "b1", "tissue", "dm_t1_ms", "dm_t2_ms")
+OPTIONAL_FIELDS = (
+    "t1_ms",
+    "t2_ms",
+    "m0",
+    "b1",
+    "tissue",
+    "dm_t1_ms",
+    "dm_t2_ms",
+    "t1_single_ms",
+    "t2_single_ms",
+    "b1_map",
+    "fractions",
+)
 FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
 # A T1 map without its T2 map (or the reverse) cannot serve as a training target.
-TARGET_PAIRS = {"true": ("t1_ms", "t2_ms"), "dm": ("dm_t1_ms", "dm_t2_ms")}
+TARGET_PAIRS = {
+    "true": ("t1_ms", "t2_ms"),
+    "dm": ("dm_t1_ms", "dm_t2_ms"),
+    "single": ("t1_single_ms", "t2_single_ms"),
+}
 
 DTYPES = {
     "signals": np.dtype(np.complex64),
@@ -53,6 +77,10 @@ DTYPES = {
     "tissue": np.dtype(np.uint8),
     "dm_t1_ms": np.dtype(np.float32),
     "dm_t2_ms": np.dtype(np.float32),
+    "t1_single_ms": np.dtype(np.float32),
+    "t2_single_ms": np.dtype(np.float32),
+    "b1_map": np.dtype(np.float32),
+    "fractions": np.dtype(np.float32),
 }
 SEQUENCE_ARRAYS = ("flip_deg", "tr_ms", "phase_deg")
 # The root attributes, all required, and their types. ``sequence_hash`` is optional (it is derived
@@ -61,8 +89,11 @@ ROOT_ATTRS = {"format_version": int, "subject_id": str, "slice_id": str}
 
 # Upper bounds in ms (well above any tissue at 3 T) and the median below which a map is
 # almost certainly in seconds (brain T1 ~ 0.8-4 s, T2 ~ 0.04-2 s).
-_MAX_MS = {"t1_ms": 10000.0, "t2_ms": 5000.0, "dm_t1_ms": 10000.0, "dm_t2_ms": 5000.0}
-_SECONDS_MEDIAN_BELOW = {"t1_ms": 10.0, "t2_ms": 1.0, "dm_t1_ms": 10.0, "dm_t2_ms": 1.0}
+_MAX_MS = {
+    name: 10000.0 if name.startswith("t1") or name.startswith("dm_t1") else 5000.0
+    for name in ("t1_ms", "t2_ms", "dm_t1_ms", "dm_t2_ms", "t1_single_ms", "t2_single_ms")
+}
+_SECONDS_MEDIAN_BELOW = {name: 10.0 if limit > 5000 else 1.0 for name, limit in _MAX_MS.items()}
 # The message of the error for a mask without a True pixel (a whole slice's mask must have one).
 EMPTY_MASK = "expected at least one True pixel, got an empty mask"
 _B1_MAX = 5.0  # B1 is a relative scale (~0.5-1.5); a median above this is percent or degrees
@@ -115,8 +146,20 @@ def check_dtype_shape(path, name: str, dtype, shape, expected_shape, why: str = 
         raise MrfFormatError(path, name, f"expected dtype {expected_dtype}, got {np.dtype(dtype)}")
     if tuple(shape) != tuple(expected_shape):
         raise MrfFormatError(
-            path, name, f"expected shape {tuple(expected_shape)}{why}, got {tuple(shape)}"
+            path,
+            name,
+            f"expected shape ({', '.join(map(str, expected_shape))}){why}, got {tuple(shape)}",
         )
+
+
+def expected_shape(name: str, n_rows: int, n_cols: int, n_reps: int, shape) -> tuple[tuple, str]:
+    """(expected shape, why) of a field: signals [H, W, T], fractions [H, W, C], maps [H, W]."""
+    if name == "signals":
+        return (n_rows, n_cols, n_reps), f" (T = {n_reps} from the sequence)"
+    if name == "fractions":
+        channels = shape[2] if len(shape) == 3 and shape[2] >= 1 else "C"
+        return (n_rows, n_cols, channels), " (H, W of the signals, C compartments)"
+    return (n_rows, n_cols), " (H, W of the signals)"
 
 
 def check_finite(path, name: str, values: np.ndarray, row0: int = 0) -> None:
@@ -165,7 +208,11 @@ def check_values(path, name: str, values: np.ndarray, mask: np.ndarray, row0: in
                 name,
                 f"expected values <= {_MAX_MS[name]:g} ms inside the mask, got max {inside.max()}",
             )
-    if name == "b1" and mask.any():
+    if name == "fractions" and not (np.all(values >= -1e-6) and np.all(values.sum(-1) <= 1 + 1e-4)):
+        raise MrfFormatError(
+            path, name, "expected area fractions in [0, 1] summing to at most 1 per pixel"
+        )
+    if name in ("b1", "b1_map") and mask.any():
         median = float(np.median(values[mask]))
         if not 0.0 < median <= _B1_MAX:
             raise MrfFormatError(
@@ -272,8 +319,7 @@ def check_slice(
     n_rows, n_cols = np.shape(arrays["signals"])[:2]
     check_pairs(path, arrays)
     for name, values in arrays.items():
-        expected = (n_rows, n_cols, n_reps) if name == "signals" else (n_rows, n_cols)
-        why = f" (T = {n_reps} from the sequence)" if name == "signals" else ""
+        expected, why = expected_shape(name, n_rows, n_cols, n_reps, values.shape)
         check_dtype_shape(path, name, values.dtype, values.shape, expected, why)
     mask = arrays["mask"]
     if not mask.any():
@@ -308,9 +354,6 @@ def check_file_fields(path, f: h5py.Group, n_reps: int) -> tuple[tuple[str, ...]
     n_rows, n_cols = signals.shape[:2]
     for name in present:
         ds = f[name]
-        expected = (n_rows, n_cols, n_reps) if name == "signals" else (n_rows, n_cols)
-        why = (
-            f" (T = {n_reps} from the sequence)" if name == "signals" else " (H, W of the signals)"
-        )
+        expected, why = expected_shape(name, n_rows, n_cols, n_reps, ds.shape)
         check_dtype_shape(path, name, ds.dtype, ds.shape, expected, why)
     return present, n_rows, n_cols

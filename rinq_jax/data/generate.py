@@ -7,7 +7,9 @@ subjects on disk); ``--preset quick`` or ``paper`` makes slice files of the proc
 (`rinq_jax.data.phantom_dataset`). With ``--write-ismrmrd [--coils N]`` the raw N-coil k-space
 is also written as ISMRMRD (`rinq_jax.data.ismrmrd_export`, docs/ismrmrd.md): of every slice
 (quick, paper) or of the test subjects' slices (brain, standard); the slice files stay the
-same. Presets: `rinq_jax.configs.data`.
+same. With ``--test-set out-of-range`` (brain, standard) the held-out subjects of
+`rinq_jax.data.out_of_range` are written to ``OUT/out_of_range/``. Presets:
+`rinq_jax.configs.data`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from rinq_jax.data import ismrmrd_export, synthetic
+from rinq_jax.data import ismrmrd_export, out_of_range, synthetic
 from rinq_jax.data.phantom_dataset import PRESETS, check_counts, generate
 
 
@@ -51,6 +53,13 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--rank", type=int, help="SVD rank of the dictionary subspace (default 50, the paper's)"
     )
+    parser.add_argument(
+        "--test-set",
+        choices=("out-of-range",),
+        help="(brain, standard) also write a test set that demands measurement into OUT: "
+        "out-of-range: held-out subjects with WM/GM T1 and T2 at x0.5-2.0 of normal and "
+        "lesions unlike any tissue (rinq_jax/data/out_of_range.py)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument(
         "--cache", type=Path, help="dictionary cache folder (quick, paper; default OUT/cache)"
@@ -70,6 +79,8 @@ def main(argv=None) -> int:
     if args.write_ismrmrd and args.coils < 1:
         parser.error("--coils must be >= 1")
     brain = args.preset in synthetic.PRESETS  # --subjects: the training subjects there
+    if args.test_set and not brain:
+        parser.error("--test-set needs a brain preset (brain, standard)")
     values = {
         "n_train" if brain else "n_subjects": args.subjects,
         "n_slices": args.slices,
@@ -101,6 +112,9 @@ def main(argv=None) -> int:
             size_mib = sum(p.stat().st_size for p in paths) / 2**20
             counts = f"{len(paths)} ({size_mib:.0f} MiB)"
         print(f"{counts} slices in {args.out}, {time.perf_counter() - start:.0f} s")
+        if args.test_set:
+            extra = out_of_range.generate(config, args.out, progress=progress)
+            print(f"{len(extra)} {args.test_set} test slices in {extra[0].parent}")
         if args.write_ismrmrd:
             if brain:
                 raw = ismrmrd_export.export_brain_test(config, args.out, args.coils, progress)

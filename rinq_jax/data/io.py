@@ -49,6 +49,10 @@ class MrfSlice:
         b1: float32[H, W] relative transmit field (1 = nominal flip angle).
         tissue: uint8[H, W] tissue label (see the generator's attrs for the label names).
         dm_t1_ms, dm_t2_ms: float32[H, W] dictionary-matching maps in ms.
+        t1_single_ms, t2_single_ms: float32[H, W] the single-compartment truth in ms
+            (`rinq_jax.data.compartments.single_compartment_maps`).
+        b1_map: float32[H, W] measured relative B1 (`rinq_jax.data.b1_map`).
+        fractions: float32[H, W, C] compartment area fractions (C tissue labels).
 
     Metadata:
         subject_id, slice_id: identifiers; splits keep slices (and subjects) disjoint by these.
@@ -71,6 +75,10 @@ class MrfSlice:
     tissue: np.ndarray | None = None
     dm_t1_ms: np.ndarray | None = None
     dm_t2_ms: np.ndarray | None = None
+    t1_single_ms: np.ndarray | None = None
+    t2_single_ms: np.ndarray | None = None
+    b1_map: np.ndarray | None = None
+    fractions: np.ndarray | None = None
     acquisition: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     generator: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 

@@ -5,13 +5,15 @@ in an order set by ``(seed, epoch)``, like `rinq_jax.data.loader.PatchDataset`; 
 batch's signals are made anew from the slices' gridded compartment maps
 (`rinq_jax.data.synthetic.SliceCompartments`, model in `rinq_jax.data.compartments`):
 
-* ``draws_per_batch`` draws of tissue values, B1 amplitude and global phase
-  (`compartments.training_values`); patch ``i`` of the batch uses draw ``i mod draws``;
+* ``draws_per_batch`` draws of tissue values, B1 amplitude and global phase from the run's
+  `compartments.ValueDistribution` (`compartments.training_values`); patch ``i`` of the batch
+  uses draw ``i mod draws``;
 * the aliased noiseless series of each patch pixel, ``sum_k G_g(t) M_k (r) C_k(t)``;
 * noise: for every patch and repetition ``t`` an independently chosen image of the noise
   bank's group ``g(t)`` and an independently chosen window position. The gridded noise is
   stationary, so each window is an exact draw of the noise of that repetition, with its true
-  correlation between neighbouring pixels; scaled to the slice's SNR.
+  correlation between neighbouring pixels; scaled to the slice's SNR times the patch's factor
+  (log-uniform in the distribution's ``snr_factor_range``).
 
 Batch ``b`` of epoch ``e`` depends only on ``(seed, e, b)`` (`numpy.random.SeedSequence`), so a
 resumed run replays the same batches and no two batches of a run share a draw. Signals are then
@@ -41,7 +43,8 @@ class SyntheticStream:
         cfg: the acquisition (its interleaf pattern and SNR).
         patch_size: 1 or 3.
         input_kind: "complex" or "magnitude".
-        max_b1_amplitude: B1 amplitudes are drawn in [0, max].
+        distribution: what the tissue values, B1 and SNR are drawn from (None: brain-like
+            values only, `compartments.ValueDistribution()`).
         draws_per_batch: tissue-value draws per batch.
         prefetch: batches prepared ahead in a background thread.
     """
@@ -55,7 +58,7 @@ class SyntheticStream:
         patch_size: int = 3,
         input_kind: str = "complex",
         *,
-        max_b1_amplitude: float = 0.15,
+        distribution: compartments.ValueDistribution | None = None,
         draws_per_batch: int = 4,
         prefetch: int = 2,
     ):
@@ -74,7 +77,7 @@ class SyntheticStream:
         self.seq = seq
         self.patch_size = patch_size
         self.input_kind = input_kind
-        self.max_b1_amplitude = max_b1_amplitude
+        self.distribution = distribution or compartments.ValueDistribution()
         self.draws_per_batch = draws_per_batch
         self.prefetch = prefetch
         self._sigma = np.array([s.noise_rms / cfg.snr for s in self.slices], np.float32)
@@ -134,7 +137,7 @@ class SyntheticStream:
         """The batch of patch ids ``ids``, every random choice drawn from ``rng``."""
         n, p = ids.size, self.patch_size
         draws = [
-            compartments.training_values(rng, self.max_b1_amplitude)
+            compartments.training_values(rng, self.distribution)
             for _ in range(self.draws_per_batch)
         ]
         coef = compartments.fingerprint_coefficients(self.seq, draws)  # [D, K, T]
@@ -147,7 +150,9 @@ class SyntheticStream:
             gridded.append(sl.gridded[:, :, pixels])
             y_ms[i] = compartments.true_maps(sl.fractions[:, c], draws[which[i]])
         series = compartments.gridded_series(np.stack(gridded), coef[which], self._pattern)
-        series += self._noise(rng, n) * self._sigma[slice_ids, None, None]
+        snr_factor = np.exp(rng.uniform(*np.log(self.distribution.snr_factor_range), n))
+        sigma = self._sigma[slice_ids] / snr_factor.astype(np.float32)
+        series += self._noise(rng, n) * sigma[:, None, None]
         normalised, _ = transforms.normalise_signals(series)  # [B, P*P, T]
         x = transforms.to_channels(normalised, self.input_kind)
         tissue = np.array(
@@ -172,7 +177,7 @@ class SyntheticStream:
         )  # [N_CLASSES, n]
         y = np.empty((n, 2))
         for start in range(0, n, 256):  # one draw per 256 samples
-            draw = compartments.training_values(rng, self.max_b1_amplitude)
+            draw = compartments.training_values(rng, self.distribution)
             y[start : start + 256] = np.stack(
                 compartments.true_maps(fractions[:, start : start + 256], draw), -1
             )

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ from tqdm import tqdm
 from rinq_jax.atomic import atomic_path
 from rinq_jax.configs.data import BRAIN_PRESETS
 from rinq_jax.data import acquisition, anatomy, compartments, io, spiral, tissues
+from rinq_jax.data.b1_map import measured_b1_map
 from rinq_jax.data.format import MrfFormatError
 from rinq_jax.physics import dictionary as dictionary_lib
 from rinq_jax.physics.matching import match
@@ -56,7 +58,10 @@ class BrainDataConfig:
         matrix, fov_mm: image grid (128 at 300 mm: 2.3 mm pixels; the paper's is 256).
         n_reps, sequence_seed: `paper_sequence(n_reps, sequence_seed)`.
         undersampling: spiral undersampling (48: one interleaf of 48 per repetition).
-        snr: SNR of the fully sampled reconstruction (`spiral.AcquisitionConfig`).
+        snr: SNR of the fully sampled reconstruction (`spiral.AcquisitionConfig`): the RMS of
+            the noiseless series over the whole FOV, air included, over the noise s.d. The
+            literature's SNR, on white matter, is ~1.5x higher; each slice file records it as
+            ``acquisition/snr_wm`` (`wm_snr_factor`).
         max_b1_amplitude: B1 = 1 + a * pattern with a uniform in [0, max] per slice and draw.
         lesions: give slices 1-4 small white-matter lesions.
         noise_bank: gridded noise images per interleaf group for the training stream.
@@ -160,10 +165,16 @@ def _subject_rng(config: BrainDataConfig, subject: int, slice_index: int, stream
     return np.random.default_rng([config.seed, subject, slice_index, stream])
 
 
-def slice_model(config: BrainDataConfig, subject: int, slice_index: int):
-    """(anatomy, the subject's tissue values, basis maps) of one slice."""
+def slice_model(
+    config: BrainDataConfig, subject: int, slice_index: int, lesions: bool | None = None
+):
+    """(anatomy, the subject's tissue values, basis maps) of one slice.
+
+    ``lesions`` None: half the subjects (odd indices) carry lesions when the config has them.
+    """
     position = float(anatomy.slice_positions(config.n_slices)[slice_index])
-    lesions = config.lesions and subject % 2 == 1  # half the subjects carry lesions
+    if lesions is None:
+        lesions = config.lesions and subject % 2 == 1
     slc = anatomy.make_slice(
         subject,
         position,
@@ -207,17 +218,33 @@ def make_training_slice(
 
 
 def make_slice_file(
-    config: BrainDataConfig, subject: int, slice_index: int, dictionary: dictionary_lib.Dictionary
+    config: BrainDataConfig,
+    subject: int,
+    slice_index: int,
+    dictionary: dictionary_lib.Dictionary,
+    single_truth: bool = True,
+    adjust_values: Callable[[compartments.TissueValues], compartments.TissueValues] | None = None,
+    lesions: bool | None = None,
 ) -> io.MrfSlice:
-    """One complete slice: fast-path series, exact noise, true and dictionary-matching maps."""
-    slc, values, maps = slice_model(config, subject, slice_index)
+    """One complete slice: fast-path series, exact noise, true and dictionary-matching maps.
+
+    Also its compartment fractions, a measured B1 map (`rinq_jax.data.b1_map`) and, with
+    ``single_truth``, the single-compartment truth (`compartments.single_compartment_maps`,
+    ~20 s a slice on 2 cores: test slices only, validation needs the rate truth alone).
+    ``adjust_values`` maps the subject's tissue values to the slice's
+    (`rinq_jax.data.out_of_range`); ``lesions`` is as in `slice_model`.
+    """
+    slc, values, maps = slice_model(config, subject, slice_index, lesions)
+    if adjust_values is not None:
+        values = adjust_values(values)
     cfg, seq = config.acquisition(), config.sequence()
     coef = compartments.fingerprint_coefficients(seq, values)
     gridded = compartments.grid_maps(maps, cfg, NUFFT_THREADS)
     m = config.matrix
     noise_rng = _subject_rng(config, subject, slice_index, 1)
+    fov_rms = compartments.signal_rms(maps, coef)
     signals = acquisition.acquire_noise(
-        cfg, config.n_reps, compartments.signal_rms(maps, coef), noise_rng, nthreads=NUFFT_THREADS
+        cfg, config.n_reps, fov_rms, noise_rng, nthreads=NUFFT_THREADS
     )
     pattern = spiral.interleaf_pattern(cfg, config.n_reps)
     compartments.gridded_series(
@@ -230,6 +257,17 @@ def make_slice_file(
     dm_t1_ms[mask], dm_t2_ms[mask] = matched.t1_ms, matched.t2_ms
     pd = np.tensordot(values.pd, slc.fractions, axes=1)
     phase = slc.phase_rad + values.phase_rad
+    b1 = (1.0 + values.b1_amplitude * slc.b1_shape).astype(np.float32)
+    single = {}
+    if single_truth:
+        single = {"t1_single_ms": np.zeros((m, m), np.float32)}
+        single["t2_single_ms"] = np.zeros((m, m), np.float32)
+        single["t1_single_ms"][mask], single["t2_single_ms"][mask] = (
+            compartments.single_compartment_maps(
+                seq, slc.fractions[:, mask], values, slc.b1_shape[mask]
+            )
+        )
+    b1_rng = _subject_rng(config, subject, slice_index, 3)
     return io.MrfSlice(
         subject_id=f"sub-{subject:02d}",
         slice_id=f"slice-{slice_index:02d}",
@@ -239,13 +277,17 @@ def make_slice_file(
         t1_ms=np.where(mask, t1_ms, 0).astype(np.float32),
         t2_ms=np.where(mask, t2_ms, 0).astype(np.float32),
         m0=(pd * np.exp(1j * phase)).astype(np.complex64),
-        b1=(1.0 + values.b1_amplitude * slc.b1_shape).astype(np.float32),
+        b1=b1,
         tissue=tissue,
         dm_t1_ms=dm_t1_ms,
         dm_t2_ms=dm_t2_ms,
+        **single,
+        b1_map=measured_b1_map(b1, config.fov_mm / m, b1_rng),
+        fractions=np.ascontiguousarray(slc.fractions.transpose(1, 2, 0), np.float32),
         acquisition={
             "undersampling": cfg.effective_undersampling,
             "snr": config.snr,
+            "snr_wm": config.snr * wm_snr_factor(maps, coef, slc.fractions, fov_rms),
             "n_interleaves": cfg.n_interleaves,
             "matrix": m,
             "fov_mm": config.fov_mm,
@@ -256,12 +298,26 @@ def make_slice_file(
             "slice_position": slc.slice_position,
             "dm_rank": config.rank,
             "tissue_labels": repr(dict(tissues.TISSUES)),
-            "truth": "proton-density-weighted mean relaxation rate of the pixel's compartments",
+            "truth": "t1_ms/t2_ms: proton-density-weighted mean relaxation rate of the "
+            "pixel's compartments; t1_single_ms/t2_single_ms: single-compartment fit of the "
+            "noiseless unaliased signal at the true B1",
         },
     )
 
 
-def _complete(path: Path) -> bool:
+def wm_snr_factor(maps, coef, fractions, fov_rms: float) -> float:
+    """SNR_WM / SNR: the literature's SNR over the configured one (`BrainDataConfig.snr`).
+
+    The configured SNR divides the RMS of the noiseless series over the whole FOV (air
+    included) by the noise s.d. of a fully sampled frame; the literature's is the signal of
+    white matter. SNR_WM = SNR * rms_WM / rms_FOV, rms_WM over pixels of >= 90 % white matter.
+    """
+    wm = fractions[tissues.WM] >= 0.9
+    return compartments.signal_rms(maps[:, wm], coef) / fov_rms if wm.any() else float("nan")
+
+
+def is_complete(path: Path) -> bool:
+    """Whether a dataset file exists whole (a training .npz, or a slice file that inspects)."""
     if path.suffix == ".npz":
         return path.exists()
     try:
@@ -319,7 +375,10 @@ def generate(
         with atomic_path(bank_path) as tmp:
             np.save(tmp, bank)
     todo = [
-        (split, name) for split in SPLITS for name in lists[split] if not _complete(out_dir / name)
+        (split, name)
+        for split in SPLITS
+        for name in lists[split]
+        if not is_complete(out_dir / name)
     ]
     dictionary = None
     for split, name in tqdm(todo, desc="slices", unit="slice", disable=not progress):
@@ -328,12 +387,16 @@ def generate(
             make_training_slice(config, subject, slice_index).save(out_dir / name)
             continue
         if dictionary is None:
-            grid = dictionary_lib.paper_grid(b1_values=DM_B1_VALUES)
-            dictionary = dictionary_lib.cached(
-                config.sequence(), grid, out_dir / "cache", rank=config.rank
-            )
-        io.write_slice(out_dir / name, make_slice_file(config, subject, slice_index, dictionary))
+            dictionary = matching_dictionary(config, out_dir)
+        slice_file = make_slice_file(config, subject, slice_index, dictionary, split == "test")
+        io.write_slice(out_dir / name, slice_file)
     return {split: [out_dir / name for name in lists[split]] for split in SPLITS}
+
+
+def matching_dictionary(config: BrainDataConfig, out_dir: Path) -> dictionary_lib.Dictionary:
+    """The paper-grid dictionary with a B1 axis (`DM_B1_VALUES`), cached in ``out_dir/cache``."""
+    grid = dictionary_lib.paper_grid(b1_values=DM_B1_VALUES)
+    return dictionary_lib.cached(config.sequence(), grid, Path(out_dir) / "cache", rank=config.rank)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -368,7 +431,9 @@ def load(out_dir: Path, train_subjects: int | None = None) -> BrainData:
                 f"training subjects), got {train_subjects}"
             )
         lists["train"] = lists["train"][: train_subjects * config.n_slices]
-    missing = [name for names in lists.values() for name in names if not _complete(out_dir / name)]
+    missing = [
+        name for names in lists.values() for name in names if not is_complete(out_dir / name)
+    ]
     if missing or not (out_dir / "train" / NOISE_BANK).exists():
         raise FileNotFoundError(
             f"{out_dir}: the dataset is incomplete ({len(missing)} files missing, e.g. "

@@ -4,8 +4,10 @@ Input to the networks (``x: float32[B, P, P, T, C]``)
 -----------------------------------------------------
 * **Normalisation** (:func:`normalise_signals`, the one function training and evaluation both
   call): each pixel's complex time series ``s`` (length ``T``) becomes
-  ``s / ||s||_2 * sqrt(T)``, so its entries are O(1) whatever the receive gain, and the mean of
-  ``|s_t|^2`` is 1. The norm ``||s||_2`` is returned alongside; it is the M0 scale for
+  ``s / ||s||_2 * sqrt(T) * e^{-i phi}``, so its entries are O(1) whatever the receive gain,
+  the mean of ``|s_t|^2`` is 1, and its global phase ``phi`` (receive and background phase,
+  :func:`phase_factor`) is removed: a network need not learn that a rotated fingerprint
+  means the same tissue. The norm ``||s||_2`` is returned alongside; it is the M0 scale for
   evaluation (M0 ~ norm / norm of the matched dictionary atom). An all-zero signal stays zero
   (norm 0) instead of becoming NaN. Every signal of a patch is normalised by its own norm.
 * **Channels** (:func:`to_channels`): ``input_kind="complex"`` gives ``C = 2`` (real, imaginary
@@ -28,6 +30,11 @@ import numpy as np
 from rinq_jax.configs.models import INPUT_CHANNELS, PATCH_SIZE
 
 PATCH_SIZES = tuple(sorted(set(PATCH_SIZE.values())))  # the models' P
+# What `normalise_signals` does, recorded in every checkpoint and checked by `eval.py`.
+SIGNAL_NORMALISATION = (
+    "per-pixel s / ||s||_2 * sqrt(T), global phase removed "
+    "(rinq_jax.data.transforms.normalise_signals)"
+)
 PADDING_MODE = "edge"  # for neighbours outside the image; see the module docstring
 
 
@@ -47,7 +54,23 @@ def normalise_signals(signals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     norms = np.linalg.norm(signals, axis=-1).astype(np.float32)
     # Guarded division: background pixels can be exactly zero and must not become NaN.
     scale = np.where(norms > 0, np.sqrt(np.float32(n_reps)) / np.where(norms > 0, norms, 1), 0)
-    return (signals * scale[..., None]).astype(np.complex64), norms
+    return (signals * (scale * phase_factor(signals))[..., None]).astype(np.complex64), norms
+
+
+def phase_factor(signals: np.ndarray) -> np.ndarray:
+    """complex[...]: the unit factor that removes a series' global phase.
+
+    A fingerprint is ``s_t = e^{i phi} d_t`` with ``d_t`` real (FISP with RF phases in steps of
+    180 deg) and ``phi`` the pixel's receive and background phase, which says nothing about T1
+    or T2. ``sum_t s_t^2 = e^{2 i phi} sum_t d_t^2`` gives ``phi`` up to pi without the
+    cancellations of ``sum_t s_t``; the sign makes the second half's mean real part >= 0 (the
+    recovered magnetisation). 1 for an all-zero series.
+    """
+    signals = np.asarray(signals, np.complex128)
+    axis = np.sum(signals * signals, axis=-1)
+    factor = np.exp(-0.5j * np.angle(axis))
+    late = np.sum(signals[..., signals.shape[-1] // 2 :], axis=-1) * factor
+    return np.where(late.real < 0, -factor, factor).astype(np.complex64)
 
 
 def to_channels(normalised: np.ndarray, input_kind: str) -> np.ndarray:

@@ -19,11 +19,14 @@ import numpy as np
 
 from rinq_jax.data import io, synthetic
 from rinq_jax.physics import dictionary as dictionary_lib
-from rinq_jax.physics.matching import match
+from rinq_jax.physics.matching import match, match_with_b1
 
 # B1 values of the matching dictionary when a slice has a B1 field (as `GenerateConfig`).
 DM_B1_VALUES = synthetic.DM_B1_VALUES
 DEFAULT_RANK = 50
+# How matching gets B1 (FISP-MRF's T2 is coupled to it): searched as a free dictionary
+# dimension, taken from the file's measured ``b1_map``, or fixed at the nominal 1.
+B1_MODES = ("free", "map", "nominal")
 
 
 def default_cache_dir(path: str | Path) -> Path:
@@ -42,14 +45,14 @@ def matching_dictionary(file: str | Path | io.SliceInfo, cache_dir: str | Path |
     """The rank-K paper-grid dictionary for a slice file's sequence, loaded from or built into a cache.
 
     The rank is the file's ``generator/dm_rank`` (default 50, at most T - 1); a B1 axis
-    (`DM_B1_VALUES`) is used when the file's B1 map is not 1 everywhere inside the mask, as the
-    generator does.
+    (`DM_B1_VALUES`) is used when the file has a measured ``b1_map`` or its true B1 is not 1
+    everywhere inside the mask, as the generator does.
     """
     info = io.as_slice_info(file)
     path = Path(info.path)
     fields = ["b1"] if "b1" in info.fields else []
     s = io.read_slice(path, fields=fields)
-    has_b1 = s.b1 is not None and not np.allclose(s.b1[s.mask], 1.0)
+    has_b1 = "b1_map" in info.fields or (s.b1 is not None and not np.allclose(s.b1[s.mask], 1.0))
     grid = dictionary_lib.paper_grid(b1_values=DM_B1_VALUES if has_b1 else None)
     # Below T: `matching.match` tells coefficients from time series by their length, so a
     # rank equal to T would have the already projected coefficients projected again.
@@ -85,9 +88,13 @@ class DmPrediction:
 
 
 def match_slice(
-    file: str | Path | io.SliceInfo, dictionary, *, chunk_rows: int = 8
+    file: str | Path | io.SliceInfo, dictionary, *, b1_mode: str = "free", chunk_rows: int = 8
 ) -> DmPrediction:
     """Time dictionary matching of every masked pixel of a slice (memory: ``chunk_rows`` rows).
+
+    ``b1_mode`` (`B1_MODES`): ``free`` searches the dictionary's B1 axis (the maps stored by
+    the generator, when present, are scored); ``map`` matches each pixel at the file's
+    measured ``b1_map``, ``nominal`` at B1 = 1 (`matching.match_with_b1`).
 
     Raises:
         MrfFormatError: the file is malformed.
@@ -105,9 +112,14 @@ def match_slice(
             f"{path}: the matching dictionary was simulated for sequence {dictionary.sequence_hash}, "
             f"the file was acquired with {info.sequence_hash}"
         )
+    if b1_mode not in B1_MODES:
+        raise ValueError(f"b1_mode must be one of {B1_MODES}, got {b1_mode!r}")
     k = dictionary.atoms.shape[1]
     match(np.zeros((1, k), np.complex64), dictionary)  # compile before timing
     mask = io.read_slice(path, fields=["mask"]).mask
+    b1 = 1.0
+    if b1_mode == "map":
+        b1 = io.read_slice(path, fields=["b1_map"]).b1_map[mask]
     start = time.perf_counter()
     coefficients = []
     for r0 in range(0, info.n_rows, chunk_rows):
@@ -115,13 +127,17 @@ def match_slice(
         if block_mask.any():
             block = io.read_slice(path, fields=["signals"], rows=(r0, r0 + chunk_rows)).signals
             coefficients.append(dictionary.project(block[block_mask]))
-    result = match(np.concatenate(coefficients), dictionary)
+    coefficients = np.concatenate(coefficients)
+    if b1_mode == "free":
+        result = match(coefficients, dictionary)
+    else:
+        result = match_with_b1(coefficients, dictionary, b1)
     seconds = time.perf_counter() - start
     t1_ms = np.zeros(mask.shape, np.float32)
     t2_ms = np.zeros(mask.shape, np.float32)
     m0 = np.zeros(mask.shape, np.complex64)
     t1_ms[mask], t2_ms[mask], m0[mask] = result.t1_ms, result.t2_ms, result.m0
-    if "dm_t1_ms" in info.fields and "dm_t2_ms" in info.fields:
+    if b1_mode == "free" and info.has_target("dm"):
         stored = io.read_slice(path, fields=["dm_t1_ms", "dm_t2_ms"])
         same = (stored.dm_t1_ms[mask] == result.t1_ms) & (stored.dm_t2_ms[mask] == result.t2_ms)
         return DmPrediction(

@@ -5,11 +5,22 @@ every checkpoint (`inference.predict_slice`), optionally matches the dictionary
 (`compare.match_slice`), scores everything against the slice's true T1/T2 (`metrics`), and
 writes, under ``out_dir``:
 
-* ``metrics.json``: per model, per slice and pooled over the slices: the paper's validation loss
-  (sqrt of the MSE over T1 and T2, ms), RMSE, MAE, bias, RME +- std per parameter, the same per
-  tissue, the inference time per slice; written atomically;
+* ``metrics.json``: per method, per slice and pooled over the slices: the paper's validation
+  loss (sqrt of the MSE over T1 and T2, ms), RMSE, MAE, bias, RME +- std per parameter, the
+  same per tissue, the inference time per slice; and under ``regions``, per truth (``rate``:
+  the rate-weighted mean of the compartments; ``single``: the single-compartment fit a
+  one-tissue method can reach), per pixel class (pure, pure99, boundary, non-brain:
+  `metrics.pixel_classes`) and tissue, the median and mean relative errors with quartiles
+  (`metrics.region_metrics`), and the losses over all, non-CSF and pure pixels; written
+  atomically;
 * ``figures/<slice>.png``: Fig. 2-style grid (truth, models, dictionary matching);
 * ``nifti/<slice>_<model>_{t1,t2}_ms.nii.gz`` with ``nifti=True``.
+
+Methods besides the checkpoints (``compare_dm``): dictionary matching with B1 free (the
+generator's stored maps), at the file's measured ``b1_map``, and at nominal B1 = 1
+(`compare.match_slice`); and two signal-free baselines: the training mean, and recognition
+(each tissue's population value, mixed by the pixel's true fractions: `recognition_maps`).
+A network measures only where it beats recognition.
 
 A slice without true maps (a researcher's own scan) cannot be scored: its maps are the output.
 For it every method's T1, T2 and M0 are always written as NIfTI
@@ -30,12 +41,21 @@ from typing import Any
 
 import numpy as np
 
-from rinq_jax.data import DEFAULT_DATA_DIR, io
+from rinq_jax.data import DEFAULT_DATA_DIR, compartments, io, tissues
 from rinq_jax.data.nifti import pixel_size_mm, write_nifti
 from rinq_jax.evaluation import compare, export, figures, inference, metrics
 
-DM_LABEL = "dictionary matching"
+DM_LABEL = "dictionary matching (B1 free)"
+DM_LABELS = {
+    "free": DM_LABEL,
+    "map": "dictionary matching (measured B1)",
+    "nominal": "dictionary matching (B1 = 1)",
+}
 MEAN_LABEL = "training mean"
+RECOGNITION_LABEL = "recognition (population values)"
+# The truths scored: the rate-weighted mean of the compartments (every slice with true maps)
+# and the single-compartment fit (slices that carry it), `docs/data_format.md`.
+TRUTHS = {"rate": ("t1_ms", "t2_ms"), "single": ("t1_single_ms", "t2_single_ms")}
 
 
 def split_test_files(checkpoint: inference.Checkpoint) -> list[Path]:
@@ -146,10 +166,35 @@ def _predictions(checkpoints, labels, forwards, info, batch_size, dm, m0_for_net
         p = inference.predict_slice(c, info, batch_size=batch_size, forward=forward)
         m0 = inference.m0_map(info.path, p.t1_ms, p.t2_ms) if m0_for_networks else None
         yield label, p.t1_ms, p.t2_ms, m0, p.seconds, {}
-    if dm is not None:
-        d = compare.match_slice(info, dm)
+    for mode in dm_modes(info, dm):
+        d = compare.match_slice(info, dm, b1_mode=mode)
         extra = {"maps_from": d.source, "agreement_with_stored": d.agreement}
-        yield DM_LABEL, d.t1_ms, d.t2_ms, d.m0, d.seconds, extra
+        yield DM_LABELS[mode], d.t1_ms, d.t2_ms, d.m0, d.seconds, extra
+
+
+def dm_modes(info: io.SliceInfo, dm) -> list[str]:
+    """The B1 modes of dictionary matching a slice gets (`compare.B1_MODES`).
+
+    B1 free always; with a B1 axis in the dictionary also nominal B1, and a measured map when
+    the file has one.
+    """
+    if dm is None:
+        return []
+    if dm.grid.b1 is None:
+        return ["free"]
+    return ["free", "map", "nominal"] if "b1_map" in info.fields else ["free", "nominal"]
+
+
+def recognition_maps(truth: io.MrfSlice) -> tuple[np.ndarray, np.ndarray]:
+    """The recognition baseline: each tissue's population value, mixed by the pixel's fractions.
+
+    No signal is used: a pixel gets the rate-weighted mean (`compartments.true_maps`) of the
+    population means the training draws centre on (`compartments.population_means`) over its
+    true compartment fractions. A network measures only where it beats this.
+    """
+    fractions = np.moveaxis(truth.fractions, -1, 0)
+    t1_ms, t2_ms = compartments.true_maps(fractions, compartments.population_means())
+    return np.where(truth.mask, t1_ms, 0.0), np.where(truth.mask, t2_ms, 0.0)
 
 
 def evaluate(
@@ -212,17 +257,15 @@ def evaluate(
     has_truth = [info.has_target("true") for info in infos]
     out_dir.mkdir(parents=True, exist_ok=True)
     forwards = [inference.make_forward(c) for c in checkpoints]
-    use_mean = bool(mean_ms) and any(has_truth)
-    names = labels + ([DM_LABEL] if compare_dm else []) + ([MEAN_LABEL] if use_mean else [])
-    per_slice: dict[str, dict[str, Any]] = {n: {} for n in names}
-    pooled: dict[str, list] = {n: [] for n in names}  # pixels of the slices with truth
-    seconds: dict[str, list[float]] = {n: [] for n in names}  # of every slice
-    truths, tissues = [], []
+    per_slice: dict[str, dict[str, Any]] = {n: {} for n in labels}
+    pooled: dict[str, list] = {}  # pixels of the slices with truth
+    seconds: dict[str, list[float]] = {n: [] for n in labels}  # of every slice
+    scored_slices: list[io.MrfSlice] = []
     dm_info: dict[str, Any] = {}
     dictionary = None
     for path, info, scored in zip(files, infos, has_truth, strict=True):
-        fields = [n for n in ("t1_ms", "t2_ms", "tissue") if n in info.fields]
-        truth = io.read_slice(path, fields=fields)
+        wanted = ("t1_ms", "t2_ms", "tissue", "fractions", *TRUTHS["single"])
+        truth = io.read_slice(path, fields=[n for n in wanted if n in info.fields])
         if compare_dm and dictionary is None:
             dictionary = compare.matching_dictionary(info, dm_cache)
             dm_info = {
@@ -231,23 +274,26 @@ def evaluate(
                 "sequence_hash": dictionary.sequence_hash,
             }
         rows: list[figures.MapRow] = []
-        methods = _predictions(
-            checkpoints, labels, forwards, info, batch_size, dictionary, not scored
+        methods = list(
+            _predictions(checkpoints, labels, forwards, info, batch_size, dictionary, not scored)
         )
+        if scored:
+            methods += list(_baselines(truth, mean_ms))
         for label, t1_ms, t2_ms, m0, time_s, extra in methods:
-            seconds[label].append(time_s)
+            seconds.setdefault(label, []).append(time_s)
             if scored:
                 m, pixels, _ = _score(t1_ms, t2_ms, truth, truth.mask)
-                per_slice[label][path.name] = {**m, "seconds": time_s, **extra}
-                pooled[label].append(pixels)
-                rows.append(figures.MapRow(label, t1_ms, t2_ms))
+                per_slice.setdefault(label, {})[path.name] = {**m, "seconds": time_s, **extra}
+                pooled.setdefault(label, []).append(pixels)
+                if label not in (MEAN_LABEL, DM_LABELS["nominal"]):
+                    rows.append(figures.MapRow(label, t1_ms, t2_ms))
                 if nifti:
                     _write_maps(out_dir / "nifti", info, label, t1_ms, t2_ms)
                 log(f"{path.name} {label}: val loss {m['val_loss_ms']:.1f} ms, {time_s:.2f} s")
             else:
                 written = _write_maps(out_dir / "nifti", info, label, t1_ms, t2_ms, m0)
                 summary = map_summary(t1_ms, t2_ms, m0, truth.mask)
-                per_slice[label][path.name] = {
+                per_slice.setdefault(label, {})[path.name] = {
                     **summary,
                     "seconds": time_s,
                     **extra,
@@ -258,33 +304,37 @@ def evaluate(
                     f"{path.name} {label}: no true maps; median T1 {summary['t1_median_ms']:.0f} "
                     f"ms, T2 {summary['t2_median_ms']:.0f} ms, {time_s:.2f} s"
                 )
-        if scored and use_mean:
-            constant = [np.where(truth.mask, v, 0.0).astype(np.float32) for v in mean_ms]
-            m, pixels, _ = _score(*constant, truth, truth.mask)
-            per_slice[MEAN_LABEL][path.name] = {**m, "seconds": 0.0}
-            pooled[MEAN_LABEL].append(pixels)
-            seconds[MEAN_LABEL].append(0.0)
         if scored:
-            truths.append(metrics.masked_pixels(truth.t1_ms, truth.t2_ms, truth.mask))
-            tissues.append(None if truth.tissue is None else truth.tissue[truth.mask])
+            scored_slices.append(truth)
         if make_figures:
             (out_dir / "figures").mkdir(exist_ok=True)
             if scored:
-                fig = figures.map_grid(rows, truth.t1_ms, truth.t2_ms, truth.mask, title=path.name)
+                truth_name = "single" if truth.t1_single_ms is not None else "rate"
+                t1_true, t2_true = (getattr(truth, n) for n in TRUTHS[truth_name])
+                title = f"{path.name}: errors against the {truth_name} truth"
+                fig = figures.map_grid(rows, t1_true, t2_true, truth.mask, title=title)
             else:
                 fig = figures.prediction_grid(rows, truth.mask, title=f"{path.name} (no true maps)")
             figures.save_figure(fig, out_dir / "figures" / f"{path.stem}.png")
-    all_tissues = None if any(t is None for t in tissues) else tissues
     result: dict[str, Any] = {
         "files": [str(f) for f in files],
         "files_without_truth": [str(f) for f, t in zip(files, has_truth, strict=True) if not t],
+        "pixel_classes": {
+            "pure": f"one brain compartment covers >= {metrics.PURE_FRACTION:.0%} of the pixel",
+            "pure99": f"... >= {metrics.VERY_PURE_FRACTION:.0%}",
+            "boundary": "a mixture of brain compartments",
+            "non_brain": f"more than {metrics.MAX_NON_BRAIN_FRACTION:.0%} bone, fat or skin",
+            "truths": {
+                "rate": "proton-density-weighted mean relaxation rate of the compartments",
+                "single": "single-compartment fit of the noiseless unaliased signal at true B1",
+            },
+        },
         "models": {},
     }
-    for name in names:
+    for name in per_slice:
         entry: dict[str, Any] = {
-            "aggregate": (
-                metrics.pooled_metrics(pooled[name], truths, all_tissues) if truths else None
-            ),
+            "aggregate": _aggregate(pooled.get(name, []), scored_slices),
+            "regions": _regions(pooled.get(name, []), scored_slices),
             "seconds_per_slice": float(np.mean(seconds[name])),
             "slices": per_slice[name],
         }
@@ -296,13 +346,58 @@ def evaluate(
                 model=c.metadata["model"],
                 input_kind=c.metadata["input_kind"],
             )
-        elif name == DM_LABEL:
+        elif name in DM_LABELS.values():
             entry["dictionary"] = dm_info
-        else:
+        elif name == MEAN_LABEL:
             entry["constant_ms"] = list(mean_ms)
         result["models"][name] = entry
     export.write_json(out_dir / "metrics.json", result)
     return result
+
+
+def _baselines(truth: io.MrfSlice, mean_ms):
+    """Yield the signal-free baselines of a scored slice, as `_predictions` (zero time)."""
+    if mean_ms:
+        constant = [np.where(truth.mask, v, 0.0).astype(np.float32) for v in mean_ms]
+        yield MEAN_LABEL, *constant, None, 0.0, {}
+    if truth.fractions is not None and truth.fractions.shape[-1] == tissues.N_CLASSES:
+        yield RECOGNITION_LABEL, *recognition_maps(truth), None, 0.0, {}
+
+
+def _aggregate(pixels: list[np.ndarray], slices: list[io.MrfSlice]) -> dict[str, Any] | None:
+    """`metrics.pooled_metrics` against the rate truth over the scored slices (None: none)."""
+    if not slices:
+        return None
+    truths = [metrics.masked_pixels(s.t1_ms, s.t2_ms, s.mask) for s in slices]
+    labels = None if any(s.tissue is None for s in slices) else [s.tissue[s.mask] for s in slices]
+    return metrics.pooled_metrics(pixels, truths, labels)
+
+
+def _regions(pixels: list[np.ndarray], slices: list[io.MrfSlice]) -> dict[str, Any] | None:
+    """Per truth, `metrics.region_metrics` of the pooled pixels (None without fractions).
+
+    Needs tissue labels and the project's compartment fractions in every scored slice; the
+    single-compartment truth is scored when every slice carries it.
+    """
+    if not slices or any(
+        s.tissue is None or s.fractions is None or s.fractions.shape[-1] != tissues.N_CLASSES
+        for s in slices
+    ):
+        return None
+    pred = np.concatenate(pixels)
+    tissue = np.concatenate([s.tissue[s.mask] for s in slices])
+    fractions = np.concatenate([s.fractions[s.mask] for s in slices])
+    out = {}
+    for truth_name, (t1_name, t2_name) in TRUTHS.items():
+        if all(getattr(s, t1_name) is not None for s in slices):
+            true = np.concatenate(
+                [
+                    metrics.masked_pixels(getattr(s, t1_name), getattr(s, t2_name), s.mask)
+                    for s in slices
+                ]
+            )
+            out[truth_name] = metrics.region_metrics(pred, true, tissue, fractions)
+    return out
 
 
 def entry_summary(entry: dict[str, Any]) -> dict[str, float]:
@@ -326,14 +421,27 @@ def entry_summary(entry: dict[str, Any]) -> dict[str, float]:
 
 
 def summary_lines(result: dict[str, Any]) -> list[str]:
-    """Human-readable one line per model of an `evaluate` result."""
+    """Human-readable lines per method of an `evaluate` result.
+
+    The headline first: median relative T1 / T2 errors of pure white and grey matter
+    (single-compartment truth when scored), then the paper's loss and RME over all pixels.
+    """
     lines = []
     unscored = {Path(f).name for f in result.get("files_without_truth", [])}
     for name, entry in result["models"].items():
         a = entry["aggregate"]
+        regions = entry.get("regions")
+        if regions:
+            truth = "single" if "single" in regions else "rate"
+            pure = regions[truth]["classes"]["pure"]
+            medians = " | ".join(
+                f"{t.upper()} {pure[t]['t1']['median_pct']:5.1f} / {pure[t]['t2']['median_pct']:5.1f} %"
+                for t in ("wm", "gm")
+            )
+            lines.append(f"{name:36s} pure pixels, median T1 / T2 error ({truth} truth): {medians}")
         if a is not None:
             lines.append(
-                f"{name:28s} val loss {a['val_loss_ms']:8.2f} ms | "
+                f"{name:36s} val loss {a['val_loss_ms']:8.2f} ms | "
                 f"T1 RME {a['t1']['rme_pct']:6.2f} ± {a['t1']['rme_std_pct']:6.2f} % | "
                 f"T2 RME {a['t2']['rme_pct']:6.2f} ± {a['t2']['rme_std_pct']:6.2f} % | "
                 f"{entry['seconds_per_slice']:.3f} s/slice"
@@ -343,7 +451,7 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
             t1 = np.median([s["t1_median_ms"] for s in maps_only])
             t2 = np.median([s["t2_median_ms"] for s in maps_only])
             lines.append(
-                f"{name:28s} maps only ({len(maps_only)} slice(s) without true maps): "
+                f"{name:36s} maps only ({len(maps_only)} slice(s) without true maps): "
                 f"median T1 {t1:.0f} ms, T2 {t2:.0f} ms | "
                 f"{entry['seconds_per_slice']:.3f} s/slice"
             )

@@ -25,6 +25,7 @@ import numpy as np
 
 from rinq_jax.configs.models import INPUT_CHANNELS
 from rinq_jax.data import io, loader
+from rinq_jax.data.transforms import SIGNAL_NORMALISATION
 from rinq_jax.models import model_spec
 from rinq_jax.physics import epg
 from rinq_jax.training import checkpoints
@@ -123,8 +124,8 @@ def load_checkpoint(run_dir: str | Path, step: int | str | None = "best") -> Che
 def check_compatible(metadata: dict, info: io.SliceInfo) -> None:
     """Refuse a slice the checkpoint cannot read, naming what does not fit.
 
-    Checks: number of repetitions T, acquisition sequence hash, input kind vs channels, patch
-    size vs the model's and vs the image size.
+    Checks: number of repetitions T, acquisition sequence hash, the input normalisation it was
+    trained with, input kind vs channels, patch size vs the model's and vs the image size.
 
     Raises:
         IncompatibleCheckpointError: one line naming the file, the checkpoint's value and the
@@ -141,6 +142,12 @@ def check_compatible(metadata: dict, info: io.SliceInfo) -> None:
         problems.append(
             f"acquisition sequence: the checkpoint's hash is {metadata['sequence_hash']}, "
             f"the file's {info.sequence_hash}"
+        )
+    normalisation = metadata.get("signal_normalisation")
+    if normalisation not in (None, SIGNAL_NORMALISATION):
+        problems.append(
+            f"input normalisation: the checkpoint was trained with {normalisation!r}, this "
+            f"version normalises {SIGNAL_NORMALISATION!r}"
         )
     kind = metadata.get("input_kind")
     if kind not in INPUT_CHANNELS:

@@ -169,3 +169,67 @@ def match(signals, dictionary: Dictionary, *, chunk_size: int = 256) -> MatchRes
         index,
     )
     return MatchResult(*(np.reshape(f, batch_shape) for f in fields))
+
+
+def at_b1(dictionary: Dictionary, b1: float) -> Dictionary:
+    """The dictionary's (T1, T2) entries at one B1, interpolated linearly along its B1 axis.
+
+    ``dictionary`` must hold every (T1, T2) pair at each of its B1 values, B1 fastest (as
+    `dictionary.paper_grid` with ``b1_values``). The fingerprints ``norm * atom`` of the two
+    B1 values around ``b1`` (clipped to the axis) are interpolated and normalised again.
+    """
+    grid = dictionary.grid
+    if grid.b1 is None:
+        raise ValueError("at_b1: the dictionary has no B1 axis (build it with b1_values)")
+    b1_values = np.unique(grid.b1)
+    n_b1 = b1_values.size
+    if len(grid) % n_b1 or not np.array_equal(grid.b1[:n_b1], b1_values):
+        raise ValueError("at_b1: the dictionary's B1 values must repeat fastest (paper_grid)")
+    fingerprints = (dictionary.atoms * dictionary.norms[:, None]).reshape(
+        -1, n_b1, dictionary.atoms.shape[1]
+    )
+    position = np.interp(b1, b1_values, np.arange(n_b1))
+    lo = min(int(position), n_b1 - 2) if n_b1 > 1 else 0
+    weight = position - lo
+    mixed = fingerprints[:, lo] * (1 - weight) + fingerprints[:, min(lo + 1, n_b1 - 1)] * weight
+    norms = np.linalg.norm(mixed, axis=-1)
+    t1_ms, t2_ms = grid.t1_ms[::n_b1], grid.t2_ms[::n_b1]
+    return dataclasses.replace(
+        dictionary,
+        atoms=(mixed / norms[:, None]).astype(np.complex64),
+        norms=norms.astype(np.float32),
+        grid=type(grid)(t1_ms, t2_ms, np.full(t1_ms.shape, b1, np.float32)),
+    )
+
+
+B1_MAP_STEP = 0.005
+"""`match_with_b1` rounds the B1 map to this step (0.25 % at most, well below a map's noise)."""
+
+
+def match_with_b1(signals, dictionary: Dictionary, b1) -> MatchResult:
+    """Template matching at a known B1 per signal (a measured B1 map, or 1 for nominal B1).
+
+    Each signal is matched against the (T1, T2) entries at its B1 (`at_b1`, B1 rounded to
+    `B1_MAP_STEP`), the way B1-corrected FISP-MRF uses a separately measured map.
+
+    Args:
+        signals: complex[N, T] or complex[N, K] (K = the dictionary's rank).
+        dictionary: a dictionary with a B1 axis.
+        b1: float[N] relative B1 of each signal (or a scalar).
+
+    Returns:
+        `MatchResult` of the N signals (``b1`` the rounded B1 used).
+    """
+    signals = np.asarray(signals)
+    n = signals.shape[0]
+    rounded = np.round(np.broadcast_to(np.asarray(b1, np.float64), (n,)) / B1_MAP_STEP)
+    fields = {f.name: None for f in dataclasses.fields(MatchResult)}
+    for key in np.unique(rounded):
+        rows = np.flatnonzero(rounded == key)
+        part = match(signals[rows], at_b1(dictionary, float(key * B1_MAP_STEP)))
+        for name in fields:
+            value = getattr(part, name)
+            if fields[name] is None:
+                fields[name] = np.zeros(n, value.dtype)
+            fields[name][rows] = value
+    return MatchResult(**fields)

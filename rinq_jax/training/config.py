@@ -24,6 +24,7 @@ import dataclasses
 import json
 from typing import Any
 
+from rinq_jax.configs.data import VALUE_DISTRIBUTIONS
 from rinq_jax.configs.models import INPUT_KINDS, MODEL_NAMES
 
 TARGETS = ("true", "dm")
@@ -58,6 +59,8 @@ class TrainConfig:
       eval_every_steps: also validate (and keep the best checkpoint) every N steps, 0 for epoch
         ends only; streamed epochs are long.
       train_subjects: train on the first N training subjects of a generated dataset (None: all).
+      values: what a generated dataset's training stream draws tissue values, B1 and SNR from,
+        a key of `rinq_jax.configs.data.VALUE_DISTRIBUTIONS` ("wide" or "brain").
       val_fraction, test_fraction: slice fractions of the random slice split (paper: 2/12 each).
       checkpoint_every_steps: extra checkpoint every N steps inside an epoch (0: epoch ends only).
       keep_checkpoints: how many of the latest checkpoints are kept (the best one is kept apart).
@@ -90,6 +93,7 @@ class TrainConfig:
     grad_clip_norm: float | None = None
     eval_every_steps: int = 0
     train_subjects: int | None = None
+    values: str = "wide"
     val_fraction: float = 2 / 12
     test_fraction: float = 2 / 12
     checkpoint_every_steps: int = 200
@@ -130,6 +134,10 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ValueError(f"{name} must be > 0, got {value}")
+        if self.values not in VALUE_DISTRIBUTIONS:
+            raise ValueError(
+                f"values must be one of {tuple(VALUE_DISTRIBUTIONS)}, got {self.values!r}"
+            )
         if self.train_subjects is not None and self.train_subjects < 1:
             raise ValueError(f"train_subjects must be >= 1, got {self.train_subjects}")
         if self.keep_checkpoints < 1:

@@ -22,7 +22,17 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from rinq_jax.data import DEFAULT_DATA_DIR, loader, pixels, splits, stream, synthetic
+from rinq_jax.configs.data import VALUE_DISTRIBUTIONS
+from rinq_jax.data import (
+    DEFAULT_DATA_DIR,
+    compartments,
+    loader,
+    pixels,
+    splits,
+    stream,
+    synthetic,
+    transforms,
+)
 from rinq_jax.training.config import TrainConfig
 
 
@@ -61,12 +71,6 @@ class Datasets:
     target_samples_ms: np.ndarray | None = None
 
 
-# What `rinq_jax.data.transforms.normalise_signals` does, recorded in every checkpoint.
-SIGNAL_NORMALISATION = (
-    "per-pixel s / ||s||_2 * sqrt(T) (rinq_jax.data.transforms.normalise_signals)"
-)
-
-
 def build_datasets(config: TrainConfig, patch_size: int) -> Datasets:
     """The run's training and validation data.
 
@@ -80,7 +84,12 @@ def build_datasets(config: TrainConfig, patch_size: int) -> Datasets:
         synthetic.generate(synthetic.PRESETS["brain"], data_dir, progress=config.progress)
     if synthetic.read_manifest(data_dir) is not None:
         return stream_datasets(
-            data_dir, patch_size, config.input_kind, config.target, config.train_subjects
+            data_dir,
+            patch_size,
+            config.input_kind,
+            config.target,
+            config.train_subjects,
+            config.values,
         )
     if config.train_subjects is not None:
         raise ValueError(
@@ -115,12 +124,15 @@ def stream_datasets(
     input_kind: str,
     target: str,
     train_subjects: int | None = None,
+    values: str = "wide",
 ) -> Datasets:
     """A generated brain dataset's training stream and validation files.
 
     `SyntheticStream` over its training slices (of the first `train_subjects` subjects, all
-    when None), its validation subjects' files as a `PatchDataset`.
+    when None) drawing from the value distribution ``values`` (`configs.data.VALUE_DISTRIBUTIONS`),
+    its validation subjects' files as a `PatchDataset`.
     """
+    distribution = compartments.ValueDistribution(**VALUE_DISTRIBUTIONS[values])
     if target != "true":
         raise ValueError(
             f"{data_dir}: training slices of a generated dataset are drawn fresh and have only "
@@ -134,7 +146,7 @@ def stream_datasets(
         data.config.acquisition(),
         patch_size,
         input_kind,
-        max_b1_amplitude=data.config.max_b1_amplitude,
+        distribution=distribution,
     )
     val = loader.PatchDataset(data.val, patch_size=patch_size, input_kind=input_kind)
     return Datasets(
@@ -142,7 +154,7 @@ def stream_datasets(
         val=val,
         files=data.files,
         sequence_hash=val.infos[0].sequence_hash,
-        signal_normalisation=SIGNAL_NORMALISATION,
+        signal_normalisation=transforms.SIGNAL_NORMALISATION,
         target_samples_ms=train.sample_targets(65536, seed=0),
     )
 
@@ -174,7 +186,7 @@ def datasets_from_split(
         val=val,
         files={k: [Path(f).name for f in getattr(split, k)] for k in ("train", "val", "test")},
         sequence_hash=train.infos[0].sequence_hash,
-        signal_normalisation=SIGNAL_NORMALISATION,
+        signal_normalisation=transforms.SIGNAL_NORMALISATION,
         target_samples_ms=train.targets_ms,
     )
 

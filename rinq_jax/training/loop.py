@@ -58,6 +58,7 @@ _TRAJECTORY_FIELDS = (
     "t1_scale_ms",
     "t2_scale_ms",
     "model_overrides",
+    "values",
     "data_dir",
     "val_fraction",
     "test_fraction",

@@ -23,7 +23,9 @@ def model():
     beta = np.clip(0.7 * u[:, None] - 0.4 * u[None, :] ** 2, -1.0, 1.0)
     maps = compartments.basis_maps(ph.fractions, np.angle(ph.m0), beta)
     seq = paper_sequence(N_REPS)
-    values = compartments.training_values(np.random.default_rng(3), 0.15)
+    values = compartments.training_values(
+        np.random.default_rng(3), compartments.ValueDistribution()
+    )
     coef = compartments.fingerprint_coefficients(seq, values)
     return ph, beta, maps, seq, values, coef
 
@@ -120,16 +122,51 @@ def test_noise_bank_has_the_variance_of_the_gridded_noise():
     assert math.sqrt(var_bank) / (rms / cfg.snr) == pytest.approx(math.sqrt(48), rel=0.15)
 
 
-def test_training_values_stay_in_the_dictionary_range_and_vary():
+def test_brain_like_training_values_stay_in_the_dictionary_range_and_vary():
     rng = np.random.default_rng(0)
-    draws = [compartments.training_values(rng, 0.15) for _ in range(200)]
+    distribution = compartments.ValueDistribution()
+    draws = [compartments.training_values(rng, distribution) for _ in range(200)]
     t1 = np.array([d.t1_ms[1:] for d in draws])
     t2 = np.array([d.t2_ms[1:] for d in draws])
     assert t1.min() >= tissues.DICT_T1_RANGE_MS[0] and t1.max() <= tissues.DICT_T1_RANGE_MS[1]
     assert np.all(t2 <= t1)
     wm = t1[:, tissues.WM - 1] / tissues.TISSUE_PROPERTIES[tissues.WM].t1_ms
     assert wm.min() < 0.75 and wm.max() > 1.35  # far wider than the subjects' +-4 %
+    assert wm.max() < np.exp(0.35) + 1e-9
     assert all(0.0 <= d.b1_amplitude <= 0.15 for d in draws)
+
+
+def test_wide_draws_cover_the_range_log_uniformly_in_the_brain_only():
+    rng = np.random.default_rng(1)
+    distribution = compartments.ValueDistribution(wide_fraction=1.0, max_b1_amplitude=0.2)
+    draws = [compartments.training_values(rng, distribution) for _ in range(2000)]
+    t1 = np.array([d.t1_ms for d in draws])
+    t2 = np.array([d.t2_ms for d in draws])
+    brain = list(tissues.BRAIN_LABELS)
+    # ln T1 uniform on [ln 50, ln 4500]: its quartiles at a quarter, half, three quarters
+    u = (np.log(t1[:, brain]) - np.log(50.0)) / np.log(4500.0 / 50.0)
+    np.testing.assert_allclose(np.percentile(u, [25, 50, 75]), [0.25, 0.5, 0.75], atol=0.02)
+    assert np.all(t2[:, brain] <= t1[:, brain]) and t2[:, brain].min() >= 5.0
+    # the same white matter value as a 0.5x or 2x subject is drawn often
+    wm = t1[:, tissues.WM] / tissues.TISSUE_PROPERTIES[tissues.WM].t1_ms
+    assert np.mean(wm < 0.6) > 0.1 and np.mean(wm > 1.8) > 0.1
+    # the head around the brain keeps brain-like values
+    fat = t1[:, tissues.FAT] / tissues.TISSUE_PROPERTIES[tissues.FAT].t1_ms
+    assert fat.min() > np.exp(-0.35) - 1e-9 and fat.max() < np.exp(0.35) + 1e-9
+    assert max(d.b1_amplitude for d in draws) > 0.19
+
+
+def test_reachable_truth_is_the_tissue_value_in_pure_pixels_and_between_in_mixtures():
+    seq = paper_sequence(N_REPS)
+    values = compartments.population_values(np.random.default_rng(4), 0.1)
+    fractions = np.zeros((tissues.N_CLASSES, 3))
+    fractions[tissues.WM, 0] = 1.0  # pure white matter
+    fractions[tissues.GM, 1] = 1.0  # pure grey matter
+    fractions[[tissues.WM, tissues.GM], 2] = 0.5  # a half-half boundary pixel
+    t1, t2 = compartments.single_compartment_maps(seq, fractions, values, np.array([0.3, -1, 0.5]))
+    np.testing.assert_allclose(t1[:2], values.t1_ms[[tissues.WM, tissues.GM]], rtol=1e-6)
+    np.testing.assert_allclose(t2[:2], values.t2_ms[[tissues.WM, tissues.GM]], rtol=1e-6)
+    assert t1[0] < t1[2] < t1[1] and t2[0] < t2[2] < t2[1]
 
 
 def test_tissue_values_refuse_bad_shapes():

@@ -50,6 +50,10 @@ def make_slice(
         tissue=rng.integers(0, 6, mask.shape).astype(np.uint8),
         dm_t1_ms=(t1 + 10 * mask).astype(np.float32),
         dm_t2_ms=(t2 + 2 * mask).astype(np.float32),
+        t1_single_ms=(t1 * 0.98).astype(np.float32),
+        t2_single_ms=(t2 * 1.02).astype(np.float32),
+        b1_map=rng.uniform(0.85, 1.15, mask.shape).astype(np.float32),
+        fractions=rng.dirichlet(np.ones(4), mask.shape).astype(np.float32) * mask[..., None],
         acquisition={"undersampling": 48.0, "snr": 30.0, "n_interleaves": 48, "matrix": 16},
         generator={"program": "tests", "seed": seed},
     )

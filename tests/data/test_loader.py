@@ -90,6 +90,8 @@ def test_edge_pixel_patch_uses_edge_replication(tmp_path):
                 "t2_ms": rng.uniform(50, 90, mask.shape).astype(np.float32),
                 "dm_t1_ms": None,
                 "dm_t2_ms": None,
+                "t1_single_ms": None,
+                "t2_single_ms": None,
             }
         ),
     )

@@ -15,6 +15,7 @@ from rinq_jax.data import (
     stream,
     synthetic,
     tissues,
+    transforms,
 )
 
 TINY = synthetic.BrainDataConfig(
@@ -128,7 +129,7 @@ def test_stream_targets_are_the_draws_true_maps(dataset):
     ids = np.arange(10)
     batch = s.make_batch(ids, np.random.default_rng(5))
     rng = np.random.default_rng(5)
-    draws = [compartments.training_values(rng, s.max_b1_amplitude) for _ in range(2)]
+    draws = [compartments.training_values(rng, s.distribution) for _ in range(2)]
     for i in ids:
         sl = data.train[s._slice_of[i]]
         t1, t2 = compartments.true_maps(sl.fractions[:, s._centre_of[i]], draws[i % 2])
@@ -141,12 +142,13 @@ def test_stream_signal_is_the_gridded_compartment_series_plus_noise(dataset):
     s = _stream(data, patch_size=1, draws_per_batch=1, prefetch=0)
     s._sigma[:] = 0.0
     batch = s.make_batch(np.array([3]), np.random.default_rng(9))
-    draw = compartments.training_values(np.random.default_rng(9), s.max_b1_amplitude)
+    draw = compartments.training_values(np.random.default_rng(9), s.distribution)
     coef = compartments.fingerprint_coefficients(TINY.sequence(), draw)
     sl = data.train[0]
     pattern = spiral.interleaf_pattern(TINY.acquisition(), TINY.n_reps)
     series = compartments.gridded_series(sl.gridded[:, :, sl.centres[3:4]], coef, pattern)[0]
     expected = series / np.linalg.norm(series) * np.sqrt(TINY.n_reps)
+    expected *= transforms.phase_factor(series)
     got = batch["x"][0, 0, 0, :, 0] + 1j * batch["x"][0, 0, 0, :, 1]
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
 
@@ -195,3 +197,74 @@ def test_raw_export_of_a_test_slice_imports_as_its_series(tmp_path):
     imported = io.read_slice(out).signals.reshape(m * m, -1)
     error = np.linalg.norm(imported - expected) / np.linalg.norm(expected)
     assert error < 1e-4, error
+
+
+def test_test_slices_carry_fractions_a_measured_b1_map_and_the_reachable_truth(dataset):
+    out, data = dataset
+    s = io.read_slice(data.test[0])
+    assert s.fractions.shape == (48, 48, tissues.N_CLASSES)
+    f = np.moveaxis(s.fractions, -1, 0)
+    np.testing.assert_array_equal(tissues.dominant_tissue(f)[1], s.mask)
+    # where one compartment carries 99 % of the magnetisation the truths nearly agree (6 mm
+    # pixels are never pure; tests/data/test_compartments.py checks pure pixels exactly)
+    subject = int(s.subject_id.split("-")[1])
+    _, values, _ = synthetic.slice_model(TINY, subject, 0)
+    weight = s.fractions * values.pd
+    pure = s.mask & (weight.max(-1) >= 0.99 * weight.sum(-1))
+    assert pure.sum() > 5
+    np.testing.assert_allclose(s.t1_single_ms[pure], s.t1_ms[pure], rtol=0.02)
+    np.testing.assert_allclose(s.t2_single_ms[pure], s.t2_ms[pure], rtol=0.02)
+    # elsewhere the fit stays near the rate truth
+    mixed = s.mask & ~pure
+    assert np.median(np.abs(s.t1_single_ms[mixed] / s.t1_ms[mixed] - 1)) < 0.2
+    # the measured map follows the true B1 within its noise
+    ratio = s.b1_map[s.mask] / s.b1[s.mask]
+    assert abs(np.median(ratio) - 1) < 0.01 and 0.01 < ratio.std() < 0.06
+    # validation slices need no single-compartment fit
+    assert "t1_single_ms" not in io.inspect(data.val[0]).fields
+
+
+def test_out_of_range_subjects_have_their_bins_values(dataset):
+    from rinq_jax.data import out_of_range
+
+    out, _ = dataset
+    paths = out_of_range.generate(TINY, out, progress=False)
+    assert len(paths) == len(out_of_range.SCALE_BINS) * TINY.n_slices
+    seen = set()
+    for path in paths[:: TINY.n_slices]:
+        s = io.read_slice(path)
+        subject = int(s.subject_id.split("-")[1])
+        assert subject not in {k for split in synthetic.SPLITS for k in TINY.subjects(split)}
+        _, values, _ = synthetic.slice_model(TINY, subject, 0, lesions=True)
+        scale = s.generator["t1_scale"], s.generator["t2_scale"]
+        seen.add(scale[0])
+        for label in (tissues.WM, tissues.GM):
+            pure = s.mask & (s.fractions[..., label] > 0.9999)
+            np.testing.assert_allclose(s.t1_ms[pure], values.t1_ms[label] * scale[0], rtol=1e-5)
+            expected_t2 = min(values.t2_ms[label] * scale[1], values.t1_ms[label] * scale[0])
+            np.testing.assert_allclose(s.t2_ms[pure], expected_t2, rtol=1e-5)
+    assert seen == set(out_of_range.SCALE_BINS)
+
+
+def test_evaluation_scores_matching_variants_and_recognition_per_pixel_class(dataset, tmp_path):
+    """On a x2 out-of-range subject, recognition misses white matter T1 by half; matching
+    with the measured B1 map measures it."""
+    from rinq_jax.data import out_of_range
+    from rinq_jax.evaluation import evaluate
+
+    out, data = dataset
+    paths = out_of_range.generate(TINY, out, progress=False)
+    doubled = [p for p in paths if io.inspect(p).generator["t1_scale"] == 2.0]
+    result = evaluate.evaluate([], [data.test[0], *doubled], tmp_path, compare_dm=True)
+    models = result["models"]
+    assert set(evaluate.DM_LABELS.values()) | {evaluate.RECOGNITION_LABEL} <= set(models)
+    regions = {name: models[name]["regions"] for name in models}
+    assert set(regions[evaluate.RECOGNITION_LABEL]) == {"rate", "single"}
+    # recognition answers the population value: T1 0.5x the truth in every white matter pixel
+    result = evaluate.evaluate([], doubled, tmp_path / "x2", compare_dm=True, make_figures=False)
+    rec = result["models"][evaluate.RECOGNITION_LABEL]["regions"]["rate"]["classes"]
+    matched = result["models"][evaluate.DM_LABELS["map"]]["regions"]["rate"]["classes"]
+    for pixels in ("pure", "boundary"):
+        if rec[pixels]["wm"]["n_pixels"]:
+            assert rec[pixels]["wm"]["t1"]["median_pct"] == pytest.approx(50.0, abs=5.0)
+            assert matched[pixels]["wm"]["t1"]["median_pct"] < 25.0

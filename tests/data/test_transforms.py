@@ -4,9 +4,27 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rinq_jax.data.transforms import extract_patches, normalise_signals
+from rinq_jax.data.transforms import extract_patches, normalise_signals, phase_factor
 
 # ----------------------------------------------------------------------------- normalisation
+
+
+def test_the_global_phase_of_a_fingerprint_is_removed_exactly():
+    from rinq_jax.physics.epg import simulate
+    from rinq_jax.physics.sequence import paper_sequence
+
+    seq = paper_sequence(600)
+    d = np.asarray(simulate(seq, np.array([300.0, 830.0, 4100.0]), np.array([20.0, 60.0, 1800.0])))
+    # FISP with RF phases in 180 deg steps: the signal is i times a real fingerprint
+    np.testing.assert_allclose(d.real, 0.0, atol=1e-7)
+    phi = np.array([0.3, 2.0, -3.0])
+    rotated = 2.5 * np.exp(1j * phi)[:, None] * d
+    normalised, _ = normalise_signals(rotated)
+    np.testing.assert_allclose(normalised.imag, 0.0, atol=1e-5)
+    assert np.all(normalised.real[:, 300:].mean(axis=1) > 0)
+    # the same fingerprint at any phase normalises to the same series
+    np.testing.assert_allclose(normalised, normalise_signals(-1j * d)[0], atol=1e-5)
+    assert phase_factor(np.zeros(10, np.complex64)) == 1
 
 
 def test_normalise_signals():
@@ -19,7 +37,9 @@ def test_normalise_signals():
     np.testing.assert_allclose(got[1:], np.sqrt(40), rtol=1e-5)
     assert got[0, 0] == 0 and norms[0, 0] == 0 and np.isfinite(normalised).all()
     np.testing.assert_allclose(norms, np.linalg.norm(signals, axis=-1), rtol=1e-5)
-    np.testing.assert_allclose(normalised * norms[..., None] / np.sqrt(40), signals, rtol=1e-4)
+    undone = normalised * norms[..., None] / np.sqrt(40) / phase_factor(signals)[..., None]
+    np.testing.assert_allclose(undone, signals, rtol=1e-4)
+    np.testing.assert_allclose(np.abs(phase_factor(signals)), 1.0, rtol=1e-6)
 
 
 # ----------------------------------------------------------------------------- patches

@@ -9,7 +9,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from rinq_jax.evaluation import inference
+from rinq_jax.evaluation import evaluate, inference
 from tests.scripts import load_script
 
 from .conftest import SHAPE, write_eval_slices
@@ -39,7 +39,7 @@ def test_eval_py_end_to_end(cli, tiny_run, tmp_path, capsys):
     assert set(agg["tissues"]) == {"wm", "gm", "csf"}
     assert sum(agg["tissues"][t]["n_pixels"] for t in ("wm", "gm", "csf")) == agg["n_pixels"]
     assert agg["val_loss_ms"] > 0 and rnn3["seconds_per_slice"] > 0
-    dm = result["models"]["dictionary matching"]
+    dm = result["models"][evaluate.DM_LABEL]
     # Nearly noiseless EPG signals: dictionary matching is near the grid spacing (a rank-T
     # dictionary that projected twice was off by ~60 %).
     assert dm["aggregate"]["t1"]["rme_pct"] < 5.0
@@ -54,7 +54,7 @@ def test_eval_py_end_to_end(cli, tiny_run, tmp_path, capsys):
     image = nib.load(out / "nifti" / f"{stem}_rnn3-complex_t1_ms.nii.gz")
     assert image.shape == (SHAPE[1], SHAPE[0], 1)
     assert np.allclose(np.diag(image.affine), [5.0, 5.0, 5.0, 1.0])  # fov 60 mm / 12 pixels
-    assert (out / "nifti" / f"{stem}_dictionary-matching_t2_ms.nii.gz").exists()
+    assert (out / "nifti" / f"{stem}_{evaluate._slug(evaluate.DM_LABEL)}_t2_ms.nii.gz").exists()
     assert not list(out.glob(".*tmp*"))  # no temporary files left behind
 
 

@@ -126,3 +126,62 @@ def test_crop_box_keeps_mask_and_margin():
     mask[0, 11] = True  # margins stop at the image border
     rows, cols = figures.crop_box(mask, margin=2)
     assert (rows.start, rows.stop, cols.start, cols.stop) == (0, 8, 1, 12)
+
+
+def _fractions(rows):
+    """float[N, N_CLASSES] from {label: fraction} per pixel."""
+    from rinq_jax.data import tissues
+
+    out = np.zeros((len(rows), tissues.N_CLASSES))
+    for i, row in enumerate(rows):
+        for label, value in row.items():
+            out[i, label] = value
+    return out
+
+
+def test_pixel_classes_split_pure_boundary_and_non_brain_pixels():
+    from rinq_jax.data.tissues import BONE, CSF, FAT, GM, WM
+
+    f = _fractions(
+        [
+            {WM: 1.0},  # pure, pure99
+            {WM: 0.95, GM: 0.05},  # pure
+            {WM: 0.6, GM: 0.4},  # boundary
+            {CSF: 0.9, BONE: 0.1},  # bone: not brain
+            {GM: 0.97, FAT: 0.015},  # 1.5 % fat is tolerated; pure
+        ]
+    )
+    c = metrics.pixel_classes(f)
+    np.testing.assert_array_equal(c["pure"], [1, 1, 0, 0, 1])
+    np.testing.assert_array_equal(c["pure99"], [1, 0, 0, 0, 0])
+    np.testing.assert_array_equal(c["boundary"], [0, 0, 1, 0, 0])
+    np.testing.assert_array_equal(c["non_brain"], [0, 0, 0, 1, 0])
+
+
+def test_relative_error_statistics_by_hand():
+    true = np.array([100.0, 100.0, 200.0, 50.0])
+    pred = np.array([110.0, 95.0, 200.0, 40.0])  # +10 %, -5 %, 0 %, -20 %
+    s = metrics.relative_error_stats(pred, true)
+    assert s["median_pct"] == pytest.approx(7.5)
+    assert s["mean_pct"] == pytest.approx(8.75)
+    assert s["p25_pct"] == pytest.approx(3.75) and s["p75_pct"] == pytest.approx(12.5)
+    assert s["bias_pct"] == pytest.approx(-2.5)
+    assert all(math.isnan(v) for v in metrics.relative_error_stats([], []).values())
+
+
+def test_region_metrics_score_each_class_and_tissue_apart():
+    from rinq_jax.data.tissues import BONE, CSF, GM, WM
+
+    f = _fractions([{WM: 1.0}, {WM: 1.0}, {GM: 0.5, WM: 0.5}, {CSF: 0.5, BONE: 0.5}])
+    tissue = np.array([WM, WM, GM, CSF])
+    true = np.array([[800.0, 60.0], [800.0, 60.0], [1000.0, 70.0], [3000.0, 1000.0]])
+    pred = true * np.array([[1.1, 1.0], [0.8, 1.0], [1.0, 1.5], [2.0, 2.0]])
+    r = metrics.region_metrics(pred, true, tissue, f)
+    wm = r["classes"]["pure"]["wm"]
+    assert wm["n_pixels"] == 2
+    assert wm["t1"]["median_pct"] == pytest.approx(15.0) and wm["t2"]["median_pct"] == 0.0
+    assert r["classes"]["boundary"]["gm"]["t2"]["median_pct"] == pytest.approx(50.0)
+    assert r["classes"]["non_brain"]["csf"]["n_pixels"] == 1
+    assert r["classes"]["pure"]["csf"]["n_pixels"] == 0
+    assert r["loss_ms"]["pure"] == pytest.approx(math.sqrt((80.0**2 + 160.0**2) / 4))
+    assert r["loss_ms"]["no_csf"] == pytest.approx(math.sqrt((80.0**2 + 160.0**2 + 35.0**2) / 6))

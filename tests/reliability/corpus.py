@@ -160,6 +160,7 @@ CASES: list[Case] = [
     Case("missing t2_ms of pair", "t2_ms", "missing while 't1_ms'", _delete("t2_ms")),
     Case("missing dm_t1_ms of pair", "dm_t1_ms", "missing while", _delete("dm_t1_ms")),
     Case("missing dm_t2_ms of pair", "dm_t2_ms", "missing while", _delete("dm_t2_ms")),
+    Case("missing t2_single_ms of pair", "t2_single_ms", "missing while", _delete("t2_single_ms")),
     # wrong dtypes, one per field (and a few more for the signals)
     Case(
         "signals complex128",
@@ -338,6 +339,25 @@ CASES: list[Case] = [
     Case("t1_ms above 10 s", "t1_ms", "<= 10000 ms", _set_at("t1_ms", (4, 5), 12000.0)),
     Case("t2_ms above 5 s", "t2_ms", "<= 5000 ms", _set_at("t2_ms", (4, 5), 6000.0)),
     Case("b1 in percent", "b1", "percent", _inside_mask("b1", lambda v: v * 100)),
+    Case("b1_map in percent", "b1_map", "percent", _inside_mask("b1_map", lambda v: v * 100)),
+    Case(
+        "t1_single_ms in seconds",
+        "t1_single_ms",
+        "suggests seconds",
+        _inside_mask("t1_single_ms", lambda v: v / 1000),
+    ),
+    Case(
+        "fractions above one",
+        "fractions",
+        r"fractions in \[0, 1\] summing to at most 1",
+        _replace_with("fractions", lambda v: v * 2),
+    ),
+    Case(
+        "fractions without a compartment axis",
+        "fractions",
+        rf"expected shape \({H}, {W}, C\)",
+        _replace_with("fractions", lambda v: v[..., 0]),
+    ),
     Case("empty mask", "mask", "empty mask", _replace_with("mask", np.zeros_like)),
     # root attributes
     Case(

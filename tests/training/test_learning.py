@@ -3,6 +3,7 @@
 import csv
 
 import numpy as np
+import pytest
 
 from rinq_jax.configs import recipes
 from rinq_jax.data import io, synthetic
@@ -54,3 +55,36 @@ def test_recipe_lowers_the_validation_loss_well_below_the_mean_predictor(tmp_pat
     # 0.61 of the mean predictor's loss on this data (0.52-0.61 over the float-rounding variants
     # of the data that multithreaded gridding used to produce): learning, far from the mean
     assert result["best_val_loss_ms"] < 0.65 * mean_loss
+
+
+@pytest.mark.slow  # ~3 min: two 300-step runs, a tiny out-of-range set, dictionary matching
+def test_wide_values_measure_outside_the_brain_range_where_brain_values_recognise(tmp_path):
+    """Trained on wide values, a network tracks white matter at 0.5x and 2x its normal T1;
+    trained on brain-like values, the same network and steps stay nearer the normal value."""
+    from rinq_jax.data import out_of_range
+    from rinq_jax.evaluation import evaluate, inference
+
+    synthetic.generate(TINY, tmp_path / "data", progress=False)
+    files = out_of_range.generate(TINY, tmp_path / "data", progress=False)
+    extremes = [p for p in files if io.inspect(p).generator["t1_scale"] in (0.5, 2.0)]
+    errors = {}
+    for values in ("wide", "brain"):
+        fields = recipes.recipe_fields("rinq", "rnn3", 300)
+        fields.update(learning_rate=3e-3, eval_every_steps=100, max_val_patches=None)
+        config = TrainConfig(
+            model="rnn3",
+            data_dir=str(tmp_path / "data"),
+            workdir=str(tmp_path / values),
+            steps=300,
+            values=values,
+            progress=False,
+            model_overrides=(("lstm_hidden", 32),),
+            **fields,
+        )
+        train_and_evaluate(config)
+        checkpoint = inference.load_checkpoint(tmp_path / values)
+        result = evaluate.evaluate(
+            [checkpoint], extremes, tmp_path / f"eval-{values}", make_figures=False, log=print
+        )
+        errors[values] = result["models"]["rnn3 complex"]["aggregate"]["tissues"]["wm"]["t1"]
+    assert errors["wide"]["rme_pct"] < 0.7 * errors["brain"]["rme_pct"], errors
