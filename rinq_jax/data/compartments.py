@@ -155,6 +155,7 @@ class ValueDistribution:
         brain_log_width: half-width in ln(T) of brain-like draws.
         max_b1_amplitude: B1 = 1 + a * pattern, a uniform in [0, max].
         snr_factor_range: (low, high) factor on the SNR of each patch.
+        draws_per_batch: draws per training batch (patch ``i`` uses draw ``i mod draws``).
     """
 
     wide_fraction: float = 0.0
@@ -164,6 +165,7 @@ class ValueDistribution:
     brain_log_width: float = 0.35
     max_b1_amplitude: float = 0.15
     snr_factor_range: tuple[float, float] = (1.0, 1.0)
+    draws_per_batch: int = 4
 
     def __post_init__(self):
         for name in ("t1_range_ms", "t2_range_ms", "pd_range", "snr_factor_range"):
@@ -171,6 +173,8 @@ class ValueDistribution:
             if not 0 < lo <= hi:
                 raise ValueError(f"ValueDistribution.{name} must satisfy 0 < low <= high")
             object.__setattr__(self, name, (float(lo), float(hi)))
+        if self.draws_per_batch < 1:
+            raise ValueError(f"draws_per_batch must be >= 1, got {self.draws_per_batch}")
         if not 0.0 <= self.wide_fraction <= 1.0:
             raise ValueError(f"wide_fraction must lie in [0, 1], got {self.wide_fraction}")
         if not 0.0 <= self.max_b1_amplitude < 0.5:

@@ -5,9 +5,9 @@ in an order set by ``(seed, epoch)``, like `rinq_jax.data.loader.PatchDataset`; 
 batch's signals are made anew from the slices' gridded compartment maps
 (`rinq_jax.data.synthetic.SliceCompartments`, model in `rinq_jax.data.compartments`):
 
-* ``draws_per_batch`` draws of tissue values, B1 amplitude and global phase from the run's
-  `compartments.ValueDistribution` (`compartments.training_values`); patch ``i`` of the batch
-  uses draw ``i mod draws``;
+* the run's `compartments.ValueDistribution`'s ``draws_per_batch`` draws of tissue values, B1
+  amplitude and global phase (`compartments.training_values`); patch ``i`` of the batch uses
+  draw ``i mod draws``;
 * the aliased noiseless series of each patch pixel, ``sum_k G_g(t) M_k (r) C_k(t)``;
 * noise: for every patch and repetition ``t`` an independently chosen image of the noise
   bank's group ``g(t)`` and an independently chosen window position. The gridded noise is
@@ -45,7 +45,6 @@ class SyntheticStream:
         input_kind: "complex" or "magnitude".
         distribution: what the tissue values, B1 and SNR are drawn from (None: brain-like
             values only, `compartments.ValueDistribution()`).
-        draws_per_batch: tissue-value draws per batch.
         prefetch: batches prepared ahead in a background thread.
     """
 
@@ -59,7 +58,6 @@ class SyntheticStream:
         input_kind: str = "complex",
         *,
         distribution: compartments.ValueDistribution | None = None,
-        draws_per_batch: int = 4,
         prefetch: int = 2,
     ):
         if patch_size not in transforms.PATCH_SIZES:
@@ -78,7 +76,6 @@ class SyntheticStream:
         self.patch_size = patch_size
         self.input_kind = input_kind
         self.distribution = distribution or compartments.ValueDistribution()
-        self.draws_per_batch = draws_per_batch
         self.prefetch = prefetch
         self._sigma = np.array([s.noise_rms / cfg.snr for s in self.slices], np.float32)
         self._pattern = spiral.interleaf_pattern(cfg, seq.n_reps)
@@ -138,10 +135,10 @@ class SyntheticStream:
         n, p = ids.size, self.patch_size
         draws = [
             compartments.training_values(rng, self.distribution)
-            for _ in range(self.draws_per_batch)
+            for _ in range(self.distribution.draws_per_batch)
         ]
         coef = compartments.fingerprint_coefficients(self.seq, draws)  # [D, K, T]
-        which = np.arange(n) % self.draws_per_batch
+        which = np.arange(n) % len(draws)
         slice_ids, centre_ids = self._slice_of[ids], self._centre_of[ids]
         gridded, y_ms = [], np.empty((n, 2), np.float32)
         for i, (s, c) in enumerate(zip(slice_ids, centre_ids, strict=True)):

@@ -125,7 +125,12 @@ def test_stream_batches_are_deterministic_and_resumable(dataset):
 
 def test_stream_targets_are_the_draws_true_maps(dataset):
     _, data = dataset
-    s = _stream(data, patch_size=1, draws_per_batch=2, prefetch=0)
+    s = _stream(
+        data,
+        patch_size=1,
+        distribution=compartments.ValueDistribution(draws_per_batch=2),
+        prefetch=0,
+    )
     ids = np.arange(10)
     batch = s.make_batch(ids, np.random.default_rng(5))
     rng = np.random.default_rng(5)
@@ -139,7 +144,12 @@ def test_stream_targets_are_the_draws_true_maps(dataset):
 def test_stream_signal_is_the_gridded_compartment_series_plus_noise(dataset):
     """Without noise, a 1x1 patch's signal is the slice's gridded series at that pixel."""
     _, data = dataset
-    s = _stream(data, patch_size=1, draws_per_batch=1, prefetch=0)
+    s = _stream(
+        data,
+        patch_size=1,
+        distribution=compartments.ValueDistribution(draws_per_batch=1),
+        prefetch=0,
+    )
     s._sigma[:] = 0.0
     batch = s.make_batch(np.array([3]), np.random.default_rng(9))
     draw = compartments.training_values(np.random.default_rng(9), s.distribution)
@@ -246,6 +256,7 @@ def test_out_of_range_subjects_have_their_bins_values(dataset):
     assert seen == set(out_of_range.SCALE_BINS)
 
 
+@pytest.mark.slow  # ~90 s: three kinds of dictionary matching on 4 slices
 def test_evaluation_scores_matching_variants_and_recognition_per_pixel_class(dataset, tmp_path):
     """On a x2 out-of-range subject, recognition misses white matter T1 by half; matching
     with the measured B1 map measures it."""
