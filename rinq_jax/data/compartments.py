@@ -37,6 +37,7 @@ import numpy as np
 
 from rinq_jax.data import nufft, spiral, tissues
 from rinq_jax.physics import epg
+from rinq_jax.physics.fit import fit_single_compartment
 from rinq_jax.physics.sequence import FispSequence
 
 __all__ = [
@@ -319,8 +320,6 @@ def single_compartment_maps(
     Returns:
         (t1_ms, t2_ms), float32[N].
     """
-    from rinq_jax.physics.fit import fit_single_compartment  # the EPG fit: JAX, loaded on use
-
     labels = list(LABELS)
     weight = np.asarray(fractions, np.float64)[labels] * values.pd[labels, None]  # [L, N]
     share = weight.max(axis=0) / weight.sum(axis=0)

@@ -90,8 +90,12 @@ ROOT_ATTRS = {"format_version": int, "subject_id": str, "slice_id": str}
 # Upper bounds in ms (well above any tissue at 3 T) and the median below which a map is
 # almost certainly in seconds (brain T1 ~ 0.8-4 s, T2 ~ 0.04-2 s).
 _MAX_MS = {
-    name: 10000.0 if name.startswith("t1") or name.startswith("dm_t1") else 5000.0
-    for name in ("t1_ms", "t2_ms", "dm_t1_ms", "dm_t2_ms", "t1_single_ms", "t2_single_ms")
+    "t1_ms": 10000.0,
+    "t2_ms": 5000.0,
+    "dm_t1_ms": 10000.0,
+    "dm_t2_ms": 5000.0,
+    "t1_single_ms": 10000.0,
+    "t2_single_ms": 5000.0,
 }
 _SECONDS_MEDIAN_BELOW = {name: 10.0 if limit > 5000 else 1.0 for name, limit in _MAX_MS.items()}
 # The message of the error for a mask without a True pixel (a whole slice's mask must have one).

@@ -332,9 +332,13 @@ def evaluate(
         "models": {},
     }
     for name in per_slice:
+        # pooled over the scored slices only when the method scored every one of them (the
+        # measured-B1 matching and recognition need fields that a user's file may lack)
+        pixels = pooled.get(name, [])
+        every = len(pixels) == len(scored_slices)
         entry: dict[str, Any] = {
-            "aggregate": _aggregate(pooled.get(name, []), scored_slices),
-            "regions": _regions(pooled.get(name, []), scored_slices),
+            "aggregate": _aggregate(pixels, scored_slices) if every else None,
+            "regions": _regions(pixels, scored_slices) if every else None,
             "seconds_per_slice": float(np.mean(seconds[name])),
             "slices": per_slice[name],
         }

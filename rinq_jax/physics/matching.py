@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rinq_jax.physics.dictionary import Dictionary
+from rinq_jax.physics.dictionary import Dictionary, Grid
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,7 +198,7 @@ def at_b1(dictionary: Dictionary, b1: float) -> Dictionary:
         dictionary,
         atoms=(mixed / norms[:, None]).astype(np.complex64),
         norms=norms.astype(np.float32),
-        grid=type(grid)(t1_ms, t2_ms, np.full(t1_ms.shape, b1, np.float32)),
+        grid=Grid(t1_ms, t2_ms, np.full(t1_ms.shape, b1, np.float32)),
     )
 
 

@@ -279,3 +279,15 @@ def test_evaluation_scores_matching_variants_and_recognition_per_pixel_class(dat
         if rec[pixels]["wm"]["n_pixels"]:
             assert rec[pixels]["wm"]["t1"]["median_pct"] == pytest.approx(50.0, abs=5.0)
             assert matched[pixels]["wm"]["t1"]["median_pct"] < 25.0
+
+
+def test_white_matter_snr_of_a_quarter_filled_field_of_view_is_twice_the_fov_snr():
+    """SNR_WM = SNR * rms_WM / rms_FOV: with white matter in a quarter of the pixels and
+    nothing elsewhere, rms_FOV = rms_WM / 2 for any fingerprint."""
+    fractions = np.zeros((tissues.N_CLASSES, 8, 8))
+    fractions[tissues.WM, :4, :4] = 1.0
+    maps = compartments.basis_maps(fractions, np.zeros((8, 8)), np.zeros((8, 8)))
+    values = compartments.population_values(np.random.default_rng(0))
+    coef = compartments.fingerprint_coefficients(TINY.sequence(), values)
+    fov_rms = compartments.signal_rms(maps, coef)
+    assert synthetic.wm_snr_factor(maps, coef, fractions, fov_rms) == pytest.approx(2.0, rel=1e-6)
