@@ -36,7 +36,7 @@ import math
 import numpy as np
 
 from rinq_jax.data import nufft, spiral, tissues
-from rinq_jax.physics import epg
+from rinq_jax.physics import epg, slice_profile
 from rinq_jax.physics.fit import fit_single_compartment
 from rinq_jax.physics.sequence import FispSequence
 
@@ -241,13 +241,18 @@ def basis_maps(fractions: np.ndarray, phase_rad: np.ndarray, b1_shape: np.ndarra
     return maps.reshape(-1, *carrier.shape).astype(np.complex64)
 
 
-def fingerprint_coefficients(seq: FispSequence, values: TissueValues | list[TissueValues]):
+def fingerprint_coefficients(
+    seq: FispSequence,
+    values: TissueValues | list[TissueValues],
+    profile: slice_profile.SliceProfile | None = None,
+):
     """The temporal factors ``C_lp(t) = pd_l a^p c_lp(t) e^{i phase}`` of one or more draws.
 
     ``c_0 = s(0)``, ``c_1 = (s(a) - s(-a)) / (2a)``, ``c_2 = (s(a) - 2 s(0) + s(-a)) / (2 a^2)``
     with ``s(D)`` the EPG fingerprint at B1 = 1 + D: the quadratic through the three nodes.
     Times ``a^p`` this is ``(s(a) - s(-a)) / 2`` and ``(s(a) - 2 s(0) + s(-a)) / 2``, which stay
-    finite (zero) at ``a = 0``.
+    finite (zero) at ``a = 0``. With a ``profile`` (`rinq_jax.physics.slice_profile`) each
+    ``s(D)`` is the slice's sum ``sum_z w_z s(t; (1 + D) p_z)``; None: an ideal slice.
 
     Returns:
         complex64[K, T] for one draw, complex64[n, K, T] for a list of n draws.
@@ -258,7 +263,12 @@ def fingerprint_coefficients(seq: FispSequence, values: TissueValues | list[Tiss
     t2 = np.stack([d.t2_ms[labels] for d in draws])
     a = np.array([d.b1_amplitude for d in draws])[:, None, None]  # [n, 1, 1]
     b1 = 1.0 + a * np.array([-1.0, 0.0, 1.0])  # [n, 1, 3]
-    s = np.asarray(epg.simulate(seq, t1[..., None], t2[..., None], b1))  # [n, L, 3, T]
+    if profile is None:
+        s = np.asarray(epg.simulate(seq, t1[..., None], t2[..., None], b1))  # [n, L, 3, T]
+    else:
+        scaled = b1[..., None] * profile.scales  # [n, 1, 3, Z]
+        s = np.asarray(epg.simulate(seq, t1[..., None, None], t2[..., None, None], scaled))
+        s = np.tensordot(s, profile.weights, axes=([3], [0]))  # [n, L, 3, T]
     minus, zero, plus = s[:, :, 0], s[:, :, 1], s[:, :, 2]
     coef = np.stack([zero, (plus - minus) / 2.0, (plus - 2.0 * zero + minus) / 2.0], axis=2)
     pd = np.stack([d.pd[labels] for d in draws])

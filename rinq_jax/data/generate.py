@@ -7,8 +7,8 @@ subjects on disk); ``--preset quick`` or ``paper`` makes slice files of the proc
 (`rinq_jax.data.phantom_dataset`). With ``--write-ismrmrd [--coils N]`` the raw N-coil k-space
 is also written as ISMRMRD (`rinq_jax.data.ismrmrd_export`, docs/ismrmrd.md): of every slice
 (quick, paper) or of the test subjects' slices (brain, standard); the slice files stay the
-same. With ``--test-set out-of-range`` (brain, standard) the held-out subjects of
-`rinq_jax.data.out_of_range` are written to ``OUT/out_of_range/``. Presets:
+same. With ``--test-set out-of-range`` or ``snr`` (brain, standard) that test set of
+`rinq_jax.data.test_sets` is written to ``OUT/out_of_range/`` or ``OUT/snr/``. Presets:
 `rinq_jax.configs.data`.
 """
 
@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from rinq_jax.data import ismrmrd_export, out_of_range, synthetic
+from rinq_jax.data import ismrmrd_export, synthetic, test_sets
 from rinq_jax.data.phantom_dataset import PRESETS, check_counts, generate
 
 
@@ -55,10 +55,12 @@ def main(argv=None) -> int:
     )
     parser.add_argument(
         "--test-set",
-        choices=("out-of-range",),
+        choices=test_sets.TEST_SETS,
         help="(brain, standard) also write a test set that demands measurement into OUT: "
         "out-of-range: held-out subjects with WM/GM T1 and T2 at x0.5-2.0 of normal and "
-        "lesions unlike any tissue (rinq_jax/data/out_of_range.py)",
+        "lesions unlike any tissue; snr: one subject at x0.25-4 the dataset's SNR; "
+        "slice-profile: one subject with the slice profiles of sinc pulses "
+        "(rinq_jax/data/test_sets.py)",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument(
@@ -113,8 +115,12 @@ def main(argv=None) -> int:
             counts = f"{len(paths)} ({size_mib:.0f} MiB)"
         print(f"{counts} slices in {args.out}, {time.perf_counter() - start:.0f} s")
         if args.test_set:
-            extra = out_of_range.generate(config, args.out, progress=progress)
-            print(f"{len(extra)} {args.test_set} test slices in {extra[0].parent}")
+            extra = test_sets.generate(config, args.out, args.test_set, progress=progress)
+            n_files, where = (
+                sum(map(len, extra.values())),
+                test_sets.folder(args.out, args.test_set),
+            )
+            print(f"{n_files} {args.test_set} test slices in {where}")
         if args.write_ismrmrd:
             if brain:
                 raw = ismrmrd_export.export_brain_test(config, args.out, args.coils, progress)

@@ -37,6 +37,7 @@ from rinq_jax.data import acquisition, anatomy, compartments, io, spiral, tissue
 from rinq_jax.data.b1_map import measured_b1_map
 from rinq_jax.data.format import MrfFormatError
 from rinq_jax.physics import dictionary as dictionary_lib
+from rinq_jax.physics import slice_profile
 from rinq_jax.physics.matching import match
 from rinq_jax.physics.sequence import FispSequence, paper_sequence
 
@@ -225,6 +226,7 @@ def make_slice_file(
     single_truth: bool = True,
     adjust_values: Callable[[compartments.TissueValues], compartments.TissueValues] | None = None,
     lesions: bool | None = None,
+    profile: slice_profile.SliceProfile | None = None,
 ) -> io.MrfSlice:
     """One complete slice: fast-path series, exact noise, true and dictionary-matching maps.
 
@@ -232,13 +234,14 @@ def make_slice_file(
     ``single_truth``, the single-compartment truth (`compartments.single_compartment_maps`,
     ~20 s a slice on 2 cores: test slices only, validation needs the rate truth alone).
     ``adjust_values`` maps the subject's tissue values to the slice's
-    (`rinq_jax.data.out_of_range`); ``lesions`` is as in `slice_model`.
+    (`rinq_jax.data.test_sets`); ``lesions`` is as in `slice_model`; a slice ``profile``
+    (`rinq_jax.physics.slice_profile`) shapes the signals only, not the truths.
     """
     slc, values, maps = slice_model(config, subject, slice_index, lesions)
     if adjust_values is not None:
         values = adjust_values(values)
     cfg, seq = config.acquisition(), config.sequence()
-    coef = compartments.fingerprint_coefficients(seq, values)
+    coef = compartments.fingerprint_coefficients(seq, values, profile)
     gridded = compartments.grid_maps(maps, cfg, NUFFT_THREADS)
     m = config.matrix
     noise_rng = _subject_rng(config, subject, slice_index, 1)

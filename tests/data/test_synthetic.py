@@ -235,37 +235,82 @@ def test_test_slices_carry_fractions_a_measured_b1_map_and_the_reachable_truth(d
 
 
 def test_out_of_range_subjects_have_their_bins_values(dataset):
-    from rinq_jax.data import out_of_range
+    from rinq_jax.data import test_sets
 
     out, _ = dataset
-    paths = out_of_range.generate(TINY, out, progress=False)
-    assert len(paths) == len(out_of_range.SCALE_BINS) * TINY.n_slices
+    groups = test_sets.generate(TINY, out, "out-of-range", progress=False)
+    assert len(groups) == len(test_sets.SCALE_BINS)
+    assert {len(paths) for paths in groups.values()} == {TINY.n_slices}
     seen = set()
-    for path in paths[:: TINY.n_slices]:
+    for name, paths in groups.items():
+        path = paths[0]
         s = io.read_slice(path)
         subject = int(s.subject_id.split("-")[1])
         assert subject not in {k for split in synthetic.SPLITS for k in TINY.subjects(split)}
         _, values, _ = synthetic.slice_model(TINY, subject, 0, lesions=True)
         scale = s.generator["t1_scale"], s.generator["t2_scale"]
+        assert name == s.generator["condition"] == f"T1 x{scale[0]:g}, T2 x{scale[1]:g}"
         seen.add(scale[0])
         for label in (tissues.WM, tissues.GM):
             pure = s.mask & (s.fractions[..., label] > 0.9999)
             np.testing.assert_allclose(s.t1_ms[pure], values.t1_ms[label] * scale[0], rtol=1e-5)
             expected_t2 = min(values.t2_ms[label] * scale[1], values.t1_ms[label] * scale[0])
             np.testing.assert_allclose(s.t2_ms[pure], expected_t2, rtol=1e-5)
-    assert seen == set(out_of_range.SCALE_BINS)
+    assert seen == set(test_sets.SCALE_BINS)
+
+
+def test_snr_set_scales_one_noise_realisation_by_its_factor(dataset):
+    """Same subject, values and noise draw at every level: the noise is sigma = rms / SNR, so
+    s(x0.25) - s(x1) = 3 n / SNR and s(x1) - s(x4) = 0.75 n / SNR, a ratio of exactly 4."""
+    from rinq_jax.data import test_sets
+
+    out, _ = dataset
+    groups = test_sets.generate(TINY, out, "snr", progress=False)
+    assert len(groups) == len(test_sets.SNR_LEVELS)
+    level = {name: io.read_slice(paths[0]) for name, paths in groups.items()}
+    low, mid, high = level["SNR x0.25"], level["SNR x1"], level["SNR x4"]
+    np.testing.assert_array_equal(low.t1_ms, high.t1_ms)
+    np.testing.assert_allclose(
+        low.signals - mid.signals, 4 * (mid.signals - high.signals), atol=2e-6
+    )
+    for name, s in level.items():
+        factor = s.generator["snr_factor"]
+        assert name == s.generator["condition"] == f"SNR x{factor:g}"
+        assert s.acquisition["snr"] == pytest.approx(TINY.snr * factor)
+        assert s.acquisition["snr_wm"] / s.acquisition["snr"] == pytest.approx(
+            mid.acquisition["snr_wm"] / mid.acquisition["snr"]
+        )
+
+
+def test_slice_profile_set_changes_the_signals_not_the_truths(dataset):
+    from rinq_jax.data import test_sets
+
+    out, _ = dataset
+    groups = test_sets.generate(TINY, out, "slice-profile", progress=False)
+    level = {name: io.read_slice(paths[0]) for name, paths in groups.items()}
+    ideal = level.pop("ideal slice")
+    # the ideal condition is the dataset's acquisition: its signals equal a plain slice file's
+    subject, dictionary = int(ideal.subject_id[4:]), synthetic.matching_dictionary(TINY, out)
+    plain = synthetic.make_slice_file(TINY, subject, 0, dictionary, False, lesions=True)
+    np.testing.assert_array_equal(ideal.signals, plain.signals)
+    assert set(level) == {f"profile TBW {t:g}" for t in test_sets.PROFILE_TBWS if t}
+    for name, s in level.items():
+        assert name == f"profile TBW {s.generator['profile_tbw']:g}"
+        np.testing.assert_array_equal(s.t1_ms, ideal.t1_ms)
+        np.testing.assert_array_equal(s.t2_single_ms, ideal.t2_single_ms)
+        assert not np.allclose(s.signals[s.mask], ideal.signals[s.mask])
 
 
 @pytest.mark.slow  # ~90 s: three kinds of dictionary matching on 4 slices
 def test_evaluation_scores_matching_variants_and_recognition_per_pixel_class(dataset, tmp_path):
     """On a x2 out-of-range subject, recognition misses white matter T1 by half; matching
     with the measured B1 map measures it."""
-    from rinq_jax.data import out_of_range
+    from rinq_jax.data import test_sets
     from rinq_jax.evaluation import evaluate
 
     out, data = dataset
-    paths = out_of_range.generate(TINY, out, progress=False)
-    doubled = [p for p in paths if io.inspect(p).generator["t1_scale"] == 2.0]
+    groups = test_sets.generate(TINY, out, "out-of-range", progress=False)
+    doubled = next(paths for name, paths in groups.items() if name.startswith("T1 x2,"))
     result = evaluate.evaluate([], [data.test[0], *doubled], tmp_path, compare_dm=True)
     models = result["models"]
     assert set(evaluate.DM_LABELS.values()) | {evaluate.RECOGNITION_LABEL} <= set(models)

@@ -62,11 +62,12 @@ def test_recipe_lowers_the_validation_loss_well_below_the_mean_predictor(tmp_pat
 def test_wide_values_measure_outside_the_brain_range_where_brain_values_recognise(tmp_path):
     """Trained on wide values, a network tracks white matter at 0.5x and 2x its normal T1;
     trained on brain-like values, the same network and steps stay nearer the normal value."""
-    from rinq_jax.data import out_of_range
+    from rinq_jax.data import test_sets
     from rinq_jax.evaluation import evaluate, inference
 
     synthetic.generate(TINY, tmp_path / "data", progress=False)
-    files = out_of_range.generate(TINY, tmp_path / "data", progress=False)
+    groups = test_sets.generate(TINY, tmp_path / "data", "out-of-range", progress=False)
+    files = [p for paths in groups.values() for p in paths]
     extremes = [p for p in files if io.inspect(p).generator["t1_scale"] in (0.5, 2.0)]
     errors = {}
     for values in ("wide", "brain"):
