@@ -130,6 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: %(default)s)",
     )
     p.add_argument(
+        "--keep-checkpoints",
+        type=positive_int,
+        default=TrainConfig.keep_checkpoints,
+        help="latest checkpoints kept besides the best, e.g. for learning curves "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
         "--matmul-dtype",
         default="float32",
         choices=("float32", "bfloat16"),
@@ -184,6 +191,7 @@ def config_from_args(args: argparse.Namespace):
         train_subjects=args.train_subjects,
         values=args.values,
         checkpoint_every_steps=args.checkpoint_every,
+        keep_checkpoints=args.keep_checkpoints,
         progress=not args.no_progress,
         model_overrides=_model_overrides(args),
         **fields,

@@ -2,13 +2,16 @@
 
     python -m rinq_jax.experiments.test_sets --set out-of-range --ckpt runs/rnn3-complex [more]
     python -m rinq_jax.experiments.test_sets --set snr --ckpt runs/rnn3-complex
+    python -m rinq_jax.experiments.test_sets --set out-of-range --ckpt RUN --steps 600 1200 ...
 
 Evaluates the checkpoints, dictionary matching (B1 free, measured B1 map, B1 = 1) and the
 signal-free recognition baseline on a set of `rinq_jax.data.test_sets` (written into the
 dataset's folder when missing), one condition (one subject) at a time, and writes
 ``OUT/table.md``: per condition, the median relative T1 and T2 errors of pure (>= 90 %) white
 and grey matter against the single-compartment truth, and the slices' mean white-matter SNR.
-A network measures only where it beats recognition in every out-of-range bin.
+A network measures only where it beats recognition in every out-of-range bin. With ``--steps``
+the run's checkpoints at those steps are scored instead (a learning curve on the set; train
+with ``--keep-checkpoints`` to keep them).
 ``OUT/<condition>/metrics.json`` hold the full `evaluate.evaluate` results.
 """
 
@@ -35,18 +38,34 @@ def median_errors(entry: dict) -> dict[str, float]:
     return {f"{t}_{p}": pure[t][p]["median_pct"] for t in TISSUES for p in ("t1", "t2")}
 
 
-def run(ckpts: list[Path], data_dir: Path, test_set: str, out: Path, log=print) -> dict:
-    """Evaluate every condition; returns {method: [(condition, snr_wm, median_errors), ...]}."""
+def run(
+    ckpts: list[Path],
+    data_dir: Path,
+    test_set: str,
+    out: Path,
+    steps: list[int] | None = None,
+    log=print,
+) -> dict:
+    """Evaluate every condition; returns {method: [(condition, snr_wm, median_errors), ...]}.
+
+    ``steps``: score the checkpoints of ``ckpts[0]`` at these steps instead (labels
+    ``"<model> step N"``).
+    """
     config = synthetic.read_manifest(data_dir)
     if config is None:
         raise ValueError(f"{data_dir}: not a generated brain dataset (no manifest)")
     groups = test_sets.generate(config, data_dir, test_set, progress=False)
-    checkpoints = [inference.load_checkpoint(c) for c in ckpts]
+    if steps:
+        checkpoints = [inference.load_checkpoint(ckpts[0], step) for step in steps]
+        labels = [f"{c.name} step {step}" for c, step in zip(checkpoints, steps, strict=True)]
+    else:
+        checkpoints = [inference.load_checkpoint(c) for c in ckpts]
+        labels = None
     rows: dict[str, list] = {}
     for condition, paths in groups.items():
         name = condition.replace(" ", "").replace(",", "_")
         result = evaluate.evaluate(
-            checkpoints, paths, out / name, compare_dm=True, log=lambda *_: None
+            checkpoints, paths, out / name, labels=labels, compare_dm=True, log=lambda *_: None
         )
         snr_wm = float(np.mean([io.inspect(p).acquisition["snr_wm"] for p in paths]))
         for method, entry in result["models"].items():
@@ -76,12 +95,15 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--ckpt", type=Path, nargs="+", required=True, help="training run directories"
     )
+    parser.add_argument(
+        "--steps", type=int, nargs="+", help="score the first run's checkpoints at these steps"
+    )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR, help="brain dataset")
     parser.add_argument("--out", type=Path, help="output folder (default: the first CKPT/SET)")
     args = parser.parse_args(argv)
     out = args.out or args.ckpt[0] / args.set
     try:
-        run(args.ckpt, args.data, args.set, out)
+        run(args.ckpt, args.data, args.set, out, args.steps)
     except (MrfFormatError, ValueError, FileNotFoundError) as err:
         print(f"test_sets: error: {err}", file=sys.stderr)
         return 1
