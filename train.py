@@ -133,8 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep-checkpoints",
         type=positive_int,
         default=TrainConfig.keep_checkpoints,
-        help="latest checkpoints kept besides the best, e.g. for learning curves "
-        "(default: %(default)s)",
+        help="latest checkpoints kept besides the best (one is written every --checkpoint-every "
+        "steps and at every validation; keep them all for learning curves; default: %(default)s)",
     )
     p.add_argument(
         "--matmul-dtype",

@@ -7,8 +7,9 @@ subjects on disk); ``--preset quick`` or ``paper`` makes slice files of the proc
 (`rinq_jax.data.phantom_dataset`). With ``--write-ismrmrd [--coils N]`` the raw N-coil k-space
 is also written as ISMRMRD (`rinq_jax.data.ismrmrd_export`, docs/ismrmrd.md): of every slice
 (quick, paper) or of the test subjects' slices (brain, standard); the slice files stay the
-same. With ``--test-set out-of-range`` or ``snr`` (brain, standard) that test set of
-`rinq_jax.data.test_sets` is written to ``OUT/out_of_range/`` or ``OUT/snr/``. Presets:
+same. With ``--test-set out-of-range``, ``snr`` or ``slice-profile`` (brain, standard) that
+test set of `rinq_jax.data.test_sets` is written to ``OUT/out_of_range/``, ``OUT/snr/`` or
+``OUT/slice_profile/``. Presets:
 `rinq_jax.configs.data`.
 """
 
@@ -116,11 +117,8 @@ def main(argv=None) -> int:
         print(f"{counts} slices in {args.out}, {time.perf_counter() - start:.0f} s")
         if args.test_set:
             extra = test_sets.generate(config, args.out, args.test_set, progress=progress)
-            n_files, where = (
-                sum(map(len, extra.values())),
-                test_sets.folder(args.out, args.test_set),
-            )
-            print(f"{n_files} {args.test_set} test slices in {where}")
+            where = test_sets.folder(args.out, args.test_set)
+            print(f"{sum(map(len, extra.values()))} {args.test_set} test slices in {where}")
         if args.write_ismrmrd:
             if brain:
                 raw = ismrmrd_export.export_brain_test(config, args.out, args.coils, progress)

@@ -10,8 +10,8 @@ dataset's folder when missing), one condition (one subject) at a time, and write
 ``OUT/table.md``: per condition, the median relative T1 and T2 errors of pure (>= 90 %) white
 and grey matter against the single-compartment truth, and the slices' mean white-matter SNR.
 A network measures only where it beats recognition in every out-of-range bin. With ``--steps``
-the run's checkpoints at those steps are scored instead (a learning curve on the set; train
-with ``--keep-checkpoints`` to keep them).
+the run's checkpoints at those steps are scored instead (a learning curve on the set; keep them
+with ``train.py --keep-checkpoints 20``: a run checkpoints at every validation, too).
 ``OUT/<condition>/metrics.json`` hold the full `evaluate.evaluate` results.
 """
 
@@ -67,7 +67,8 @@ def run(
         result = evaluate.evaluate(
             checkpoints, paths, out / name, labels=labels, compare_dm=True, log=lambda *_: None
         )
-        snr_wm = float(np.mean([io.inspect(p).acquisition["snr_wm"] for p in paths]))
+        # files of an older generator lack SNR_WM: nan
+        snr_wm = np.mean([io.inspect(p).acquisition.get("snr_wm", np.nan) for p in paths])
         for method, entry in result["models"].items():
             rows.setdefault(method, []).append((condition, snr_wm, median_errors(entry)))
         log(f"{condition}: {len(paths)} slices scored")
@@ -84,7 +85,8 @@ def table(rows: dict) -> str:
     for method, entries in rows.items():
         for condition, snr_wm, e in entries:
             values = " | ".join(f"{e[k]:.1f}" for k in COLUMNS)
-            lines.append(f"| {method} | {condition} | {snr_wm:.0f} | {values} |")
+            snr = "n/a" if np.isnan(snr_wm) else f"{snr_wm:.0f}"
+            lines.append(f"| {method} | {condition} | {snr} | {values} |")
     return "\n".join(lines) + "\n"
 
 

@@ -8,6 +8,7 @@ import pytest
 from rinq_jax.data import acquisition, compartments, phantom, phantom_geometry, spiral, tissues
 from rinq_jax.physics import epg
 from rinq_jax.physics.sequence import paper_sequence
+from rinq_jax.physics.slice_profile import SliceProfile
 
 N_REPS = 120
 MATRIX = 32
@@ -174,3 +175,24 @@ def test_tissue_values_refuse_bad_shapes():
         compartments.TissueValues(np.ones(3), np.ones(8), np.ones(8))
     with pytest.raises(ValueError, match="b1_amplitude"):
         compartments.TissueValues(np.ones(8), np.ones(8), np.ones(8), 0.7)
+
+
+def test_profile_coefficients_are_the_weighted_sum_of_fingerprints_at_scaled_b1():
+    seq = paper_sequence(200)
+    values = compartments.population_values(np.random.default_rng(1), b1_amplitude=0.1)
+    ideal = compartments.fingerprint_coefficients(seq, values)
+    unit = SliceProfile(np.array([1.0]), np.array([1.0]))
+    np.testing.assert_allclose(
+        compartments.fingerprint_coefficients(seq, values, unit), ideal, rtol=1e-5, atol=1e-7
+    )
+    # two positions at flip scales 0.6 and 0.9: the zeroth coefficient (B1 = 1) of a label is
+    # the mean of the two fingerprints, times the label's PD and the draw's phase
+    two = SliceProfile(np.array([0.6, 0.9]), np.array([0.5, 0.5]))
+    coef = compartments.fingerprint_coefficients(seq, values, two)
+    label = compartments.LABELS[0]
+    expected = 0.5 * sum(
+        np.asarray(epg.simulate(seq, values.t1_ms[label], values.t2_ms[label], scale))
+        for scale in (0.6, 0.9)
+    )
+    expected = expected * values.pd[label] * np.exp(1j * values.phase_rad)
+    np.testing.assert_allclose(coef[0], expected, rtol=1e-4, atol=1e-6)

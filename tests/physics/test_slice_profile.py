@@ -1,13 +1,11 @@
-"""The slice profile against the Fourier picture of selective excitation, and its use in the
-compartment fingerprints."""
+"""The slice profile against the Fourier picture of selective excitation."""
 
 import numpy as np
 import pytest
 
-from rinq_jax.data import compartments
 from rinq_jax.physics import epg
 from rinq_jax.physics.sequence import paper_sequence
-from rinq_jax.physics.slice_profile import SliceProfile, envelope_profile, sinc_profile
+from rinq_jax.physics.slice_profile import envelope_profile, sinc_profile
 
 
 @pytest.mark.parametrize("tbw", [4.0, 8.0])
@@ -25,27 +23,6 @@ def test_sinc_profile_samples_twice_the_slice_symmetrically_with_unit_weight():
     np.testing.assert_allclose(p.scales, p.scales[::-1])
     assert p.weights.sum() == pytest.approx(1.0)
     assert p.scales.max() <= 1.0 and p.scales.min() < 0.01
-
-
-def test_profile_coefficients_are_the_weighted_sum_of_fingerprints_at_scaled_b1():
-    seq = paper_sequence(200)
-    values = compartments.population_values(np.random.default_rng(1), b1_amplitude=0.1)
-    ideal = compartments.fingerprint_coefficients(seq, values)
-    unit = SliceProfile(np.array([1.0]), np.array([1.0]))
-    np.testing.assert_allclose(
-        compartments.fingerprint_coefficients(seq, values, unit), ideal, rtol=1e-5, atol=1e-7
-    )
-    # two positions at flip scales 0.6 and 0.9: the zeroth coefficient (B1 = 1) of a label is
-    # the mean of the two fingerprints, times the label's PD and the draw's phase
-    two = SliceProfile(np.array([0.6, 0.9]), np.array([0.5, 0.5]))
-    coef = compartments.fingerprint_coefficients(seq, values, two)
-    label = compartments.LABELS[0]
-    expected = 0.5 * sum(
-        np.asarray(epg.simulate(seq, values.t1_ms[label], values.t2_ms[label], scale))
-        for scale in (0.6, 0.9)
-    )
-    expected = expected * values.pd[label] * np.exp(1j * values.phase_rad)
-    np.testing.assert_allclose(coef[0], expected, rtol=1e-4, atol=1e-6)
 
 
 def test_a_softer_pulse_moves_the_fingerprint_further_from_the_ideal_slice():
