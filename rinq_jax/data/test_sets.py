@@ -21,8 +21,8 @@ slices each, anatomy, B1 and acquisition as in `rinq_jax.data.synthetic`:
   training data nor the matching dictionary model; the truths stay the tissues' values.
 
 ``python -m rinq_jax.data.generate --out data/brain --test-set out-of-range`` (or ``snr``,
-``slice-profile``) writes ``data/brain/<folder>/*.h5``; ``python -m rinq_jax.experiments.test_sets --set NAME
---ckpt RUN`` scores it per condition. Each file's generator attributes record its condition
+``slice-profile``) writes ``data/brain/<folder>/*.h5``; ``python -m
+rinq_jax.experiments.test_sets --set NAME --ckpt RUN`` scores it per condition. Each file's generator attributes record its condition
 (``condition``, and ``t1_scale``, ``t2_scale``, ..., ``snr_factor`` or ``profile_tbw``).
 """
 

@@ -28,14 +28,14 @@ from rinq_jax.data import io, synthetic, test_sets
 from rinq_jax.data.format import MrfFormatError
 from rinq_jax.evaluation import evaluate, export, inference
 
-TISSUES = ("wm", "gm")
-COLUMNS = tuple(f"{t}_{p}" for t in TISSUES for p in ("t1", "t2"))
+PAIRS = (("wm", "t1"), ("wm", "t2"), ("gm", "t1"), ("gm", "t2"))  # the table's columns
+COLUMNS = tuple(f"{t}_{p}" for t, p in PAIRS)
 
 
 def median_errors(entry: dict) -> dict[str, float]:
-    """``{"wm_t1", "wm_t2", "gm_t1", "gm_t2"}``: pure-pixel median errors, single truth, %."""
+    """`COLUMNS` -> pure-pixel median errors against the single-compartment truth, %."""
     pure = entry["regions"]["single"]["classes"]["pure"]
-    return {f"{t}_{p}": pure[t][p]["median_pct"] for t in TISSUES for p in ("t1", "t2")}
+    return {f"{t}_{p}": pure[t][p]["median_pct"] for t, p in PAIRS}
 
 
 def run(
@@ -103,6 +103,8 @@ def main(argv=None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR, help="brain dataset")
     parser.add_argument("--out", type=Path, help="output folder (default: the first CKPT/SET)")
     args = parser.parse_args(argv)
+    if args.steps and len(args.ckpt) > 1:
+        parser.error("--steps scores the checkpoints of one run: give one --ckpt")
     out = args.out or args.ckpt[0] / args.set
     try:
         run(args.ckpt, args.data, args.set, out, args.steps)
