@@ -6,8 +6,10 @@
 
 With no --data the default brain dataset (`rinq_jax.data.synthetic`, preset "brain") is generated
 on first use in data/brain: training batches are drawn fresh from its training subjects, validation
-and test subjects are fixed files. Its default length is `recipes.default_steps(model)` optimiser
-steps; with --data of plain slice files the default is `DEFAULT_EPOCHS` epochs. The recipes
+and test subjects are fixed files. On it, or on another generated brain dataset (--data DIR with a
+manifest, e.g. from `python -m rinq_jax.scanner prepare`), the default length is
+`recipes.default_steps(model)` optimiser steps; with --data of plain slice files it is
+`DEFAULT_EPOCHS` epochs. The recipes
 (`rinq_jax.configs.recipes`) set the step size, its schedule and the target transform.
 Re-running the same command with the same --workdir resumes from its latest checkpoint.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import jax
 
@@ -24,6 +27,7 @@ from rinq_jax.configs import recipes
 from rinq_jax.configs.data import VALUE_DISTRIBUTIONS
 from rinq_jax.configs.models import INPUT_KINDS, MODEL_NAMES
 from rinq_jax.data.format import MrfFormatError
+from rinq_jax.data.synthetic import MANIFEST
 from rinq_jax.models import get_model
 from rinq_jax.training.config import TrainConfig
 from rinq_jax.training.loop import NonFiniteLossError, train_and_evaluate
@@ -74,12 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     length.add_argument(
         "--epochs",
         type=positive_int,
-        help=f"passes over the training set (default with --data: {DEFAULT_EPOCHS})",
+        help=f"passes over the training set (default with --data of slice files: {DEFAULT_EPOCHS})",
     )
     length.add_argument(
         "--steps",
         type=positive_int,
-        help="total optimiser steps instead of epochs (default on the default data: "
+        help="total optimiser steps instead of epochs (default on generated brain data: "
         + ", ".join(f"{k} {recipes.default_steps(k)}" for k in MODEL_NAMES)
         + ")",
     )
@@ -168,8 +172,9 @@ def _model_overrides(args: argparse.Namespace) -> tuple[tuple[str, object], ...]
 def config_from_args(args: argparse.Namespace):
     """Turn parsed flags into a TrainConfig."""
     if args.epochs is None and args.steps is None:
+        streamed = args.data is None or (Path(args.data) / MANIFEST).exists()
         steps, epochs = (
-            (recipes.default_steps(args.model), 1) if args.data is None else (None, DEFAULT_EPOCHS)
+            (recipes.default_steps(args.model), 1) if streamed else (None, DEFAULT_EPOCHS)
         )
     else:
         steps, epochs = args.steps, args.epochs or 1

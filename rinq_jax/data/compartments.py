@@ -365,29 +365,41 @@ def _group_weights(cfg: spiral.AcquisitionConfig):
     return traj, weights, spiral.interleaf_groups(cfg)
 
 
-def grid_maps(maps: np.ndarray, cfg: spiral.AcquisitionConfig, nthreads: int = 1) -> np.ndarray:
+def grid_maps(
+    maps: np.ndarray,
+    cfg: spiral.AcquisitionConfig,
+    nthreads: int = 1,
+    coils: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
     """``G_g M`` for every interleaf group ``g``: sampling, density compensation, adjoint.
 
     Args:
         maps: complex[K, H, W] (H = W = cfg.matrix).
         cfg: the acquisition (its ``undersampling`` sets the groups).
         nthreads: finufft threads.
+        coils: (sensitivities S, combination weights w), both complex[C, H, W]: grid each
+            coil's maps and combine, ``sum_c conj(w_c) G_g(S_c M)`` (`rinq_jax.data.multicoil`);
+            None: one ideal coil.
 
     Returns:
         complex64[R, K, H, W]; ``R = cfg.effective_undersampling`` groups.
     """
     traj, weights, groups = _group_weights(cfg)
-    kdata = nufft.forward(maps, traj, eps=cfg.nufft_eps, nthreads=nthreads)  # [K, I, S]
     shape = maps.shape[-2:]
-    out = np.empty((len(groups), maps.shape[0], *shape), np.complex64)
-    for g, interleaves in enumerate(groups):
-        out[g] = nufft.adjoint(
-            kdata[:, interleaves] * weights[interleaves],
-            traj[interleaves],
-            shape,
-            eps=cfg.nufft_eps,
-            nthreads=nthreads,
-        )
+    out = np.zeros((len(groups), maps.shape[0], *shape), np.complex64)
+    sens, combine = (np.ones((1, *shape), np.complex64),) * 2 if coils is None else coils
+    for s_c, w_c in zip(sens, combine, strict=True):
+        coil_maps = maps if coils is None else s_c * maps
+        kdata = nufft.forward(coil_maps, traj, eps=cfg.nufft_eps, nthreads=nthreads)  # [K, I, S]
+        for g, interleaves in enumerate(groups):
+            gridded = nufft.adjoint(
+                kdata[:, interleaves] * weights[interleaves],
+                traj[interleaves],
+                shape,
+                eps=cfg.nufft_eps,
+                nthreads=nthreads,
+            )
+            out[g] += gridded if coils is None else np.conj(w_c) * gridded
     return out
 
 

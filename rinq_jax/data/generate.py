@@ -23,6 +23,8 @@ from pathlib import Path
 
 from rinq_jax.data import ismrmrd_export, synthetic, test_sets
 from rinq_jax.data.phantom_dataset import PRESETS, check_counts, generate
+from rinq_jax.data.spiral import Trajectory
+from rinq_jax.physics import schedule_files
 
 
 def main(argv=None) -> int:
@@ -50,6 +52,19 @@ def main(argv=None) -> int:
         "--undersampling", type=int, help="spiral undersampling factor (divides 48)"
     )
     parser.add_argument("--n-reps", type=int, help="repetitions of the sequence")
+    parser.add_argument(
+        "--sequence",
+        type=Path,
+        help="(brain, standard) simulate this schedule (CSV or NPZ, docs: README 'Physics') "
+        "instead of the paper-like one; its length sets the repetitions",
+    )
+    parser.add_argument(
+        "--trajectory",
+        type=Path,
+        help="(brain, standard) simulate this k-space trajectory (.npz of "
+        "rinq_jax.data.spiral.Trajectory: coords float[I, S, 2] rad/pixel, order int[T]) "
+        "instead of the generator's spiral",
+    )
     parser.add_argument("--seed", type=int, help="seed of anatomies, tissue values and noise")
     parser.add_argument(
         "--rank", type=int, help="SVD rank of the dictionary subspace (default 50, the paper's)"
@@ -82,8 +97,12 @@ def main(argv=None) -> int:
     if args.write_ismrmrd and args.coils < 1:
         parser.error("--coils must be >= 1")
     brain = args.preset in synthetic.PRESETS  # --subjects: the training subjects there
-    if args.test_set and not brain:
-        parser.error("--test-set needs a brain preset (brain, standard)")
+    if args.sequence and args.n_reps or args.trajectory and args.undersampling:
+        parser.error("--sequence sets the repetitions and --trajectory the undersampling")
+    if (args.test_set or args.sequence or args.trajectory) and not brain:
+        parser.error(
+            "--test-set, --sequence and --trajectory need a brain preset (brain, standard)"
+        )
     values = {
         "n_train" if brain else "n_subjects": args.subjects,
         "n_slices": args.slices,
@@ -99,6 +118,23 @@ def main(argv=None) -> int:
         config = dataclasses.replace(
             (synthetic.PRESETS if brain else PRESETS)[args.preset], **overrides
         )
+        if args.sequence or args.trajectory:
+            schedule = args.sequence and schedule_files.load_sequence(args.sequence)
+            trajectory = args.trajectory and Trajectory.load(args.trajectory)
+            if schedule and trajectory and schedule.n_reps != trajectory.n_reps:
+                raise ValueError(
+                    f"{args.sequence} has {schedule.n_reps} repetitions, {args.trajectory} "
+                    f"orders {trajectory.n_reps} (field 'order')"
+                )
+            config = synthetic.BrainDataConfig.for_protocol(
+                schedule,
+                trajectory,
+                **{
+                    k: v
+                    for k, v in config.to_dict().items()
+                    if k not in ("n_reps", "undersampling")
+                },
+            )
         config.acquisition()  # validates matrix, undersampling and SNR before any work
         if not brain:
             check_counts(config)

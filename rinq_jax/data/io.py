@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -139,6 +140,12 @@ class SliceInfo:
     def n_reps(self) -> int:
         """``T``: repetitions of the sequence and time points of ``signals``."""
         return self.sequence.n_reps
+
+    @property
+    def trajectory(self) -> dict | None:
+        """The k-space trajectory's signature (`spiral.Trajectory.signature`), if recorded."""
+        text = self.acquisition.get("trajectory")
+        return None if text is None else json.loads(text)
 
     @property
     def shape(self) -> tuple[int, int, int]:

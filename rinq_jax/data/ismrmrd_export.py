@@ -46,12 +46,11 @@ from rinq_jax.atomic import atomic_path
 from rinq_jax.data import compartments, phantom_dataset, synthetic
 from rinq_jax.data.acquisition import series_rms
 from rinq_jax.data.coils import coil_sensitivities
-from rinq_jax.data.gridding import DEFAULT_BATCH, blocking, noise_std, progress_bar
-from rinq_jax.data.nufft import forward
+from rinq_jax.data.gridding import DEFAULT_BATCH, noise_std, progress_bar
+from rinq_jax.data.multicoil import coil_kspace, kspace_blocks
 from rinq_jax.data.spiral import (
     AcquisitionConfig,
     density_compensation,
-    interleaf_pattern,
     interleaf_schedule,
     spiral_trajectory,
 )
@@ -115,16 +114,6 @@ def ismrmrd_header(cfg: AcquisitionConfig, n_reps: int, n_coils: int, seq: FispS
     )
 
 
-def _coil_kspace(coefficients, sens, cfg, traj, nthreads) -> np.ndarray:
-    """complex64[n_interleaves, C, K, samples]: ``A (S_c c_k)`` on every interleaf."""
-    n_comp = coefficients.shape[0]
-    out = np.empty((traj.shape[0], sens.shape[0], n_comp, traj.shape[1]), np.complex64)
-    for c in range(sens.shape[0]):  # one coil at a time: memory K images, not C x K
-        k = forward(sens[c] * coefficients, traj, eps=cfg.nufft_eps, nthreads=nthreads)
-        out[:, c] = k.transpose(1, 0, 2)
-    return out
-
-
 def _acquisition(data: np.ndarray, traj_cycles: np.ndarray, **fields) -> ismrmrd.Acquisition:
     acq = ismrmrd.Acquisition.from_array(data, traj_cycles)
     for name, value in fields.items():
@@ -133,31 +122,6 @@ def _acquisition(data: np.ndarray, traj_cycles: np.ndarray, **fields) -> ismrmrd
         else:
             setattr(acq, name, value)
     return acq
-
-
-def _kspace_blocks(kspace, basis, cfg: AcquisitionConfig, sigma: float, rng, batch: int):
-    """Yield ``(t0, complex64[b, C, S])``: blocks of consecutive repetitions' noisy k-space.
-
-    ``y[t, c] = sum_k basis[k, t] kspace[i(t), c, k] + n``, ``i(t)`` the repetition's
-    interleaf; the noise is drawn in the order of ``gridding.grid_repetitions`` (block,
-    interleaf group, chunk of ``n_trans`` repetitions), ``(b, C, S, 2)`` normals each.
-    """
-    n_reps, n_coil, n_samples = basis.shape[1], kspace.shape[1], kspace.shape[3]
-    block, n_trans = blocking(cfg, batch, n_reps)
-    group_of_rep = interleaf_pattern(cfg, n_reps)  # = the interleaf (one per repetition)
-    data = np.empty((block, n_coil, n_samples), np.complex64)
-    for t0 in range(0, n_reps, block):
-        t1 = min(t0 + block, n_reps)
-        for group in range(cfg.effective_undersampling):
-            reps = t0 + np.flatnonzero(group_of_rep[t0:t1] == group)
-            for start in range(0, reps.size, n_trans):
-                chunk = reps[start : start + n_trans]
-                y = np.matmul(basis[:, chunk].T, kspace[group]).transpose(1, 0, 2)
-                if sigma > 0.0:
-                    z = rng.standard_normal((chunk.size, n_coil, n_samples, 2), np.float32)
-                    y += (sigma / math.sqrt(2.0)) * z.view(np.complex64)[..., 0]
-                data[chunk - t0] = y
-        yield t0, data[: t1 - t0]
 
 
 def simulate_raw(
@@ -219,7 +183,7 @@ def simulate_raw(
     sigma = noise_std(series_rms(coefficients, basis), cfg, density_compensation(traj))
     if sigma > 0.0 and not isinstance(rng, np.random.Generator):
         raise ValueError(f"rng must be a numpy.random.Generator when snr is set, got {rng!r}")
-    kspace = _coil_kspace(coefficients, sens.astype(np.complex64), cfg, traj, nthreads)
+    kspace = coil_kspace(coefficients, sens.astype(np.complex64), cfg, traj, nthreads)
     traj_cycles = traj / np.float32(2.0 * math.pi)
     schedule = interleaf_schedule(cfg, n_reps)[:, 0]
     n_coil, n_samples = sens.shape[0], traj.shape[1]
@@ -237,7 +201,7 @@ def simulate_raw(
             noise_acq.set_flag(ismrmrd.ACQ_IS_NOISE_MEASUREMENT)
             container.acquisitions = [noise_acq]
             bar = progress_bar(n_reps, progress)
-            for t0, data in _kspace_blocks(kspace, basis, cfg, sigma, rng, batch):
+            for t0, data in kspace_blocks(kspace, basis, cfg, sigma, rng, batch):
                 container.acquisitions.extend(
                     _acquisition(
                         data[t - t0],

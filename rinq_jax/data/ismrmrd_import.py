@@ -34,8 +34,12 @@ as one line and exits with status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
+import json
 import os
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -45,17 +49,34 @@ from tqdm.auto import tqdm
 from rinq_jax.data import io, nifti
 from rinq_jax.data.coils import DEFAULT_WINDOW, combine, walsh_weights
 from rinq_jax.data.format import MrfFormatError
-from rinq_jax.data.ismrmrd_read import REPETITION_COUNTERS, RawLayout, open_raw, read_block, scan
+from rinq_jax.data.ismrmrd_read import (
+    REPETITION_COUNTERS,
+    RawLayout,
+    open_raw,
+    read_block,
+    read_trajectory,
+    scan,
+)
 from rinq_jax.data.ismrmrd_traj import TRAJ_UNITS, load_trajectory, traj_scale
 from rinq_jax.data.nufft import DEFAULT_EPS, adjoint, make_plan
+from rinq_jax.data.spiral import Trajectory
 from rinq_jax.physics.schedule_files import read_schedule
+from rinq_jax.physics.sequence import FispSequence
 
-__all__ = ["import_ismrmrd", "main", "otsu_mask"]
+__all__ = [
+    "RawScan",
+    "combined_series",
+    "import_ismrmrd",
+    "main",
+    "open_scan",
+    "otsu_mask",
+    "segment_averages",
+]
 
 PROG = "python -m rinq_jax.data.ismrmrd_import"
 #: Acquisitions read per block (8 coils x 2,882 samples x 64 = 12 MB at paper size).
 BLOCK = 64
-#: Most time segments whose averages estimate the coil sensitivities (`_segment_averages`).
+#: Most time segments whose averages estimate the coil sensitivities (`segment_averages`).
 MAX_SEGMENTS = 16
 
 
@@ -103,7 +124,7 @@ def _blocks(n_reps: int, block: int):
         yield np.arange(t0, min(t0 + block, n_reps))
 
 
-def _segment_averages(layout: RawLayout, read, matrix, eps, nthreads, bar) -> np.ndarray:
+def segment_averages(layout: RawLayout, read, matrix, eps, nthreads, bar) -> np.ndarray:
     """complex64[C, H, W, F]: gridded coil images averaged over F time segments (pass 1).
 
     Segment ``f`` holds repetitions ``f L .. (f + 1) L - 1`` (the last also the remainder),
@@ -129,7 +150,7 @@ def _segment_averages(layout: RawLayout, read, matrix, eps, nthreads, bar) -> np
     return sums / np.bincount(segment).astype(np.float32)
 
 
-def _combined_series(layout: RawLayout, read, weights, matrix, eps, nthreads, bar) -> np.ndarray:
+def combined_series(layout: RawLayout, read, weights, matrix, eps, nthreads, bar) -> np.ndarray:
     """complex64[H, W, T]: each repetition gridded per coil and combined (pass 2)."""
     out = np.empty((matrix, matrix, layout.n_reps), np.complex64)
     plan = None
@@ -167,6 +188,80 @@ def otsu_mask(image: np.ndarray, bins: int = 256) -> np.ndarray:
     mu1 = (m0[-1] - m0) / np.maximum(w1, 1)
     threshold = centres[int(np.argmax((w0 * w1 * (mu0 - mu1) ** 2)[:-1]))]
     return ndimage.binary_fill_holes(magnitude > threshold)
+
+
+@dataclasses.dataclass(frozen=True)
+class RawScan:
+    """An open, checked raw scan: what the import and `rinq_jax.scanner` read of it.
+
+    Attributes:
+        path: the ISMRMRD file.
+        matrix, fov_mm: the image grid (options, else the header).
+        sequence: the schedule (the CSV, TE and TI from the options, CSV or header).
+        layout: the imaging acquisitions in repetition order (`ismrmrd_read.scan`).
+        trajectory: the interleaves played and their order (`ismrmrd_read.read_trajectory`).
+        read: ``read(reps) -> (data, traj, weights)`` of some repetitions (`read_block`).
+    """
+
+    path: Path
+    matrix: int
+    fov_mm: float
+    sequence: FispSequence
+    layout: RawLayout
+    trajectory: Trajectory
+    read: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+@contextlib.contextmanager
+def open_scan(
+    raw: str | os.PathLike,
+    sequence_csv: str | os.PathLike,
+    *,
+    matrix: int | None = None,
+    fov_mm: float | None = None,
+    counter: str = "repetition",
+    trajectory: str | os.PathLike | None = None,
+    traj_units: str = "cycles_per_pixel",
+    dataset: str = "dataset",
+    te_ms: float | None = None,
+    ti_ms: float | str | None = None,
+) -> Iterator[RawScan]:
+    """Open and check a raw scan and its schedule (arguments as in `import_ismrmrd`).
+
+    Reads the headers, the schedule and every repetition's trajectory; the data are read by
+    ``RawScan.read`` while the file is open.
+
+    Raises:
+        MrfFormatError: a malformed input, naming the file and the field.
+    """
+    if counter not in REPETITION_COUNTERS:
+        raise ValueError(f"counter must be one of {REPETITION_COUNTERS}, got {counter!r}")
+    raw = Path(raw)
+    with open_raw(raw, dataset) as (header, acquisitions):
+        matrix, fov_mm = _geometry(raw, header, dataset, matrix, fov_mm)
+        header_te, header_ti = _header_times(header)
+        seq = read_schedule(
+            sequence_csv, te_ms=te_ms, ti_ms=ti_ms, default_te_ms=header_te, default_ti_ms=header_ti
+        )
+        layout = scan(
+            raw,
+            acquisitions,
+            seq.n_reps,
+            dataset=dataset,
+            counter=counter,
+            need_traj=trajectory is None,
+        )
+        scale = traj_scale(traj_units, matrix)
+        traj_file, rows = None, None
+        if trajectory is not None:
+            traj_file = load_trajectory(trajectory, layout.n_samples, layout.n_reps, scale)
+            rows = layout.trajectory_rows(traj_file.shape[0], trajectory)
+
+        def read(reps):
+            return read_block(layout, acquisitions, reps, scale, traj_file, rows)
+
+        played = read_trajectory(layout, acquisitions, scale, traj_file, rows)
+        yield RawScan(raw, matrix, fov_mm, seq, layout, played, read)
 
 
 def import_ismrmrd(
@@ -222,32 +317,20 @@ def import_ismrmrd(
         MrfFormatError: a malformed input, naming the file and the field.
 
     """
-    if counter not in REPETITION_COUNTERS:
-        raise ValueError(f"counter must be one of {REPETITION_COUNTERS}, got {counter!r}")
     raw, out = Path(raw), Path(out)
-    with open_raw(raw, dataset) as (header, acquisitions):
-        matrix, fov_mm = _geometry(raw, header, dataset, matrix, fov_mm)
-        header_te, header_ti = _header_times(header)
-        seq = read_schedule(
-            sequence_csv, te_ms=te_ms, ti_ms=ti_ms, default_te_ms=header_te, default_ti_ms=header_ti
-        )
-        layout = scan(
-            raw,
-            acquisitions,
-            seq.n_reps,
-            dataset=dataset,
-            counter=counter,
-            need_traj=trajectory is None,
-        )
-        scale = traj_scale(traj_units, matrix)
-        traj_file, rows = None, None
-        if trajectory is not None:
-            traj_file = load_trajectory(trajectory, layout.n_samples, layout.n_reps, scale)
-            rows = layout.trajectory_rows(traj_file.shape[0], trajectory)
-
-        def read(reps):
-            return read_block(layout, acquisitions, reps, scale, traj_file, rows)
-
+    with open_scan(
+        raw,
+        sequence_csv,
+        matrix=matrix,
+        fov_mm=fov_mm,
+        counter=counter,
+        trajectory=trajectory,
+        traj_units=traj_units,
+        dataset=dataset,
+        te_ms=te_ms,
+        ti_ms=ti_ms,
+    ) as opened:
+        layout, read, matrix = opened.layout, opened.read, opened.matrix
         # Two passes over the repetitions. leave=False erases the bar and disable=None hides it
         # when stderr is not a terminal, so an error stays one line.
         bar = None
@@ -256,11 +339,11 @@ def import_ismrmrd(
                 total=2 * layout.n_reps, desc="import", unit="rep", leave=False, disable=None
             )
         try:
-            averages = _segment_averages(layout, read, matrix, eps, nthreads, bar)
+            averages = segment_averages(layout, read, matrix, eps, nthreads, bar)
             if not np.any(np.abs(averages) > 0):
                 raise MrfFormatError(raw, layout.field(None, "data"), "all samples are zero")
             weights = walsh_weights(averages, window=window)
-            signals = _combined_series(layout, read, weights, matrix, eps, nthreads, bar)
+            signals = combined_series(layout, read, weights, matrix, eps, nthreads, bar)
         finally:
             if bar is not None:
                 bar.close()
@@ -275,16 +358,17 @@ def import_ismrmrd(
     slice_ = io.MrfSlice(
         subject_id=subject_id or raw.stem,
         slice_id=slice_id,
-        sequence=seq,
+        sequence=opened.sequence,
         signals=signals,
         mask=mask,
         dm_t1_ms=dm_t1_ms,
         dm_t2_ms=dm_t2_ms,
         acquisition={
             "matrix": matrix,
-            "fov_mm": fov_mm,
+            "fov_mm": opened.fov_mm,
             "n_coils": layout.n_coils,
-            "n_interleaves": int(np.unique(layout.interleaf).size),
+            "n_interleaves": opened.trajectory.n_interleaves,
+            "trajectory": json.dumps(opened.trajectory.signature()),
             "source": str(raw),
         },
         generator={

@@ -25,9 +25,20 @@ import numpy as np
 
 from rinq_jax.data.format import MrfFileNotFoundError, MrfFormatError
 from rinq_jax.data.ismrmrd_traj import check_traj
+from rinq_jax.data.spiral import SIGNATURE_TOLERANCE, Trajectory
 
-__all__ = ["REPETITION_COUNTERS", "RawLayout", "open_raw", "read_block", "scan"]
+__all__ = [
+    "REPETITION_COUNTERS",
+    "RawLayout",
+    "open_raw",
+    "read_block",
+    "read_trajectory",
+    "scan",
+]
 
+#: Most distinct interleaves a scan's trajectory may have for the generator to simulate it
+#: (the training data keep one gridded image per interleaf and compartment).
+MAX_INTERLEAVES = 256
 #: Which ``idx`` counter numbers the repetitions.
 REPETITION_COUNTERS = ("repetition", "contrast")
 #: Acquisitions that are not imaging data of the slice (ISMRMRD flag bits).
@@ -317,3 +328,50 @@ def read_block(
             traj[b] = trajectory[rows[rep]]
         weights[b] = check_traj(layout.path, layout.field(i, "traj"), traj[b])
     return data, traj, weights
+
+
+def read_trajectory(
+    layout: RawLayout,
+    acquisitions,
+    traj_scale: float,
+    trajectory: np.ndarray | None = None,
+    rows: np.ndarray | None = None,
+    block: int = 256,
+) -> Trajectory:
+    """The scan's trajectory: each interleaf's positions and the interleaf of each repetition.
+
+    The interleaf of a repetition is its ``idx.kspace_encode_step_1`` (or its row of a
+    trajectory file, arguments as in `read_block`), renumbered 0 .. I-1 in increasing order.
+    An interleaf's positions are those of its first repetition; every later repetition of it
+    must repeat them (to ``spiral.SIGNATURE_TOLERANCE`` rad/pixel).
+
+    Raises:
+        MrfFormatError: a repetition whose positions differ from its interleaf's first, more
+            than `MAX_INTERLEAVES` interleaves, or any error of `read_block`.
+    """
+    labels = layout.interleaf if rows is None else rows
+    ids, order = np.unique(labels, return_inverse=True)
+    field = "head/idx/kspace_encode_step_1" if rows is None else "traj"
+    if ids.size > MAX_INTERLEAVES:
+        raise MrfFormatError(
+            layout.path,
+            layout.field(None, field),
+            f"{ids.size} distinct interleaves; the generator simulates at most {MAX_INTERLEAVES}",
+        )
+    coords = np.full((ids.size, layout.n_samples, 2), np.nan, np.float32)
+    for t0 in range(0, layout.n_reps, block):
+        reps = np.arange(t0, min(t0 + block, layout.n_reps))
+        _, traj, _ = read_block(layout, acquisitions, reps, traj_scale, trajectory, rows)
+        for b, rep in enumerate(reps):
+            i = order[rep]
+            if np.isnan(coords[i, 0, 0]):
+                coords[i] = traj[b]
+            elif np.abs(traj[b] - coords[i]).max() > SIGNATURE_TOLERANCE:
+                raise MrfFormatError(
+                    layout.path,
+                    layout.field(int(layout.position[rep]), "traj"),
+                    f"repetition {rep} plays interleaf {ids[i]} at other k-space positions "
+                    f"than its first repetition {int(np.argmax(order == i))} (each "
+                    "kspace_encode_step_1 must name one interleaf)",
+                )
+    return Trajectory(coords, order)

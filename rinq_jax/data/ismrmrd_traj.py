@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from rinq_jax.data.format import MrfFileNotFoundError, MrfFormatError
-from rinq_jax.data.spiral import density_compensation
+from rinq_jax.data.spiral import NYQUIST_SLACK, density_compensation
 
 __all__ = ["TRAJ_UNITS", "check_traj", "load_trajectory", "traj_scale"]
 
@@ -29,8 +29,6 @@ __all__ = ["TRAJ_UNITS", "check_traj", "load_trajectory", "traj_scale"]
 #: convention), rad/pixel (``[-pi, pi)``, finufft's) or cycles per FOV (``[-matrix/2,
 #: matrix/2)``, BART's).
 TRAJ_UNITS = ("cycles_per_pixel", "rad_per_pixel", "per_fov")
-#: Slack on the Nyquist edge |k| <= pi before a trajectory is called out of range.
-_NYQUIST_SLACK = 1e-3
 
 
 def traj_scale(units: str, matrix: int) -> float:
@@ -88,7 +86,7 @@ def check_traj(path, field: str, traj: np.ndarray) -> np.ndarray:
     if not np.all(np.isfinite(traj)):
         raise MrfFormatError(path, field, "expected finite k-space positions")
     k_max = float(np.max(np.hypot(traj[:, 0], traj[:, 1])))
-    if k_max > math.pi * (1.0 + _NYQUIST_SLACK):
+    if k_max > math.pi * (1.0 + NYQUIST_SLACK):
         raise MrfFormatError(
             path,
             field,

@@ -33,8 +33,18 @@ from tqdm import tqdm
 
 from rinq_jax.atomic import atomic_path
 from rinq_jax.configs.data import BRAIN_PRESETS
-from rinq_jax.data import acquisition, anatomy, compartments, io, spiral, tissues
+from rinq_jax.data import (
+    acquisition,
+    anatomy,
+    compartments,
+    io,
+    multicoil,
+    protocol,
+    spiral,
+    tissues,
+)
 from rinq_jax.data.b1_map import measured_b1_map
+from rinq_jax.data.coils import coil_sensitivities
 from rinq_jax.data.format import MrfFormatError
 from rinq_jax.physics import dictionary as dictionary_lib
 from rinq_jax.physics import slice_profile
@@ -68,6 +78,16 @@ class BrainDataConfig:
         noise_bank: gridded noise images per interleaf group for the training stream.
         rank: SVD rank of the matching dictionary.
         seed: seed of anatomies, tissue values and noise.
+        schedule: a given schedule (a scanner protocol's) instead of `paper_sequence`;
+            ``n_reps`` must be its length (`for_protocol`).
+        trajectory: a given trajectory (`spiral.Trajectory`) instead of the generator's
+            spiral; ``undersampling`` must be its interleaf count. Both are stored in the
+            dataset folder (`rinq_jax.data.protocol`), their hashes in the manifest.
+        n_coils: receive coils. 1: one ideal coil. More: every slice is acquired with
+            ``n_coils`` coils and combined as the importer combines a scan (Walsh weights
+            from the noisy data; `rinq_jax.data.multicoil`): the test and validation series
+            are the importer's, the training maps are combined with the weights the
+            importer estimates for the slice's population draw.
     """
 
     n_train: int = 16
@@ -85,23 +105,53 @@ class BrainDataConfig:
     noise_bank: int = 8
     rank: int = 50
     seed: int = 0
+    schedule: FispSequence | None = None
+    trajectory: spiral.Trajectory | None = None
+    n_coils: int = 1
 
     def __post_init__(self):
-        for name in ("n_train", "n_val", "n_test", "n_slices", "noise_bank", "rank"):
+        for name in ("n_train", "n_val", "n_test", "n_slices", "noise_bank", "rank", "n_coils"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.max_b1_amplitude < 0.5:
             raise ValueError(f"max_b1_amplitude must lie in [0, 0.5), got {self.max_b1_amplitude}")
+        if self.trajectory is not None and self.undersampling != self.trajectory.n_interleaves:
+            raise ValueError(
+                f"undersampling is {self.undersampling}, the given trajectory has "
+                f"{self.trajectory.n_interleaves} interleaves (one per repetition)"
+            )
+        for given in (self.schedule, self.trajectory):
+            if given is not None and given.n_reps != self.n_reps:
+                raise ValueError(
+                    f"n_reps is {self.n_reps}, the given {type(given).__name__} has {given.n_reps}"
+                )
+
+    @classmethod
+    def for_protocol(
+        cls,
+        schedule: FispSequence | None,
+        trajectory: spiral.Trajectory | None = None,
+        **fields,
+    ) -> BrainDataConfig:
+        """A config simulating a given schedule and/or trajectory (n_reps, undersampling follow)."""
+        if schedule is not None:
+            fields["n_reps"] = schedule.n_reps
+        if trajectory is not None:
+            fields.update(n_reps=trajectory.n_reps, undersampling=trajectory.n_interleaves)
+        return cls(schedule=schedule, trajectory=trajectory, **fields)
 
     def sequence(self) -> FispSequence:
         """The acquisition schedule of every slice."""
+        if self.schedule is not None:
+            return self.schedule
         return paper_sequence(self.n_reps, self.sequence_seed)
 
     def acquisition(self) -> spiral.AcquisitionConfig:
         """The spiral acquisition of every slice."""
-        return spiral.AcquisitionConfig(
-            matrix=self.matrix, fov_mm=self.fov_mm, undersampling=self.undersampling, snr=self.snr
-        )
+        geometry = {"matrix": self.matrix, "fov_mm": self.fov_mm, "snr": self.snr}
+        if self.trajectory is not None:
+            return spiral.AcquisitionConfig.for_trajectory(self.trajectory, **geometry)
+        return spiral.AcquisitionConfig(undersampling=self.undersampling, **geometry)
 
     def subjects(self, split: str) -> range:
         """Subject indices of a split."""
@@ -109,9 +159,16 @@ class BrainDataConfig:
         count = {"train": self.n_train, "val": self.n_val, "test": self.n_test}[split]
         return range(first, first + count)
 
+    def to_dict(self) -> dict:
+        """Plain fields; a given schedule and trajectory as their hashes (omitted when None)."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for name in ("schedule", "trajectory"):
+            fields[name] = None if fields[name] is None else fields[name].hash
+        return {name: value for name, value in fields.items() if value is not None}
+
     def to_json(self) -> str:
-        """The config as JSON (kept in the manifest)."""
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+        """The config as JSON (kept in the manifest and the slice files)."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 
 PRESETS = {name: BrainDataConfig(**fields) for name, fields in BRAIN_PRESETS.items()}
@@ -197,7 +254,15 @@ def make_training_slice(
     """Grid one slice's compartment maps and keep them at the brain pixels and their rim."""
     slc, values, maps = slice_model(config, subject, slice_index)
     cfg = config.acquisition()
-    gridded = compartments.grid_maps(maps, cfg, NUFFT_THREADS)
+    coef = compartments.fingerprint_coefficients(config.sequence(), values)
+    coils = None
+    if config.n_coils > 1:  # the weights the importer would find for this draw
+        raw = multicoil.raw_kspace(
+            maps, coef, cfg, config.n_coils, _subject_rng(config, subject, slice_index, 4)
+        )
+        weights = multicoil.scan_weights(raw, cfg, nthreads=NUFFT_THREADS)
+        coils = (coil_sensitivities(config.matrix, config.n_coils), weights)
+    gridded = compartments.grid_maps(maps, cfg, NUFFT_THREADS, coils)
     tissue, mask = tissues.dominant_tissue(slc.fractions)
     rows, cols = np.nonzero(mask)
     offsets = np.arange(-1, 2)
@@ -205,7 +270,6 @@ def make_training_slice(
     cc = np.clip(cols[:, None] + offsets, 0, config.matrix - 1)[:, None, :]
     flat = (rr * config.matrix + cc).reshape(len(rows), 9)  # [M, 9] neighbourhood pixels
     stored, inverse = np.unique(flat, return_inverse=True)
-    coef = compartments.fingerprint_coefficients(config.sequence(), values)
     return SliceCompartments(
         gridded=np.ascontiguousarray(gridded.reshape(*gridded.shape[:2], -1)[:, :, stored]),
         pixels=np.stack(np.divmod(stored, config.matrix), -1).astype(np.int32),
@@ -242,17 +306,10 @@ def make_slice_file(
         values = adjust_values(values)
     cfg, seq = config.acquisition(), config.sequence()
     coef = compartments.fingerprint_coefficients(seq, values, profile)
-    gridded = compartments.grid_maps(maps, cfg, NUFFT_THREADS)
     m = config.matrix
     noise_rng = _subject_rng(config, subject, slice_index, 1)
     fov_rms = compartments.signal_rms(maps, coef)
-    signals = acquisition.acquire_noise(
-        cfg, config.n_reps, fov_rms, noise_rng, nthreads=NUFFT_THREADS
-    )
-    pattern = spiral.interleaf_pattern(cfg, config.n_reps)
-    compartments.gridded_series(
-        gridded.reshape(*gridded.shape[:2], -1), coef, pattern, out=signals.reshape(m * m, -1)
-    )
+    signals = _acquire(config, maps, coef, fov_rms, noise_rng)
     tissue, mask = tissues.dominant_tissue(slc.fractions)
     t1_ms, t2_ms = compartments.true_maps(slc.fractions, values)
     matched = match(dictionary.project(signals[mask]), dictionary)
@@ -292,6 +349,8 @@ def make_slice_file(
             "snr": config.snr,
             "snr_wm": config.snr * wm_snr_factor(maps, coef, slc.fractions, fov_rms),
             "n_interleaves": cfg.n_interleaves,
+            "n_coils": config.n_coils,
+            "trajectory": json.dumps(spiral.trajectory_signature(cfg, config.n_reps)),
             "matrix": m,
             "fov_mm": config.fov_mm,
         },
@@ -306,6 +365,27 @@ def make_slice_file(
             "noiseless unaliased signal at the true B1",
         },
     )
+
+
+def _acquire(config: BrainDataConfig, maps, coef, fov_rms: float, rng) -> np.ndarray:
+    """complex64[H, W, T]: the slice's series with exact k-space noise.
+
+    One ideal coil: the fast compartment path plus gridded noise. Several: the importer's
+    series of the simulated multi-coil raw data (`rinq_jax.data.multicoil`).
+    """
+    cfg = config.acquisition()
+    if config.n_coils > 1:
+        raw = multicoil.raw_kspace(maps, coef, cfg, config.n_coils, rng, NUFFT_THREADS)
+        return multicoil.imported_series(raw, cfg, nthreads=NUFFT_THREADS)[0]
+    gridded = compartments.grid_maps(maps, cfg, NUFFT_THREADS)
+    signals = acquisition.acquire_noise(cfg, config.n_reps, fov_rms, rng, nthreads=NUFFT_THREADS)
+    compartments.gridded_series(
+        gridded.reshape(*gridded.shape[:2], -1),
+        coef,
+        spiral.interleaf_pattern(cfg, config.n_reps),
+        out=signals.reshape(config.matrix**2, -1),
+    )
+    return signals
 
 
 def wm_snr_factor(maps, coef, fractions, fov_rms: float) -> float:
@@ -344,11 +424,16 @@ def file_lists(config: BrainDataConfig) -> dict[str, list[str]]:
 
 
 def read_manifest(out_dir: Path) -> BrainDataConfig | None:
-    """The config of a generated dataset folder, or None if it holds none."""
+    """The config of a generated dataset folder (its protocol file read), or None if none."""
     path = Path(out_dir) / MANIFEST
     if not path.exists():
         return None
-    return BrainDataConfig(**json.loads(path.read_text())["config"])
+    fields = json.loads(path.read_text())["config"]
+    if "schedule" in fields or "trajectory" in fields:
+        fields["schedule"], fields["trajectory"] = protocol.load(
+            out_dir, fields.get("schedule"), fields.get("trajectory")
+        )
+    return BrainDataConfig(**fields)
 
 
 def generate(
@@ -364,9 +449,11 @@ def generate(
         )
     for split in SPLITS:
         (out_dir / split).mkdir(parents=True, exist_ok=True)
+    if config.schedule is not None or config.trajectory is not None:
+        protocol.save(out_dir, config.schedule, config.trajectory)
     lists = file_lists(config)
     with atomic_path(out_dir / MANIFEST) as tmp:
-        tmp.write_text(json.dumps({"config": dataclasses.asdict(config), "files": lists}, indent=2))
+        tmp.write_text(json.dumps({"config": config.to_dict(), "files": lists}, indent=2))
     bank_path = out_dir / "train" / NOISE_BANK
     if not bank_path.exists():
         bank = compartments.noise_bank(

@@ -24,7 +24,7 @@ import jax
 import numpy as np
 
 from rinq_jax.configs.models import INPUT_CHANNELS
-from rinq_jax.data import io, loader
+from rinq_jax.data import io, loader, spiral
 from rinq_jax.data.transforms import SIGNAL_NORMALISATION
 from rinq_jax.models import model_spec
 from rinq_jax.physics import epg
@@ -124,7 +124,8 @@ def load_checkpoint(run_dir: str | Path, step: int | str | None = "best") -> Che
 def check_compatible(metadata: dict, info: io.SliceInfo) -> None:
     """Refuse a slice the checkpoint cannot read, naming what does not fit.
 
-    Checks: number of repetitions T, acquisition sequence hash, the input normalisation it was
+    Checks: number of repetitions T, acquisition sequence hash, the k-space trajectory (where
+    both record it), the input normalisation it was
     trained with, input kind vs channels, patch size vs the model's and vs the image size.
 
     Raises:
@@ -143,6 +144,10 @@ def check_compatible(metadata: dict, info: io.SliceInfo) -> None:
             f"acquisition sequence: the checkpoint's hash is {metadata['sequence_hash']}, "
             f"the file's {info.sequence_hash}"
         )
+    trained_on, file_has = metadata.get("trajectory"), info.trajectory
+    difference = trained_on and file_has and spiral.signature_difference(trained_on, file_has)
+    if difference:
+        problems.append(f"k-space trajectory (checkpoint vs file): {difference}")
     normalisation = metadata.get("signal_normalisation")
     if normalisation not in (None, SIGNAL_NORMALISATION):
         problems.append(

@@ -29,9 +29,19 @@ from rinq_jax.evaluation import evaluate, inference
 
 
 def scored_copy(imported: Path, truth: Path, out: Path) -> Path:
-    """``imported``'s series with ``truth``'s maps, tissue labels and brain mask, at ``out``."""
+    """``imported``'s series with ``truth``'s brain mask and every map of it, at ``out``.
+
+    The truth's own series and dictionary-matching maps stay behind (evaluation matches the
+    imported series again); its true maps, tissue labels, fractions, B1 and measured B1 map
+    come along, so the imported scan is scored like a test slice.
+    """
     scan = io.read_slice(imported, fields=["signals"])
-    reference = io.read_slice(truth, fields=["t1_ms", "t2_ms", "tissue"])
+    reference = io.read_slice(truth)
+    maps = {
+        name: value
+        for name, value in reference.arrays().items()
+        if name not in ("signals", "dm_t1_ms", "dm_t2_ms")
+    }
     io.write_slice(
         out,
         io.MrfSlice(
@@ -39,10 +49,7 @@ def scored_copy(imported: Path, truth: Path, out: Path) -> Path:
             slice_id=reference.slice_id,
             sequence=scan.sequence,
             signals=scan.signals,
-            mask=reference.mask,
-            t1_ms=reference.t1_ms,
-            t2_ms=reference.t2_ms,
-            tissue=reference.tissue,
+            **maps,
             acquisition=scan.acquisition,
             generator={"imported": str(imported), "truth": str(truth)},
         ),

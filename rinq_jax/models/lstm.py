@@ -48,7 +48,15 @@ import jax.numpy as jnp
 from rinq_jax.models.common import dot, matmul, weight_gradient
 from rinq_jax.native import mkl_available, with_packed_rhs
 
-__all__ = ["ChunkedLSTM", "LSTMConfig", "lstm", "chunk_signal", "group_steps", "DEFAULT_UNROLL"]
+__all__ = [
+    "ChunkedLSTM",
+    "LSTMConfig",
+    "lstm",
+    "chunk_signal",
+    "group_steps",
+    "step_length",
+    "DEFAULT_UNROLL",
+]
 
 # A rolled loop: the hoisted input projection dominates, so unrolling gains nothing on
 # CPUs and lengthens compilation (re-measure on accelerators).
@@ -296,23 +304,29 @@ def _time_major(x: jax.Array) -> jax.Array:
 
 
 def group_steps(x: jax.Array, n_steps: int) -> jax.Array:
-    """The patch float32[B, P, P, T, C] as grouped steps float32[B, P*P, S, (T/S)*C].
+    """The patch float32[B, P, P, T, C] as grouped steps float32[B, P*P, S, ceil(T/S)*C].
 
-    A reshape (no copy). ``ChunkedLSTM`` reads it as the steps of ``chunk_signal``: step s is
-    ``x[:, :, s, :]`` flattened, i.e. ``chunk_signal(x, n_steps)[:, s]``.
+    A reshape (no copy when S divides T). ``ChunkedLSTM`` reads it as the steps of
+    ``chunk_signal``: step s is ``x[:, :, s, :]`` flattened, i.e.
+    ``chunk_signal(x, n_steps)[:, s]``.
     """
-    if x.ndim != 5:
-        raise ValueError(f"expected x of shape [batch, P, P, T, C], got {x.shape}")
+    x = _pad_time(x, n_steps)
     batch, p0, p1, n_time, channels = x.shape
-    _check_divisible(n_time, n_steps)
     return x.reshape(batch, p0 * p1, n_steps, n_time // n_steps * channels)
 
 
-def _check_divisible(n_time: int, n_steps: int) -> None:
-    if n_time % n_steps:
-        raise ValueError(
-            f"the number of time points T={n_time} must be divisible by n_steps={n_steps}"
-        )
+def step_length(n_time: int, n_steps: int) -> int:
+    """Time points per step: ``ceil(T / S)`` (the paper's 100 for T = 3000, S = 30)."""
+    return -(-n_time // n_steps)
+
+
+def _pad_time(x: jax.Array, n_steps: int) -> jax.Array:
+    """``x`` [B, P, P, T, C] with zeros after the last time point up to S * step_length."""
+    if x.ndim != 5:
+        raise ValueError(f"expected x of shape [batch, P, P, T, C], got {x.shape}")
+    n_time = x.shape[3]
+    pad = n_steps * step_length(n_time, n_steps) - n_time
+    return jnp.pad(x, ((0, 0), (0, 0), (0, 0), (0, pad), (0, 0))) if pad else x
 
 
 def chunk_signal(x: jax.Array, n_steps: int) -> jax.Array:
@@ -321,20 +335,21 @@ def chunk_signal(x: jax.Array, n_steps: int) -> jax.Array:
     Args:
       x: float32[B, P, P, T, C] -- patch of P x P pixels, T time points, C channels
         (1: magnitude; 2: real, imaginary).
-      n_steps: number of sequence elements S; T must be divisible by it (paper: 30).
+      n_steps: number of sequence elements S (paper: 30). When S does not divide T (a
+        schedule of another length), the series is padded with zeros at the end to
+        ``S * ceil(T / S)`` points, so the network keeps the paper's 30 steps and only the
+        width of a step (the LSTM's input) follows the schedule's length.
 
     Returns:
-      float32[B, S, P*P*(T/S)*C]. Within a step the order is pixel (row-major), then
+      float32[B, S, P*P*ceil(T/S)*C]. Within a step the order is pixel (row-major), then
       time, then channel, so for one pixel and complex input a step reads
       ``re_0, im_0, re_1, im_1, ..., re_99, im_99`` -- the paper's "alternated order"
       of the 200 values (RNN1); RNN3 concatenates the 9 pixels' 200-value blocks
       (9 * 200 = 1800). Every step covers the same time window for all pixels.
 
     """
-    if x.ndim != 5:
-        raise ValueError(f"expected x of shape [batch, P, P, T, C], got {x.shape}")
+    x = _pad_time(x, n_steps)
     batch, p0, p1, n_time, channels = x.shape
-    _check_divisible(n_time, n_steps)
     step_len = n_time // n_steps
     x = x.reshape(batch, p0, p1, n_steps, step_len, channels)
     x = jnp.transpose(x, (0, 3, 1, 2, 4, 5))  # [B, S, P, P, T/S, C]

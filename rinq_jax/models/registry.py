@@ -9,13 +9,15 @@ from __future__ import annotations
 import dataclasses
 
 import flax.linen as nn
+import jax
+import jax.numpy as jnp
 
 from rinq_jax.configs.models import INPUT_CHANNELS, INPUT_KINDS, MODEL_NAMES, PATCH_SIZE, TABLE5
 from rinq_jax.models.cnn import CNN1
 from rinq_jax.models.drone import DRONE
 from rinq_jax.models.rnn import RNN1, RNN3
 
-__all__ = ["ModelSpec", "model_spec", "get_model"]
+__all__ = ["ModelSpec", "model_spec", "get_model", "parameter_count"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,3 +86,14 @@ def get_model(name: str, input_kind: str = "complex", **overrides) -> nn.Module:
             f"unknown override(s) {unknown} for {name!r}; valid: {', '.join(sorted(fields))}"
         )
     return module_cls(channels=spec.channels, **overrides)
+
+
+def parameter_count(name: str, input_kind: str = "complex", n_reps: int = 3000) -> int:
+    """Trainable parameters of the model for series of ``n_reps`` repetitions (shapes only)."""
+    spec = model_spec(name, input_kind)
+    model = get_model(name, input_kind)
+    x = jax.ShapeDtypeStruct(
+        (2, spec.patch_size, spec.patch_size, n_reps, spec.channels), jnp.float32
+    )
+    variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), x)
+    return sum(leaf.size for leaf in jax.tree.leaves(variables["params"]))

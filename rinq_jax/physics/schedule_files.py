@@ -190,7 +190,7 @@ def write_schedule_csv(path: str | os.PathLike, seq: FispSequence) -> None:
     """
     lines = [
         f"# te_ms = {seq.te_ms!r}",
-        f"# ti_ms = {'none' if seq.ti_ms is None else seq.ti_ms!r}",
+        f"# ti_ms = {'none' if seq.ti_ms is None else repr(seq.ti_ms)}",
         "flip_deg,tr_ms,phase_deg",
     ]
     rows = zip(seq.flip_deg.tolist(), seq.tr_ms.tolist(), seq.phase_deg.tolist(), strict=True)

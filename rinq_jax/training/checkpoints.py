@@ -119,6 +119,7 @@ def make_metadata(
     n_reps: int,
     signal_normalisation: str,
     sequence_hash: str | None,
+    trajectory: dict | None,
     data_hash: str | None,
     data_files: dict[str, list[str]],
     step: int,
@@ -137,6 +138,7 @@ def make_metadata(
       n_reps: the model input's T (repetitions of the sequence).
       signal_normalisation: how the pipeline normalised each input signal (its documented name).
       sequence_hash: the acquisition sequence's hash (data must match it at evaluation).
+      trajectory: the k-space trajectory's signature (`spiral.Trajectory.signature`), or None.
       data_hash: hash over the training/validation file names and sequence.
       data_files: {"train": [...], "val": [...], "test": [...]} file names of the split.
       step: optimiser steps done; the next step to run is `step`.
@@ -168,6 +170,7 @@ def make_metadata(
         },
         "signal_normalisation": signal_normalisation,
         "sequence_hash": sequence_hash,
+        "trajectory": trajectory,
         "data_hash": data_hash,
         "data_files": data_files,
         # data_dir resolved at training time: found again from another working directory.

@@ -28,6 +28,7 @@ from rinq_jax.data import (
     compartments,
     loader,
     pixels,
+    spiral,
     splits,
     stream,
     synthetic,
@@ -56,6 +57,8 @@ class Datasets:
       train, val: PatchSource objects.
       files: {"train", "val", "test"} -> slice file names (recorded in the checkpoint).
       sequence_hash: hash of the acquisition sequence all files share, or None.
+      trajectory: signature of the k-space trajectory (`spiral.Trajectory.signature`), or None
+        when the files do not record it.
       signal_normalisation: the name of the per-signal normalisation.
       target_samples_ms: float[N, 2] (T1, T2) in ms of the training targets (all of them, or a
         sample of a stream), or None (then collected by one pass over `train`'s batches, fine
@@ -67,6 +70,7 @@ class Datasets:
     val: Any
     files: dict[str, list[str]] = field(default_factory=dict)
     sequence_hash: str | None = None
+    trajectory: dict | None = None
     signal_normalisation: str = "unknown"
     target_samples_ms: np.ndarray | None = None
 
@@ -154,6 +158,7 @@ def stream_datasets(
         val=val,
         files=data.files,
         sequence_hash=val.infos[0].sequence_hash,
+        trajectory=spiral.trajectory_signature(data.config.acquisition(), train.n_reps),
         signal_normalisation=transforms.SIGNAL_NORMALISATION,
         target_samples_ms=train.sample_targets(65536, seed=0),
     )
@@ -186,6 +191,7 @@ def datasets_from_split(
         val=val,
         files={k: [Path(f).name for f in getattr(split, k)] for k in ("train", "val", "test")},
         sequence_hash=train.infos[0].sequence_hash,
+        trajectory=train.infos[0].trajectory,
         signal_normalisation=transforms.SIGNAL_NORMALISATION,
         target_samples_ms=train.targets_ms,
     )

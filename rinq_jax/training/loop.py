@@ -242,6 +242,7 @@ def _train_and_evaluate(
             n_reps=train_ds.n_reps,
             signal_normalisation=datasets.signal_normalisation,
             sequence_hash=datasets.sequence_hash,
+            trajectory=datasets.trajectory,
             data_hash=data_hash(datasets),
             data_files=datasets.files,
             step=at_step,

@@ -5,7 +5,15 @@ import math
 import numpy as np
 import pytest
 
-from rinq_jax.data import acquisition, compartments, phantom, phantom_geometry, spiral, tissues
+from rinq_jax.data import (
+    acquisition,
+    compartments,
+    nufft,
+    phantom,
+    phantom_geometry,
+    spiral,
+    tissues,
+)
 from rinq_jax.physics import epg
 from rinq_jax.physics.sequence import paper_sequence
 from rinq_jax.physics.slice_profile import SliceProfile
@@ -46,6 +54,35 @@ def test_fast_path_equals_full_nufft_path(model, undersampling):
     full = acquisition.acquire_series(series, cfg, time_axis=0)
     fast = _fast(maps, coef, cfg)
     assert np.linalg.norm(fast - full) / np.linalg.norm(full) <= 1e-4
+
+
+def test_fast_path_of_a_given_trajectory_equals_a_direct_nufft_of_each_frame(model):
+    """A scanner's trajectory (20 interleaves of another spiral, rotated by the golden angle,
+    played in a random order): each frame of the fast compartment path is the density-
+    compensated adjoint NUFFT of the forward NUFFT of that frame on its interleaf."""
+    _, _, maps, _, _, coef = model
+    other = spiral.AcquisitionConfig(
+        matrix=MATRIX,
+        n_interleaves=20,
+        undersampling=20,
+        density=spiral.VariableDensity(3.0, 1.0, 2.0),
+    )
+    base = spiral.spiral_trajectory(other)[0]
+    angle = np.arange(20)[:, None] * math.pi * (3.0 - math.sqrt(5.0))  # golden angle
+    radius, theta = np.hypot(*base.T), np.arctan2(base[:, 1], base[:, 0])
+    coords = np.stack([radius * np.cos(theta + angle), radius * np.sin(theta + angle)], -1)
+    order = np.random.default_rng(0).integers(0, 20, N_REPS)
+    given = spiral.Trajectory(coords, order)
+    cfg = spiral.AcquisitionConfig.for_trajectory(given, matrix=MATRIX, nufft_eps=1e-6)
+    fast = _fast(maps, coef, cfg)
+    weights = spiral.density_compensation(given.coords) * 20
+    for t in (0, 1, 57, N_REPS - 1):
+        frame = np.einsum("khw,k->hw", maps, coef[:, t])
+        i = order[t]
+        kspace = nufft.forward(frame, given.coords[i], eps=1e-6)
+        direct = nufft.adjoint(kspace * weights[i], given.coords[i], (MATRIX, MATRIX), eps=1e-6)
+        error = np.linalg.norm(fast[..., t] - direct) / np.linalg.norm(direct)
+        assert error <= 1e-4, (t, error)
 
 
 def test_fast_path_plus_acquire_noise_equals_noisy_full_path(model):

@@ -1,6 +1,7 @@
 """The generator: phantom -> EPG subspace -> spiral acquisition -> dictionary matching -> HDF5."""
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -89,3 +90,34 @@ def test_cli_refuses_bad_values(capsys):
     with pytest.raises(SystemExit):
         generate.main(["--out", "unused", "--undersampling", "5"])
     assert "undersampling" in capsys.readouterr().err
+
+
+def test_cli_refuses_a_bad_protocol_before_writing(tmp_path, capsys):
+    """--sequence / --trajectory: a trajectory file beyond the Nyquist edge or of another length
+    than the schedule, or a schedule with --n-reps, is one error naming it; nothing written."""
+    from rinq_jax.data import spiral
+    from rinq_jax.physics import schedule_files
+    from rinq_jax.physics.sequence import paper_sequence
+
+    schedule_files.write_schedule_csv(tmp_path / "s.csv", paper_sequence(100))
+    coords = spiral.spiral_trajectory(
+        spiral.AcquisitionConfig(matrix=32, n_interleaves=4, undersampling=4)
+    )
+    np.savez(tmp_path / "far.npz", coords=coords * 2, order=np.arange(100) % 4)
+    np.savez(tmp_path / "short.npz", coords=coords, order=np.arange(90) % 4)
+    out = tmp_path / "out"
+    cases = [
+        (["--trajectory", str(tmp_path / "far.npz")], "far.npz: field 'coords'.*Nyquist"),
+        (
+            ["--trajectory", str(tmp_path / "short.npz")],
+            "s.csv has 100 repetitions, .*short.npz orders 90",
+        ),
+        (["--n-reps", "100"], "--sequence sets the repetitions"),
+    ]
+    for extra, message in cases:
+        with pytest.raises(SystemExit) as exit_:
+            generate.main(["--out", str(out), "--sequence", str(tmp_path / "s.csv"), *extra])
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and re.search(message, err.splitlines()[-1]), err
+        assert not out.exists()

@@ -1,5 +1,6 @@
 """Raw k-space as ISMRMRD: export from the generator, import as a slice file, round trips."""
 
+import dataclasses
 import math
 
 import h5py
@@ -171,6 +172,9 @@ def test_schedule_csv_round_trip_and_overrides(tmp_path):
     write_schedule_csv(path, seq)
     assert read_schedule(path) == seq
     assert load_sequence(path) == seq  # the physics loader reads the same format
+    no_inversion = dataclasses.replace(seq, ti_ms=None)
+    write_schedule_csv(tmp_path / "no_inversion.csv", no_inversion)
+    assert read_schedule(tmp_path / "no_inversion.csv") == no_inversion
     override = read_schedule(path, te_ms=3.0, ti_ms="none")
     assert override.te_ms == 3.0 and override.ti_ms is None
     lines = path.read_text().splitlines()

@@ -86,6 +86,71 @@ def test_schedule_rejects_bad_n_reps():
         spiral.interleaf_schedule(small_cfg(), 0)
 
 
+# --------------------------------------------------------------------------- given trajectory
+
+
+def _golden_cfg():
+    return spiral.AcquisitionConfig(
+        matrix=32, n_interleaves=24, undersampling=24, interleaf_order="golden"
+    )
+
+
+def test_a_given_trajectory_acquires_exactly_what_the_config_would(tmp_path):
+    """Trajectory.of(cfg), given back to a config, reproduces its positions, order and
+    density weights; it round-trips through a file with the same hash."""
+    cfg = _golden_cfg()
+    given = spiral.Trajectory.of(cfg, 100)
+    again = spiral.AcquisitionConfig.for_trajectory(given, matrix=32)
+    np.testing.assert_array_equal(spiral.spiral_trajectory(again), spiral.spiral_trajectory(cfg))
+    np.testing.assert_array_equal(
+        spiral.interleaf_schedule(again, 100), spiral.interleaf_schedule(cfg, 100)
+    )
+    assert given.order[1] == spiral.interleaf_step(cfg) == 11  # coprime to 24, nearest 0.382 x 24
+    given.save(tmp_path / "traj.npz")
+    loaded = spiral.Trajectory.load(tmp_path / "traj.npz")
+    assert loaded == given and loaded.hash == given.hash
+    assert spiral.Trajectory(given.coords, given.order[::-1]).hash != given.hash
+    with pytest.raises(ValueError, match="orders 100 repetitions, not 99"):
+        spiral.interleaf_pattern(again, 99)
+
+
+def test_trajectory_signatures_forgive_float_rounding_not_another_trajectory():
+    """A trajectory written in cycles/pixel (float32) and read back is the same one; another
+    order, interleaf count or rotation is not, and the difference is named."""
+    given = spiral.Trajectory.of(_golden_cfg(), 100)
+    cycles = (given.coords / np.float32(2 * math.pi)).astype(np.float32)
+    read_back = spiral.Trajectory(cycles * np.float32(2 * math.pi), given.order)
+    assert read_back.hash != given.hash  # the last bits moved
+    assert spiral.signature_difference(given.signature(), read_back.signature()) is None
+    reordered = spiral.Trajectory(given.coords, np.roll(given.order, 1))
+    fewer = spiral.Trajectory(given.coords[:12], given.order % 12)
+    rotated = spiral.Trajectory(given.coords[:, :, ::-1], given.order)  # swapped kx, ky
+    expected = given.signature()
+    assert "another order" in spiral.signature_difference(expected, reordered.signature())
+    assert spiral.signature_difference(expected, fewer.signature()) == "24 vs 12 interleaves"
+    assert "rad/pixel apart" in spiral.signature_difference(expected, rotated.signature())
+
+
+@pytest.mark.parametrize(
+    "coords, order, match",
+    [
+        (np.full((2, 8, 2), 2.5), [0, 1], "beyond the Nyquist edge"),
+        (np.zeros((2, 8, 2)), [0, 2], r"must lie in \[0, 2\)"),
+        (np.zeros((2, 8)), [0, 1], "expected shape"),
+        (np.zeros((2, 8, 2)), [0.0, 1.0], "int array"),
+    ],
+)
+def test_bad_trajectory_raises(coords, order, match):
+    with pytest.raises(ValueError, match=match):
+        spiral.Trajectory(coords, np.asarray(order))
+
+
+def test_a_config_of_a_given_trajectory_needs_its_interleaf_count():
+    given = spiral.Trajectory.of(_golden_cfg(), 10)
+    with pytest.raises(ValueError, match="must be 24"):
+        spiral.AcquisitionConfig(trajectory=given)
+
+
 # --------------------------------------------------------------------------- errors
 
 

@@ -11,12 +11,14 @@ from rinq_jax.data import (
     io,
     ismrmrd_export,
     ismrmrd_import,
+    protocol,
     spiral,
     stream,
     synthetic,
     tissues,
     transforms,
 )
+from rinq_jax.physics.sequence import FispSequence
 
 TINY = synthetic.BrainDataConfig(
     n_train=2, n_val=1, n_test=1, n_slices=2, matrix=48, n_reps=120, noise_bank=3, rank=8
@@ -336,3 +338,35 @@ def test_white_matter_snr_of_a_quarter_filled_field_of_view_is_twice_the_fov_snr
     coef = compartments.fingerprint_coefficients(TINY.sequence(), values)
     fov_rms = compartments.signal_rms(maps, coef)
     assert synthetic.wm_snr_factor(maps, coef, fractions, fov_rms) == pytest.approx(2.0, rel=1e-6)
+
+
+def test_a_dataset_of_a_given_protocol_simulates_and_records_it(tmp_path):
+    """A scanner's schedule (90 repetitions, no inversion, its own flip pattern) and
+    trajectory (24 interleaves, golden order): the slice files carry the schedule, the stream
+    follows the trajectory's order, and the folder refuses a changed protocol file."""
+    t = np.arange(90)
+    schedule = FispSequence(
+        flip_deg=20 + 15 * np.sin(t / 9), tr_ms=10 + (t % 7), phase_deg=np.zeros(90), te_ms=2.0
+    )
+    acq = spiral.AcquisitionConfig(
+        matrix=48, n_interleaves=24, undersampling=24, interleaf_order="golden"
+    )
+    config = synthetic.BrainDataConfig.for_protocol(
+        schedule,
+        spiral.Trajectory.of(acq, 90),
+        **{k: getattr(TINY, k) for k in ("n_train", "n_val", "n_test", "n_slices", "matrix")},
+        noise_bank=2,
+        rank=8,
+    )
+    paths = synthetic.generate(config, tmp_path, progress=False)
+    assert synthetic.read_manifest(tmp_path) == config
+    info = io.inspect(paths["test"][0])
+    assert info.sequence_hash == schedule.hash and info.n_reps == 90
+    data = synthetic.load(tmp_path)
+    assert data.noise_bank.shape[0] == 24 and data.train[0].gridded.shape[0] == 24
+    x = _stream(data).make_batch(np.arange(4), np.random.default_rng(0))["x"]
+    assert x.shape[3] == 90
+    reordered = spiral.Trajectory(spiral.spiral_trajectory(acq), np.zeros(90, np.int64))
+    protocol.save(tmp_path, schedule, reordered)
+    with pytest.raises(ValueError, match="trajectory's hash"):
+        synthetic.read_manifest(tmp_path)

@@ -89,8 +89,9 @@ def test_grouped_layout_reads_the_chunked_steps(rows):
     np.testing.assert_allclose(
         lstm.apply(params, group_steps(x, 4)), lstm.apply(params, chunked), atol=1e-6
     )
-    with pytest.raises(ValueError, match="divisible"):
-        group_steps(x, 5)
+    # 5 steps do not divide T = 12: zeros after the last point fill the fifth step
+    padded = jnp.concatenate([x, jnp.zeros((4, 3, 3, 3, 2))], axis=3)
+    np.testing.assert_array_equal(group_steps(x, 5), group_steps(padded, 5))
 
 
 @pytest.mark.parametrize("unroll", [2, 6])
@@ -161,9 +162,13 @@ def test_chunk_signal_patch_keeps_the_time_window_per_step():
     np.testing.assert_array_equal(block[:, 0, 1], 100 * np.arange(9) + 31)
 
 
-def test_chunk_signal_rejects_bad_shapes():
-    with pytest.raises(ValueError, match="divisible by n_steps=30"):
-        chunk_signal(jnp.zeros((1, 1, 1, 100, 2)), 30)
+def test_chunk_signal_pads_a_length_the_steps_do_not_divide_and_rejects_bad_shapes():
+    t = jnp.arange(1, 101, dtype=jnp.float32)  # T = 100 in S = 30 steps: 4 points each
+    steps = chunk_signal(t[None, None, None, :, None], 30)
+    assert steps.shape == (1, 30, 4)
+    np.testing.assert_array_equal(steps[0, 0], [1, 2, 3, 4])
+    np.testing.assert_array_equal(steps[0, 24], [97, 98, 99, 100])
+    np.testing.assert_array_equal(steps[0, 25:], 0.0)
     with pytest.raises(ValueError, match=r"\[batch, P, P, T, C\]"):
         chunk_signal(jnp.zeros((1, 100, 2)), 10)
 

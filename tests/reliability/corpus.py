@@ -781,6 +781,13 @@ RAW_CASES: list[RawCase] = [
         _each_imaging(_reversed_trajectory),
     ),
     RawCase(
+        # repetition 5 (acquisition 6) plays interleaf 1 but is labelled interleaf 0
+        "raw: one interleaf label, two trajectories",
+        "dataset/data[6]/traj",
+        "plays interleaf 0 at other k-space positions than its first repetition 0",
+        _head(6, "idx/kspace_encode_step_1", 0),
+    ),
+    RawCase(
         "raw: repetition duplicated",
         f"{_S}[6]/head/idx/repetition",
         "repetition 4 already in acquisition 5",

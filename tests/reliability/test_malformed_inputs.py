@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rinq_jax import scanner
 from rinq_jax.data import io, ismrmrd_import, loader, pixels, preview
 from rinq_jax.data.format import FIELDS, MrfFormatError
 from tests.scripts import load_script
@@ -270,6 +271,19 @@ def test_ismrmrd_import_cli_prints_one_line(tmp_path, capsys, case):
     line = _one_error_line(capsys.readouterr().err, IMPORT_PROG)
     assert f"{schedule_of(raw) if case.in_schedule else raw}: field '{case.field}'" in line
     assert sorted(os.listdir(tmp_path)) == before  # nothing written, no temporary left
+
+
+@pytest.mark.parametrize("case", RAW_CASES, ids=RAW_IDS)
+def test_scanner_prepare_prints_one_line_and_writes_nothing(tmp_path, capsys, case):
+    """`python -m rinq_jax.scanner prepare` reads the scan as the import does: the same
+    errors, exit 2, and no dataset folder."""
+    raw = write_raw_case(tmp_path / "raw.h5", case)
+    before = sorted(os.listdir(tmp_path))
+    argv = ["prepare", str(raw), "--sequence", str(schedule_of(raw)), "--out"]
+    assert scanner.main([*argv, str(tmp_path / "data"), "--no-progress"]) == 2
+    line = _one_error_line(capsys.readouterr().err, scanner.PROG)
+    assert f"{schedule_of(raw) if case.in_schedule else raw}: field '{case.field}'" in line
+    assert sorted(os.listdir(tmp_path)) == before
 
 
 @pytest.mark.parametrize("name", ["raw: no trajectory", "raw: NaN sample", "schedule: TR 0"])

@@ -111,6 +111,16 @@ def test_defaults(cli):
     assert (c.learning_rate, c.batch_size, c.data_dir) == (1e-4, 64, "d")
 
 
+def test_a_generated_brain_dataset_trains_for_the_default_steps(cli, tmp_path):
+    """--data of a generated dataset (a manifest: the default's or `scanner prepare`'s) is a
+    stream without epochs: the default data's length, not epochs over 155,579 pixels."""
+    (tmp_path / "manifest.json").write_text("{}")
+    c = cli.config_from_args(
+        cli.build_parser().parse_args(["--model", "rnn3", "--data", str(tmp_path)])
+    )
+    assert (c.epochs, c.steps) == (1, recipes.default_steps("rnn3"))
+
+
 def test_bad_data_folder_is_one_line_error(cli, tmp_path, capsys):
     code = cli.main(
         [
