@@ -9,6 +9,7 @@ import pytest
 from rinq_jax import scanner
 from rinq_jax.configs import recipes
 from rinq_jax.data import io, ismrmrd_export, spiral, synthetic
+from rinq_jax.data.trajectory import Trajectory, signature_difference
 from rinq_jax.evaluation import inference
 from rinq_jax.evaluation.inference import IncompatibleCheckpointError
 from rinq_jax.physics import schedule_files
@@ -22,7 +23,7 @@ BASE = synthetic.BrainDataConfig(
 )
 
 
-def _golden_trajectory(n_interleaves: int, order: np.ndarray) -> spiral.Trajectory:
+def _golden_trajectory(n_interleaves: int, order: np.ndarray) -> Trajectory:
     """A scanner's spiral: one variable-density interleaf rotated by multiples of the golden
     angle (not the generator's uniform rotations)."""
     cfg = spiral.AcquisitionConfig(matrix=MATRIX, n_interleaves=n_interleaves, undersampling=1)
@@ -30,7 +31,7 @@ def _golden_trajectory(n_interleaves: int, order: np.ndarray) -> spiral.Trajecto
     radius, theta = np.hypot(*base.T), np.arctan2(base[:, 1], base[:, 0])
     angle = np.arange(n_interleaves)[:, None] * math.pi * (3.0 - math.sqrt(5.0))
     coords = np.stack([radius * np.cos(theta + angle), radius * np.sin(theta + angle)], -1)
-    return spiral.Trajectory(coords, order)
+    return Trajectory(coords, order)
 
 
 def _write_scan(folder, trajectory, schedule, name="scan"):
@@ -83,7 +84,7 @@ def test_prepare_reads_the_scans_protocol_and_simulates_through_it(prepared):
     scan = io.inspect(imported)
     assert test.sequence_hash == scan.sequence_hash == schedule.hash
     assert test.acquisition["n_coils"] == scan.acquisition["n_coils"] == COILS
-    assert spiral.signature_difference(test.trajectory, scan.trajectory) is None
+    assert signature_difference(test.trajectory, scan.trajectory) is None
 
 
 def test_the_protocol_travels_to_the_checkpoint_which_refuses_another_trajectory(prepared):
@@ -107,7 +108,7 @@ def test_the_protocol_travels_to_the_checkpoint_which_refuses_another_trajectory
     metadata = inference.load_checkpoint(run).metadata
     assert metadata["sequence_hash"] == schedule.hash
     inference.check_compatible(metadata, io.inspect(imported))  # the scan itself: accepted
-    uniform = spiral.Trajectory.of(
+    uniform = spiral.played_trajectory(
         spiral.AcquisitionConfig(matrix=MATRIX, n_interleaves=12, undersampling=12), N_REPS
     )
     other, _ = _write_scan(folder, uniform, schedule, name="other")

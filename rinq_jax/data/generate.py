@@ -23,7 +23,7 @@ from pathlib import Path
 
 from rinq_jax.data import ismrmrd_export, synthetic, test_sets
 from rinq_jax.data.phantom_dataset import PRESETS, check_counts, generate
-from rinq_jax.data.spiral import Trajectory
+from rinq_jax.data.trajectory import Trajectory
 from rinq_jax.physics import schedule_files
 
 
@@ -62,7 +62,7 @@ def main(argv=None) -> int:
         "--trajectory",
         type=Path,
         help="(brain, standard) simulate this k-space trajectory (.npz of "
-        "rinq_jax.data.spiral.Trajectory: coords float[I, S, 2] rad/pixel, order int[T]) "
+        "rinq_jax.data.trajectory.Trajectory: coords float[I, S, 2] rad/pixel, order int[T]) "
         "instead of the generator's spiral",
     )
     parser.add_argument("--seed", type=int, help="seed of anatomies, tissue values and noise")

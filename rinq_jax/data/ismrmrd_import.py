@@ -59,7 +59,7 @@ from rinq_jax.data.ismrmrd_read import (
 )
 from rinq_jax.data.ismrmrd_traj import TRAJ_UNITS, load_trajectory, traj_scale
 from rinq_jax.data.nufft import DEFAULT_EPS, adjoint, make_plan
-from rinq_jax.data.spiral import Trajectory
+from rinq_jax.data.trajectory import Trajectory
 from rinq_jax.physics.schedule_files import read_schedule
 from rinq_jax.physics.sequence import FispSequence
 

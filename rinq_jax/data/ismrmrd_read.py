@@ -25,7 +25,7 @@ import numpy as np
 
 from rinq_jax.data.format import MrfFileNotFoundError, MrfFormatError
 from rinq_jax.data.ismrmrd_traj import check_traj
-from rinq_jax.data.spiral import SIGNATURE_TOLERANCE, Trajectory
+from rinq_jax.data.trajectory import SIGNATURE_TOLERANCE, Trajectory
 
 __all__ = [
     "REPETITION_COUNTERS",
@@ -343,7 +343,7 @@ def read_trajectory(
     The interleaf of a repetition is its ``idx.kspace_encode_step_1`` (or its row of a
     trajectory file, arguments as in `read_block`), renumbered 0 .. I-1 in increasing order.
     An interleaf's positions are those of its first repetition; every later repetition of it
-    must repeat them (to ``spiral.SIGNATURE_TOLERANCE`` rad/pixel).
+    must repeat them (to ``trajectory.SIGNATURE_TOLERANCE`` rad/pixel).
 
     Raises:
         MrfFormatError: a repetition whose positions differ from its interleaf's first, more

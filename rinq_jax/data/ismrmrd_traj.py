@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from rinq_jax.data.format import MrfFileNotFoundError, MrfFormatError
-from rinq_jax.data.spiral import NYQUIST_SLACK, density_compensation
+from rinq_jax.data.spiral import density_compensation
+from rinq_jax.data.trajectory import NYQUIST_SLACK
 
 __all__ = ["TRAJ_UNITS", "check_traj", "load_trajectory", "traj_scale"]
 

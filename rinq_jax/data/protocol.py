@@ -2,7 +2,7 @@
 
 A dataset made for a scanner's protocol (`rinq_jax.scanner`) simulates that protocol's FISP
 schedule (`rinq_jax.physics.sequence.FispSequence`) and k-space trajectory
-(`rinq_jax.data.spiral.Trajectory`) instead of the defaults (`paper_sequence`, the generator's
+(`rinq_jax.data.trajectory.Trajectory`) instead of the defaults (`paper_sequence`, the generator's
 48-interleaf spiral). Both are kept beside the manifest in one NPZ, ``DIR/protocol.npz``::
 
     flip_deg, tr_ms, phase_deg   float32[T]    the schedule (`FispSequence.to_dict`)
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from rinq_jax.atomic import atomic_path
-from rinq_jax.data.spiral import Trajectory
+from rinq_jax.data.trajectory import Trajectory
 from rinq_jax.physics.sequence import FispSequence
 
 __all__ = ["PROTOCOL_FILE", "load", "save"]

@@ -46,6 +46,7 @@ from rinq_jax.data import (
 from rinq_jax.data.b1_map import measured_b1_map
 from rinq_jax.data.coils import coil_sensitivities
 from rinq_jax.data.format import MrfFormatError
+from rinq_jax.data.trajectory import Trajectory
 from rinq_jax.physics import dictionary as dictionary_lib
 from rinq_jax.physics import slice_profile
 from rinq_jax.physics.matching import match
@@ -80,7 +81,7 @@ class BrainDataConfig:
         seed: seed of anatomies, tissue values and noise.
         schedule: a given schedule (a scanner protocol's) instead of `paper_sequence`;
             ``n_reps`` must be its length (`for_protocol`).
-        trajectory: a given trajectory (`spiral.Trajectory`) instead of the generator's
+        trajectory: a given trajectory (`rinq_jax.data.trajectory.Trajectory`) instead of the generator's
             spiral; ``undersampling`` must be its interleaf count. Both are stored in the
             dataset folder (`rinq_jax.data.protocol`), their hashes in the manifest.
         n_coils: receive coils. 1: one ideal coil. More: every slice is acquired with
@@ -106,7 +107,7 @@ class BrainDataConfig:
     rank: int = 50
     seed: int = 0
     schedule: FispSequence | None = None
-    trajectory: spiral.Trajectory | None = None
+    trajectory: Trajectory | None = None
     n_coils: int = 1
 
     def __post_init__(self):
@@ -130,7 +131,7 @@ class BrainDataConfig:
     def for_protocol(
         cls,
         schedule: FispSequence | None,
-        trajectory: spiral.Trajectory | None = None,
+        trajectory: Trajectory | None = None,
         **fields,
     ) -> BrainDataConfig:
         """A config simulating a given schedule and/or trajectory (n_reps, undersampling follow)."""

@@ -24,7 +24,8 @@ import jax
 import numpy as np
 
 from rinq_jax.configs.models import INPUT_CHANNELS
-from rinq_jax.data import io, loader, spiral
+from rinq_jax.data import io, loader
+from rinq_jax.data.trajectory import signature_difference
 from rinq_jax.data.transforms import SIGNAL_NORMALISATION
 from rinq_jax.models import model_spec
 from rinq_jax.physics import epg
@@ -145,7 +146,7 @@ def check_compatible(metadata: dict, info: io.SliceInfo) -> None:
             f"the file's {info.sequence_hash}"
         )
     trained_on, file_has = metadata.get("trajectory"), info.trajectory
-    difference = trained_on and file_has and spiral.signature_difference(trained_on, file_has)
+    difference = trained_on and file_has and signature_difference(trained_on, file_has)
     if difference:
         problems.append(f"k-space trajectory (checkpoint vs file): {difference}")
     normalisation = metadata.get("signal_normalisation")

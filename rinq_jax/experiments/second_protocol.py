@@ -9,7 +9,7 @@ plays the scanner of issue 24's demonstration. It writes a FISP protocol unlike 
   repetitions whose peaks grow from 30 to 65 deg, TR 9-11 ms in slow linear ramps, TE 2.5 ms,
   an inversion 50 ms before the first pulse (the default: lobes of 250 repetitions up to 74
   deg, TR 12-15 ms, TI 20 ms);
-* ``OUT/trajectory.npz`` (`rinq_jax.data.spiral.Trajectory`, rad/pixel at 128 x 128): 24
+* ``OUT/trajectory.npz`` (`rinq_jax.data.trajectory.Trajectory`, rad/pixel at 128 x 128): 24
   interleaves of a variable-density spiral that is denser at the centre than the default's
   (``VariableDensity(centre=3, power=2)``), rotated by multiples of the golden angle (the
   default: 48 interleaves in uniform 7.5 deg steps), played in order 0, 1, ..., 23, 0, ...;
@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from rinq_jax.data import ismrmrd_export, spiral, synthetic
+from rinq_jax.data.trajectory import Trajectory
 from rinq_jax.physics import schedule_files
 from rinq_jax.physics.sequence import FispSequence
 
@@ -51,7 +52,7 @@ def schedule() -> FispSequence:
     return FispSequence(flip_deg, tr_ms, np.zeros(N_REPS), te_ms=2.5, ti_ms=50.0)
 
 
-def trajectory() -> spiral.Trajectory:
+def trajectory() -> Trajectory:
     """The protocol's spiral (module docstring): one interleaf, golden-angle rotations."""
     cfg = spiral.AcquisitionConfig(
         matrix=MATRIX,
@@ -63,7 +64,7 @@ def trajectory() -> spiral.Trajectory:
     radius, theta = np.hypot(base[:, 0], base[:, 1]), np.arctan2(base[:, 1], base[:, 0])
     angle = theta[None, :] + GOLDEN_ANGLE_RAD * np.arange(N_INTERLEAVES)[:, None]
     coords = np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=-1)
-    return spiral.Trajectory(coords, np.arange(N_REPS) % N_INTERLEAVES)
+    return Trajectory(coords, np.arange(N_REPS) % N_INTERLEAVES)
 
 
 def scanner_config() -> synthetic.BrainDataConfig:

@@ -138,7 +138,7 @@ def make_metadata(
       n_reps: the model input's T (repetitions of the sequence).
       signal_normalisation: how the pipeline normalised each input signal (its documented name).
       sequence_hash: the acquisition sequence's hash (data must match it at evaluation).
-      trajectory: the k-space trajectory's signature (`spiral.Trajectory.signature`), or None.
+      trajectory: the k-space trajectory's signature (`rinq_jax.data.trajectory.Trajectory.signature`), or None.
       data_hash: hash over the training/validation file names and sequence.
       data_files: {"train": [...], "val": [...], "test": [...]} file names of the split.
       step: optimiser steps done; the next step to run is `step`.

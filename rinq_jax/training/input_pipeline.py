@@ -57,7 +57,7 @@ class Datasets:
       train, val: PatchSource objects.
       files: {"train", "val", "test"} -> slice file names (recorded in the checkpoint).
       sequence_hash: hash of the acquisition sequence all files share, or None.
-      trajectory: signature of the k-space trajectory (`spiral.Trajectory.signature`), or None
+      trajectory: signature of the k-space trajectory (`trajectory.Trajectory.signature`), or None
         when the files do not record it.
       signal_normalisation: the name of the per-signal normalisation.
       target_samples_ms: float[N, 2] (T1, T2) in ms of the training targets (all of them, or a

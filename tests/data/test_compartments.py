@@ -14,6 +14,7 @@ from rinq_jax.data import (
     spiral,
     tissues,
 )
+from rinq_jax.data.trajectory import Trajectory
 from rinq_jax.physics import epg
 from rinq_jax.physics.sequence import paper_sequence
 from rinq_jax.physics.slice_profile import SliceProfile
@@ -72,7 +73,7 @@ def test_fast_path_of_a_given_trajectory_equals_a_direct_nufft_of_each_frame(mod
     radius, theta = np.hypot(*base.T), np.arctan2(base[:, 1], base[:, 0])
     coords = np.stack([radius * np.cos(theta + angle), radius * np.sin(theta + angle)], -1)
     order = np.random.default_rng(0).integers(0, 20, N_REPS)
-    given = spiral.Trajectory(coords, order)
+    given = Trajectory(coords, order)
     cfg = spiral.AcquisitionConfig.for_trajectory(given, matrix=MATRIX, nufft_eps=1e-6)
     fast = _fast(maps, coef, cfg)
     weights = spiral.density_compensation(given.coords) * 20

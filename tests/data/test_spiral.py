@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from rinq_jax.data import spiral
+from rinq_jax.data.trajectory import Trajectory, signature_difference
 from tests.data.acquisition_helpers import small_cfg
 
 # --------------------------------------------------------------------------- trajectory
@@ -96,10 +97,10 @@ def _golden_cfg():
 
 
 def test_a_given_trajectory_acquires_exactly_what_the_config_would(tmp_path):
-    """Trajectory.of(cfg), given back to a config, reproduces its positions, order and
+    """played_trajectory(cfg), given back to a config, reproduces its positions, order and
     density weights; it round-trips through a file with the same hash."""
     cfg = _golden_cfg()
-    given = spiral.Trajectory.of(cfg, 100)
+    given = spiral.played_trajectory(cfg, 100)
     again = spiral.AcquisitionConfig.for_trajectory(given, matrix=32)
     np.testing.assert_array_equal(spiral.spiral_trajectory(again), spiral.spiral_trajectory(cfg))
     np.testing.assert_array_equal(
@@ -107,9 +108,9 @@ def test_a_given_trajectory_acquires_exactly_what_the_config_would(tmp_path):
     )
     assert given.order[1] == spiral.interleaf_step(cfg) == 11  # coprime to 24, nearest 0.382 x 24
     given.save(tmp_path / "traj.npz")
-    loaded = spiral.Trajectory.load(tmp_path / "traj.npz")
+    loaded = Trajectory.load(tmp_path / "traj.npz")
     assert loaded == given and loaded.hash == given.hash
-    assert spiral.Trajectory(given.coords, given.order[::-1]).hash != given.hash
+    assert Trajectory(given.coords, given.order[::-1]).hash != given.hash
     with pytest.raises(ValueError, match="orders 100 repetitions, not 99"):
         spiral.interleaf_pattern(again, 99)
 
@@ -117,18 +118,18 @@ def test_a_given_trajectory_acquires_exactly_what_the_config_would(tmp_path):
 def test_trajectory_signatures_forgive_float_rounding_not_another_trajectory():
     """A trajectory written in cycles/pixel (float32) and read back is the same one; another
     order, interleaf count or rotation is not, and the difference is named."""
-    given = spiral.Trajectory.of(_golden_cfg(), 100)
+    given = spiral.played_trajectory(_golden_cfg(), 100)
     cycles = (given.coords / np.float32(2 * math.pi)).astype(np.float32)
-    read_back = spiral.Trajectory(cycles * np.float32(2 * math.pi), given.order)
+    read_back = Trajectory(cycles * np.float32(2 * math.pi), given.order)
     assert read_back.hash != given.hash  # the last bits moved
-    assert spiral.signature_difference(given.signature(), read_back.signature()) is None
-    reordered = spiral.Trajectory(given.coords, np.roll(given.order, 1))
-    fewer = spiral.Trajectory(given.coords[:12], given.order % 12)
-    rotated = spiral.Trajectory(given.coords[:, :, ::-1], given.order)  # swapped kx, ky
+    assert signature_difference(given.signature(), read_back.signature()) is None
+    reordered = Trajectory(given.coords, np.roll(given.order, 1))
+    fewer = Trajectory(given.coords[:12], given.order % 12)
+    rotated = Trajectory(given.coords[:, :, ::-1], given.order)  # swapped kx, ky
     expected = given.signature()
-    assert "another order" in spiral.signature_difference(expected, reordered.signature())
-    assert spiral.signature_difference(expected, fewer.signature()) == "24 vs 12 interleaves"
-    assert "rad/pixel apart" in spiral.signature_difference(expected, rotated.signature())
+    assert "another order" in signature_difference(expected, reordered.signature())
+    assert signature_difference(expected, fewer.signature()) == "24 vs 12 interleaves"
+    assert "rad/pixel apart" in signature_difference(expected, rotated.signature())
 
 
 @pytest.mark.parametrize(
@@ -142,11 +143,11 @@ def test_trajectory_signatures_forgive_float_rounding_not_another_trajectory():
 )
 def test_bad_trajectory_raises(coords, order, match):
     with pytest.raises(ValueError, match=match):
-        spiral.Trajectory(coords, np.asarray(order))
+        Trajectory(coords, np.asarray(order))
 
 
 def test_a_config_of_a_given_trajectory_needs_its_interleaf_count():
-    given = spiral.Trajectory.of(_golden_cfg(), 10)
+    given = spiral.played_trajectory(_golden_cfg(), 10)
     with pytest.raises(ValueError, match="must be 24"):
         spiral.AcquisitionConfig(trajectory=given)
 

@@ -18,6 +18,7 @@ from rinq_jax.data import (
     tissues,
     transforms,
 )
+from rinq_jax.data.trajectory import Trajectory
 from rinq_jax.physics.sequence import FispSequence
 
 TINY = synthetic.BrainDataConfig(
@@ -353,7 +354,7 @@ def test_a_dataset_of_a_given_protocol_simulates_and_records_it(tmp_path):
     )
     config = synthetic.BrainDataConfig.for_protocol(
         schedule,
-        spiral.Trajectory.of(acq, 90),
+        spiral.played_trajectory(acq, 90),
         **{k: getattr(TINY, k) for k in ("n_train", "n_val", "n_test", "n_slices", "matrix")},
         noise_bank=2,
         rank=8,
@@ -366,7 +367,7 @@ def test_a_dataset_of_a_given_protocol_simulates_and_records_it(tmp_path):
     assert data.noise_bank.shape[0] == 24 and data.train[0].gridded.shape[0] == 24
     x = _stream(data).make_batch(np.arange(4), np.random.default_rng(0))["x"]
     assert x.shape[3] == 90
-    reordered = spiral.Trajectory(spiral.spiral_trajectory(acq), np.zeros(90, np.int64))
+    reordered = Trajectory(spiral.spiral_trajectory(acq), np.zeros(90, np.int64))
     protocol.save(tmp_path, schedule, reordered)
     with pytest.raises(ValueError, match="trajectory's hash"):
         synthetic.read_manifest(tmp_path)
