@@ -9,11 +9,13 @@ from rinq_jax.data import (
     ismrmrd_export,
     ismrmrd_import,
     multicoil,
+    nufft,
     phantom,
     phantom_geometry,
     spiral,
 )
 from rinq_jax.data.coils import coil_sensitivities
+from rinq_jax.data.trajectory import Trajectory
 from rinq_jax.physics import schedule_files
 from rinq_jax.physics.sequence import paper_sequence
 
@@ -72,3 +74,23 @@ def test_combined_gridded_maps_give_the_importers_series_for_any_draw(scan):
     # the weights do combine: one coil's image is far from the combined one
     single = multicoil.imported_series(multicoil.raw_kspace(maps, new_coef, clean, 1, None), clean)
     assert np.linalg.norm(np.abs(single[0]) - np.abs(direct)) / np.linalg.norm(direct) > 1e-3
+
+
+def test_simulated_kspace_of_a_given_trajectory_is_a_direct_nufft_of_each_frame(scan):
+    """The raw k-space of a scanner's trajectory (golden-angle rotations, random order) at
+    repetition t is the NUFFT of that repetition's frame, coil by coil, on its interleaf."""
+    maps, coef, _, _ = scan
+    cfg = spiral.AcquisitionConfig(matrix=MATRIX, n_interleaves=6, undersampling=6)
+    base = spiral.spiral_trajectory(cfg)[0]
+    angle = np.arange(6)[:, None] * np.pi * (3.0 - np.sqrt(5.0))
+    radius, theta = np.hypot(*base.T), np.arctan2(base[:, 1], base[:, 0])
+    coords = np.stack([radius * np.cos(theta + angle), radius * np.sin(theta + angle)], -1)
+    given = Trajectory(coords, np.random.default_rng(3).integers(0, 6, N_REPS))
+    acq = spiral.AcquisitionConfig.for_trajectory(given, matrix=MATRIX, nufft_eps=1e-6)
+    raw = multicoil.raw_kspace(maps, coef, acq, COILS, None)
+    sens = coil_sensitivities(MATRIX, COILS)
+    for t in (0, 17, N_REPS - 1):
+        frame = np.einsum("khw,k->hw", maps, coef[:, t])
+        direct = nufft.forward(sens * frame, given.coords[given.order[t]], eps=1e-6)
+        error = np.linalg.norm(raw[t] - direct) / np.linalg.norm(direct)
+        assert error <= 1e-4, (t, error)
