@@ -27,8 +27,7 @@ from rinq_jax.data.trajectory import Trajectory
 from rinq_jax.physics import schedule_files
 
 
-def main(argv=None) -> int:
-    """Command line: ``python -m rinq_jax.data.generate --out DIR [--preset quick] [overrides]``."""
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Generate in-vivo-like MRF slices (HDF5, docs/data_format.md)."
     )
@@ -91,18 +90,12 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--coils", type=int, default=1, help="receive coils N of --write-ismrmrd (default 1)"
     )
-    args = parser.parse_args(argv)
-    if args.coils != 1 and not args.write_ismrmrd:
-        parser.error("--coils applies to --write-ismrmrd only")
-    if args.write_ismrmrd and args.coils < 1:
-        parser.error("--coils must be >= 1")
+    return parser
+
+
+def _config(args: argparse.Namespace):
+    """The data config of the preset with the command line's overrides (ValueError if bad)."""
     brain = args.preset in synthetic.PRESETS  # --subjects: the training subjects there
-    if args.sequence and args.n_reps or args.trajectory and args.undersampling:
-        parser.error("--sequence sets the repetitions and --trajectory the undersampling")
-    if (args.test_set or args.sequence or args.trajectory) and not brain:
-        parser.error(
-            "--test-set, --sequence and --trajectory need a brain preset (brain, standard)"
-        )
     values = {
         "n_train" if brain else "n_subjects": args.subjects,
         "n_slices": args.slices,
@@ -114,30 +107,42 @@ def main(argv=None) -> int:
         "rank": args.rank,
     }
     overrides = {field: value for field, value in values.items() if value is not None}
-    try:
-        config = dataclasses.replace(
-            (synthetic.PRESETS if brain else PRESETS)[args.preset], **overrides
-        )
-        if args.sequence or args.trajectory:
-            schedule = args.sequence and schedule_files.load_sequence(args.sequence)
-            trajectory = args.trajectory and Trajectory.load(args.trajectory)
-            if schedule and trajectory and schedule.n_reps != trajectory.n_reps:
-                raise ValueError(
-                    f"{args.sequence} has {schedule.n_reps} repetitions, {args.trajectory} "
-                    f"orders {trajectory.n_reps} (field 'order')"
-                )
-            config = synthetic.BrainDataConfig.for_protocol(
-                schedule,
-                trajectory,
-                **{
-                    k: v
-                    for k, v in config.to_dict().items()
-                    if k not in ("n_reps", "undersampling")
-                },
+    config = dataclasses.replace(
+        (synthetic.PRESETS if brain else PRESETS)[args.preset], **overrides
+    )
+    if args.sequence or args.trajectory:
+        schedule = args.sequence and schedule_files.load_sequence(args.sequence)
+        trajectory = args.trajectory and Trajectory.load(args.trajectory)
+        if schedule and trajectory and schedule.n_reps != trajectory.n_reps:
+            raise ValueError(
+                f"{args.sequence} has {schedule.n_reps} repetitions, {args.trajectory} "
+                f"orders {trajectory.n_reps} (field 'order')"
             )
-        config.acquisition()  # validates matrix, undersampling and SNR before any work
-        if not brain:
-            check_counts(config)
+        fields = {k: v for k, v in config.to_dict().items() if k not in ("n_reps", "undersampling")}
+        config = synthetic.BrainDataConfig.for_protocol(schedule, trajectory, **fields)
+    config.acquisition()  # validates matrix, undersampling and SNR before any work
+    if not brain:
+        check_counts(config)
+    return config
+
+
+def main(argv=None) -> int:
+    """Command line: ``python -m rinq_jax.data.generate --out DIR [--preset quick] [overrides]``."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.coils != 1 and not args.write_ismrmrd:
+        parser.error("--coils applies to --write-ismrmrd only")
+    if args.write_ismrmrd and args.coils < 1:
+        parser.error("--coils must be >= 1")
+    brain = args.preset in synthetic.PRESETS
+    if args.sequence and args.n_reps or args.trajectory and args.undersampling:
+        parser.error("--sequence sets the repetitions and --trajectory the undersampling")
+    if (args.test_set or args.sequence or args.trajectory) and not brain:
+        parser.error(
+            "--test-set, --sequence and --trajectory need a brain preset (brain, standard)"
+        )
+    try:
+        config = _config(args)
     except ValueError as error:
         parser.error(str(error))
     start = time.perf_counter()

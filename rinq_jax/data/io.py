@@ -143,7 +143,7 @@ class SliceInfo:
 
     @property
     def trajectory(self) -> dict | None:
-        """The k-space trajectory's signature (`rinq_jax.data.trajectory.Trajectory.signature`), if recorded."""
+        """The k-space trajectory's signature (`trajectory.Trajectory.signature`), if recorded."""
         text = self.acquisition.get("trajectory")
         return None if text is None else json.loads(text)
 

@@ -81,9 +81,10 @@ class BrainDataConfig:
         seed: seed of anatomies, tissue values and noise.
         schedule: a given schedule (a scanner protocol's) instead of `paper_sequence`;
             ``n_reps`` must be its length (`for_protocol`).
-        trajectory: a given trajectory (`rinq_jax.data.trajectory.Trajectory`) instead of the generator's
-            spiral; ``undersampling`` must be its interleaf count. Both are stored in the
-            dataset folder (`rinq_jax.data.protocol`), their hashes in the manifest.
+        trajectory: a given trajectory (`rinq_jax.data.trajectory.Trajectory`) instead of
+            the generator's spiral; ``undersampling`` must be its interleaf count. Both are
+            stored in the dataset folder (`rinq_jax.data.protocol`), their hashes in the
+            manifest.
         n_coils: receive coils. 1: one ideal coil. More: every slice is acquired with
             ``n_coils`` coils and combined as the importer combines a scan (Walsh weights
             from the noisy data; `rinq_jax.data.multicoil`): the test and validation series
