@@ -9,6 +9,7 @@ import pytest
 from rinq_jax import scanner
 from rinq_jax.configs import recipes
 from rinq_jax.data import io, ismrmrd_export, spiral, synthetic
+from rinq_jax.data.ismrmrd_import import import_ismrmrd
 from rinq_jax.data.trajectory import Trajectory, signature_difference
 from rinq_jax.evaluation import inference
 from rinq_jax.evaluation.inference import IncompatibleCheckpointError
@@ -112,8 +113,6 @@ def test_the_protocol_travels_to_the_checkpoint_which_refuses_another_trajectory
         spiral.AcquisitionConfig(matrix=MATRIX, n_interleaves=12, undersampling=12), N_REPS
     )
     other, _ = _write_scan(folder, uniform, schedule, name="other")
-    from rinq_jax.data.ismrmrd_import import import_ismrmrd
-
     other_slice = import_ismrmrd(other, folder / "other.csv", folder / "other-slice.h5")
     with pytest.raises(
         IncompatibleCheckpointError,

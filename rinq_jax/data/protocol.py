@@ -22,46 +22,52 @@ import numpy as np
 
 from rinq_jax.atomic import atomic_path
 from rinq_jax.data.trajectory import Trajectory
-from rinq_jax.physics.sequence import FispSequence
+from rinq_jax.physics.sequence import FORMAT_FIELDS, FispSequence
 
 __all__ = ["PROTOCOL_FILE", "load", "save"]
 
 PROTOCOL_FILE = "protocol.npz"
-SCHEDULE_FIELDS = ("flip_deg", "tr_ms", "phase_deg", "te_ms", "ti_ms")
+SCHEDULE_FIELDS = (*FORMAT_FIELDS, "te_ms", "ti_ms")
 
 
-def save(out_dir: str | os.PathLike, schedule: FispSequence, trajectory: Trajectory) -> Path:
-    """Write ``out_dir/protocol.npz`` atomically; returns its path."""
-    if trajectory.n_reps != schedule.n_reps:
-        raise ValueError(
-            f"the trajectory orders {trajectory.n_reps} repetitions, the schedule has "
-            f"{schedule.n_reps}"
-        )
-    fields = schedule.to_dict()
-    fields["ti_ms"] = np.nan if fields["ti_ms"] is None else fields["ti_ms"]
+def save(
+    out_dir: str | os.PathLike, schedule: FispSequence | None, trajectory: Trajectory | None
+) -> Path:
+    """Write what is given of the protocol to ``out_dir/protocol.npz`` atomically."""
+    fields = {}
+    if schedule is not None:
+        fields = schedule.to_dict()
+        fields["ti_ms"] = np.nan if fields["ti_ms"] is None else fields["ti_ms"]
+    if trajectory is not None:
+        fields.update(coords=trajectory.coords, order=trajectory.order)
     path = Path(out_dir) / PROTOCOL_FILE
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **fields, coords=trajectory.coords, order=trajectory.order)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **fields)
     return path
 
 
 def load(
-    out_dir: str | os.PathLike, schedule_hash: str, trajectory_hash: str
-) -> tuple[FispSequence, Trajectory]:
-    """(schedule, trajectory) of ``out_dir/protocol.npz``, checked against the expected hashes."""
+    out_dir: str | os.PathLike, schedule_hash: str | None, trajectory_hash: str | None
+) -> tuple[FispSequence | None, Trajectory | None]:
+    """(schedule, trajectory) of ``out_dir/protocol.npz``, checked against the manifest's hashes.
+
+    None for a part whose expected hash is None (the dataset simulates the default).
+    """
     path = Path(out_dir) / PROTOCOL_FILE
     if not path.exists():
-        raise FileNotFoundError(f"{path} not found: the manifest names a protocol file")
+        raise FileNotFoundError(f"{path} not found: the dataset's manifest names a protocol")
+    schedule = trajectory = None
     with np.load(path) as data:
-        schedule = FispSequence.from_dict(
-            {k: data[k] for k in data.files if k not in ("coords", "order")}
-        )
-        trajectory = Trajectory(data["coords"], data["order"])
-    for name, value, expected in (
-        ("schedule", schedule.hash, schedule_hash),
-        ("trajectory", trajectory.hash, trajectory_hash),
+        if schedule_hash is not None:
+            schedule = FispSequence.from_dict({k: data[k] for k in SCHEDULE_FIELDS})
+        if trajectory_hash is not None:
+            trajectory = Trajectory(data["coords"], data["order"])
+    for name, given, expected in (
+        ("schedule", schedule, schedule_hash),
+        ("trajectory", trajectory, trajectory_hash),
     ):
-        if value != expected:
-            raise ValueError(f"{path}: the {name}'s hash is {value}, the manifest's {expected}")
+        if given is not None and given.hash != expected:
+            raise ValueError(
+                f"{path}: the {name}'s hash is {given.hash}, the manifest's {expected}"
+            )
     return schedule, trajectory

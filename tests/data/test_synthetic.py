@@ -371,3 +371,14 @@ def test_a_dataset_of_a_given_protocol_simulates_and_records_it(tmp_path):
     protocol.save(tmp_path, schedule, reordered)
     with pytest.raises(ValueError, match="trajectory's hash"):
         synthetic.read_manifest(tmp_path)
+
+
+def test_a_protocol_file_holds_what_is_given_and_checks_the_manifests_hashes(tmp_path):
+    """A dataset of a given schedule with the default spiral (generate --sequence alone)."""
+    schedule = dataclasses.replace(TINY.sequence(), ti_ms=None)
+    protocol.save(tmp_path, schedule, None)
+    assert protocol.load(tmp_path, schedule.hash, None) == (schedule, None)
+    with pytest.raises(ValueError, match="schedule's hash"):
+        protocol.load(tmp_path, TINY.sequence().hash, None)
+    config = synthetic.BrainDataConfig.for_protocol(schedule, None, n_train=2)
+    assert config.n_reps == TINY.n_reps and config.acquisition().trajectory is None
