@@ -387,9 +387,10 @@ def grid_maps(
     traj, weights, groups = _group_weights(cfg)
     shape = maps.shape[-2:]
     out = np.zeros((len(groups), maps.shape[0], *shape), np.complex64)
-    sens, combine = (np.ones((1, *shape), np.complex64),) * 2 if coils is None else coils
-    for s_c, w_c in zip(sens, combine, strict=True):
-        coil_maps = maps if coils is None else s_c * maps
+    per_coil = [(maps, None)]  # (the coil's maps, its conjugate combination weight)
+    if coils is not None:
+        per_coil = ((s_c * maps, np.conj(w_c)) for s_c, w_c in zip(*coils, strict=True))
+    for coil_maps, conj_weight in per_coil:
         kdata = nufft.forward(coil_maps, traj, eps=cfg.nufft_eps, nthreads=nthreads)  # [K, I, S]
         for g, interleaves in enumerate(groups):
             gridded = nufft.adjoint(
@@ -399,7 +400,7 @@ def grid_maps(
                 eps=cfg.nufft_eps,
                 nthreads=nthreads,
             )
-            out[g] += gridded if coils is None else np.conj(w_c) * gridded
+            out[g] += gridded if conj_weight is None else conj_weight * gridded
     return out
 
 

@@ -43,7 +43,14 @@ from rinq_jax.data.spiral import (
     spiral_trajectory,
 )
 
-__all__ = ["coil_kspace", "imported_series", "kspace_blocks", "raw_kspace", "scan_weights"]
+__all__ = [
+    "coil_kspace",
+    "imported_series",
+    "kspace_blocks",
+    "raw_kspace",
+    "raw_reader",
+    "scan_weights",
+]
 
 
 def coil_kspace(coefficients, sens, cfg: AcquisitionConfig, traj, nthreads) -> np.ndarray:
@@ -109,7 +116,7 @@ def raw_kspace(
     return out
 
 
-def _reader(raw: np.ndarray, cfg: AcquisitionConfig):
+def raw_reader(raw: np.ndarray, cfg: AcquisitionConfig):
     """(layout, read) of in-memory raw data, as `ismrmrd_read` gives them for a file."""
     traj = spiral_trajectory(cfg)
     order = interleaf_pattern(cfg, raw.shape[0])
@@ -129,7 +136,7 @@ def scan_weights(
     raw: np.ndarray, cfg: AcquisitionConfig, window: int = DEFAULT_WINDOW, nthreads: int = 1
 ) -> np.ndarray:
     """complex64[C, H, W]: the importer's Walsh weights for raw data complex[T, C, S]."""
-    layout, read = _reader(raw, cfg)
+    layout, read = raw_reader(raw, cfg)
     averages = segment_averages(layout, read, cfg.matrix, cfg.nufft_eps, nthreads, None)
     return walsh_weights(averages, window=window)
 
@@ -139,6 +146,6 @@ def imported_series(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(series complex64[H, W, T], weights complex64[C, H, W]): the importer's two passes."""
     weights = scan_weights(raw, cfg, window, nthreads)
-    layout, read = _reader(raw, cfg)
+    layout, read = raw_reader(raw, cfg)
     series = combined_series(layout, read, weights, cfg.matrix, cfg.nufft_eps, nthreads, None)
     return series, weights

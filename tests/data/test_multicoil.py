@@ -67,7 +67,7 @@ def test_combined_gridded_maps_give_the_importers_series_for_any_draw(scan):
     ).reshape(MATRIX, MATRIX, N_REPS)
     clean = spiral.AcquisitionConfig(matrix=MATRIX, n_interleaves=24, undersampling=24)
     raw = multicoil.raw_kspace(maps, new_coef, clean, COILS, None)
-    layout, read = multicoil._reader(raw, clean)
+    layout, read = multicoil.raw_reader(raw, clean)
     direct = ismrmrd_import.combined_series(layout, read, weights, MATRIX, 1e-6, 1, None)
     error = np.linalg.norm(fast - direct) / np.linalg.norm(direct)
     assert error < 1e-3, error
