@@ -126,8 +126,8 @@ def check_compatible(metadata: dict, info: io.SliceInfo) -> None:
     """Refuse a slice the checkpoint cannot read, naming what does not fit.
 
     Checks: number of repetitions T, acquisition sequence hash, the k-space trajectory (where
-    both record it), the input normalisation it was
-    trained with, input kind vs channels, patch size vs the model's and vs the image size.
+    both record it), the input normalisation it was trained with, input kind vs channels,
+    patch size vs the model's and vs the image size.
 
     Raises:
         IncompatibleCheckpointError: one line naming the file, the checkpoint's value and the

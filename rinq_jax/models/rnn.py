@@ -23,6 +23,9 @@ Choices the paper leaves open (documented here, used throughout):
   predictions themselves). In RNN3 a ReLU would commute with the median anyway.
 * Step layout: see ``lstm.chunk_signal`` (re/im alternate inside a step; RNN3 steps
   concatenate the 9 pixels' blocks over the same time window).
+* Other schedule lengths T (a scanner's protocol): still 30 steps, each ceil(T / 30) time
+  points wide, the last padded with zeros (``lstm.chunk_signal``), so every layer after the
+  LSTM keeps the paper's size; parameter counts per T in the README.
 * Sect. 2.1 says the FC layers operate "on either the magnitude or on the real and
   imaginary data points separately"; Tables 2-3 admit a single branch, so we read it
   as "depending on the input kind", not as separate real/imag branches.
