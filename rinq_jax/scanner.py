@@ -45,13 +45,13 @@ def protocol_config(
     scan: ismrmrd_import.RawScan, base: synthetic.BrainDataConfig
 ) -> synthetic.BrainDataConfig:
     """``base`` (subjects, slices, SNR, seed, ...) acquired as ``scan`` was."""
-    fields = {
-        f.name: getattr(base, f.name)
-        for f in dataclasses.fields(base)
-        if f.name not in ("n_reps", "undersampling", "schedule", "trajectory")
-    }
-    fields.update(matrix=scan.matrix, fov_mm=scan.fov_mm, n_coils=scan.layout.n_coils)
-    return synthetic.BrainDataConfig.for_protocol(scan.sequence, scan.trajectory, **fields)
+    return base.with_protocol(
+        scan.sequence,
+        scan.trajectory,
+        matrix=scan.matrix,
+        fov_mm=scan.fov_mm,
+        n_coils=scan.layout.n_coils,
+    )
 
 
 def prepare(

@@ -118,8 +118,7 @@ def _config(args: argparse.Namespace):
                 f"{args.sequence} has {schedule.n_reps} repetitions, {args.trajectory} "
                 f"orders {trajectory.n_reps} (field 'order')"
             )
-        fields = {k: v for k, v in config.to_dict().items() if k not in ("n_reps", "undersampling")}
-        config = synthetic.BrainDataConfig.for_protocol(schedule, trajectory, **fields)
+        config = config.with_protocol(schedule, trajectory)
     config.acquisition()  # validates matrix, undersampling and SNR before any work
     if not brain:
         check_counts(config)

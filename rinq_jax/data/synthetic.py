@@ -80,7 +80,7 @@ class BrainDataConfig:
         rank: SVD rank of the matching dictionary.
         seed: seed of anatomies, tissue values and noise.
         schedule: a given schedule (a scanner protocol's) instead of `paper_sequence`;
-            ``n_reps`` must be its length (`for_protocol`).
+            ``n_reps`` must be its length (`with_protocol`).
         trajectory: a given trajectory (`rinq_jax.data.trajectory.Trajectory`) instead of
             the generator's spiral; ``undersampling`` must be its interleaf count. Both are
             stored in the dataset folder (`rinq_jax.data.protocol`), their hashes in the
@@ -128,19 +128,18 @@ class BrainDataConfig:
                     f"n_reps is {self.n_reps}, the given {type(given).__name__} has {given.n_reps}"
                 )
 
-    @classmethod
-    def for_protocol(
-        cls,
-        schedule: FispSequence | None,
-        trajectory: Trajectory | None = None,
-        **fields,
+    def with_protocol(
+        self, schedule: FispSequence | None, trajectory: Trajectory | None = None, **changes
     ) -> BrainDataConfig:
-        """A config simulating a given schedule and/or trajectory (n_reps, undersampling follow)."""
+        """This config simulating a given schedule and/or trajectory, with other ``changes``.
+
+        ``n_reps`` (and ``undersampling``, the trajectory's interleaves) follow what is given.
+        """
         if schedule is not None:
-            fields["n_reps"] = schedule.n_reps
+            changes["n_reps"] = schedule.n_reps
         if trajectory is not None:
-            fields.update(n_reps=trajectory.n_reps, undersampling=trajectory.n_interleaves)
-        return cls(schedule=schedule, trajectory=trajectory, **fields)
+            changes.update(n_reps=trajectory.n_reps, undersampling=trajectory.n_interleaves)
+        return dataclasses.replace(self, schedule=schedule, trajectory=trajectory, **changes)
 
     def sequence(self) -> FispSequence:
         """The acquisition schedule of every slice."""

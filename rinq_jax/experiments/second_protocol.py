@@ -69,9 +69,9 @@ def trajectory() -> Trajectory:
 
 def scanner_config() -> synthetic.BrainDataConfig:
     """The scanner's subjects: a small dataset of seed 1 whose test subjects are scanned."""
-    return synthetic.BrainDataConfig.for_protocol(
-        schedule(), trajectory(), n_train=1, n_val=1, n_test=2, n_coils=N_COILS, seed=1
-    )
+    return synthetic.BrainDataConfig(
+        n_train=1, n_val=1, n_test=2, n_coils=N_COILS, seed=1
+    ).with_protocol(schedule(), trajectory())
 
 
 def run(out: Path, progress: bool = True) -> list[Path]:

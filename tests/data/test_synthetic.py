@@ -352,13 +352,7 @@ def test_a_dataset_of_a_given_protocol_simulates_and_records_it(tmp_path):
     acq = spiral.AcquisitionConfig(
         matrix=48, n_interleaves=24, undersampling=24, interleaf_order="golden"
     )
-    config = synthetic.BrainDataConfig.for_protocol(
-        schedule,
-        spiral.played_trajectory(acq, 90),
-        **{k: getattr(TINY, k) for k in ("n_train", "n_val", "n_test", "n_slices", "matrix")},
-        noise_bank=2,
-        rank=8,
-    )
+    config = TINY.with_protocol(schedule, spiral.played_trajectory(acq, 90), noise_bank=2)
     paths = synthetic.generate(config, tmp_path, progress=False)
     assert synthetic.read_manifest(tmp_path) == config
     info = io.inspect(paths["test"][0])
@@ -380,5 +374,5 @@ def test_a_protocol_file_holds_what_is_given_and_checks_the_manifests_hashes(tmp
     assert protocol.load(tmp_path, schedule.hash, None) == (schedule, None)
     with pytest.raises(ValueError, match="schedule's hash"):
         protocol.load(tmp_path, TINY.sequence().hash, None)
-    config = synthetic.BrainDataConfig.for_protocol(schedule, None, n_train=2)
+    config = dataclasses.replace(TINY, n_train=2).with_protocol(schedule)
     assert config.n_reps == TINY.n_reps and config.acquisition().trajectory is None
