@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 
 from rinq_jax.cli import positive_int
-from rinq_jax.data.format import MrfFormatError
+from rinq_jax.errors import InputError
 from rinq_jax.evaluation import evaluate, inference
 
 
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             batch_size=args.batch_size,
             mean_ms=checkpoints[0].train_target_mean_ms,
         )
-    except (MrfFormatError, ValueError, FileNotFoundError) as err:
+    except InputError as err:
         print(f"eval.py: error: {err}", file=sys.stderr)
         return 1
     for line in evaluate.summary_lines(result):

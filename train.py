@@ -1,6 +1,6 @@
 """Train one of the paper's networks: flags -> TrainConfig -> `train_and_evaluate`.
 
-    python train.py --model rnn3                      # default brain data, ~10 min on 2 CPU cores
+    python train.py --model rnn3                      # the default brain data
     python train.py --model rnn1 --input magnitude --data DIR --epochs 20
     python train.py --model rnn3 --recipe paper       # Table 5: constant Adam, MSE in ms
 
@@ -26,8 +26,8 @@ from rinq_jax.cli import non_negative_int, positive_float, positive_int
 from rinq_jax.configs import recipes
 from rinq_jax.configs.data import VALUE_DISTRIBUTIONS
 from rinq_jax.configs.models import INPUT_KINDS, MODEL_NAMES
-from rinq_jax.data.format import MrfFormatError
 from rinq_jax.data.synthetic import MANIFEST
+from rinq_jax.errors import InputError
 from rinq_jax.models import get_model
 from rinq_jax.training.config import TrainConfig
 from rinq_jax.training.loop import NonFiniteLossError, train_and_evaluate
@@ -152,10 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--fast-gradients",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="hand-written VJPs (the LSTM of rnn1/rnn3, CNN1's convolutions and BatchNorm): "
-        "same values as autodiff, faster training on CPUs (default: on for "
+        help="the LSTM's hand-written VJP (rnn1, rnn3): same values as autodiff, faster "
+        "training on CPUs (default: on for "
         + ", ".join(recipes.FAST_GRADIENT_MODELS)
-        + "; the models themselves default to plain autodiff)",
+        + " on the CPU; the models themselves default to plain autodiff)",
     )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
@@ -165,7 +165,7 @@ def _model_overrides(args: argparse.Namespace) -> tuple[tuple[str, object], ...]
     overrides = () if args.matmul_dtype == "float32" else (("matmul_dtype", args.matmul_dtype),)
     fast = args.fast_gradients
     if fast is None:
-        fast = args.model in recipes.FAST_GRADIENT_MODELS
+        fast = recipes.fast_gradients(args.model, jax.default_backend())
     return overrides + ((("fast_gradients", True),) if fast else ())
 
 
@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(err))
     try:
         train_and_evaluate(config_from_args(args))
-    except (NonFiniteLossError, MrfFormatError, ValueError, FileNotFoundError) as err:
+    except (NonFiniteLossError, InputError) as err:
         print(f"train.py: error: {err}", file=sys.stderr)
         return 1
     return 0

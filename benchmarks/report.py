@@ -34,10 +34,7 @@ def table(results: dict) -> str:
             f"| train {name} (B={r['batch']}), patches/s | {rate['jax']:.0f} | {other} "
             f"| {r['ratio_vs_torch']:.2f}x{roofline(r)} | {pct(r['gflops']['jax'])} |"
         )
-        for option, label in (
-            ("jax_fast_grad", "hand-written VJPs (opt-in)"),
-            ("jax_fast_grad_mkl", "hand-written VJPs + MKL (the default before issue 16)"),
-        ):
+        for option, label in (("jax_fast_grad", "the LSTM's hand-written VJP"),):
             if option in rate:
                 rows.append(
                     f"| train {name} {label}, patches/s | {rate[option]:.0f} | {rate['torch']:.0f} "
@@ -82,7 +79,7 @@ def table(results: dict) -> str:
         rows.append(f"| peak RSS {kind}, whole slice | {r['peak_rss_gib']:.2f} GiB | | | |")
     p = results["peak"]
     rows.append(
-        f"| matmul peak {p['size']}^3, GFLOP/s | rinq_jax {p['rinq_jax']:.0f}, XLA {p['jax']:.0f} "
+        f"| matmul peak {p['size']}^3, GFLOP/s | XLA {p['jax']:.0f} "
         f"(bf16 {p['jax_bf16']:.0f}) | "
         f"torch {p['torch']:.0f}, numpy {p['numpy']:.0f} | | float32 peak {p['peak']:.0f} |"
     )
@@ -91,8 +88,7 @@ def table(results: dict) -> str:
         rows.append(
             f"\n1-minute load average during the run: {min(load.values()):.1f} to "
             f"{max(load.values()):.1f} on {results['machine']['cpus']} CPUs "
-            f"({results['machine'].get('cpu') or 'CPU unknown'}; float32 products: "
-            f"{results['machine'].get('float32_matmul', '?')})"
+            f"({results['machine'].get('cpu') or 'CPU unknown'})"
             + (
                 " -- other processes competed for the cores: PyTorch's spinning OpenMP "
                 "threads suffer most from that, so these ratios overstate rinq_jax's lead."

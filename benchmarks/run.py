@@ -42,7 +42,6 @@ from benchmarks.memory import bench_memory
 from benchmarks.peak import cpu_description, measure_peak
 from benchmarks.report import table
 from benchmarks.train import bench_training
-from rinq_jax.native import mkl_available
 
 
 def main(argv=None) -> int:
@@ -58,8 +57,8 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--speed-options",
         action="store_true",
-        help="also time training with the opt-in speed paths (hand-written VJPs; MKL matmuls "
-        "where installed) against the plain default, in the same rounds",
+        help="also time training with the LSTM's hand-written VJP (rnn1, rnn3) against plain "
+        "autodiff, in the same rounds",
     )
     args = parser.parse_args(argv)
     import torch
@@ -77,7 +76,6 @@ def main(argv=None) -> int:
             "cpu": cpu_description(),
             "jax": jax.__version__,
             "jax_backend": jax.default_backend(),
-            "float32_matmul": "MKL (rinq_jax.native)" if mkl_available() else "XLA",
             "devices": [str(d) for d in jax.devices()],
             "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(),

@@ -7,8 +7,6 @@ with ``--torch-compile``), optionally both in bfloat16 mixed precision.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
 
 import jax
@@ -27,25 +25,10 @@ from benchmarks.common import (
     torch_device,
     torch_sync,
 )
+from rinq_jax.configs.recipes import FAST_GRADIENT_MODELS
 from rinq_jax.models import get_model, model_spec
-from rinq_jax.native import mkl_available
-from rinq_jax.native.gemm import GEMM_ENV
 from rinq_jax.training.state import create_train_state
 from rinq_jax.training.steps import make_mesh, make_train_step, shard_batch
-
-
-@contextlib.contextmanager
-def _gemm_mode(mode: str):
-    """`rinq_jax.native.gemm`'s choice (``RINQ_JAX_GEMM``) set to ``mode`` inside the block."""
-    previous = os.environ.get(GEMM_ENV)
-    os.environ[GEMM_ENV] = mode
-    try:
-        yield
-    finally:
-        if previous is None:
-            del os.environ[GEMM_ENV]
-        else:
-            os.environ[GEMM_ENV] = previous
 
 
 def _jax_train(
@@ -55,13 +38,8 @@ def _jax_train(
     y: np.ndarray,
     matmul_dtype="float32",
     fast_gradients: bool = False,
-    gemm: str = "xla",
 ):
-    """A timed jitted train step; ``fast_gradients`` and ``gemm`` pick the speed options.
-
-    ``gemm`` ("xla" or "mkl") is `rinq_jax.native.gemm`'s choice while the step is traced
-    (compiled on its first call, here), so one process can time both.
-    """
+    """A timed jitted train step; ``fast_gradients``: the LSTM's hand-written VJP."""
     spec = model_spec(name, "complex")
     overrides = model_overrides(matmul_dtype)
     if fast_gradients:
@@ -75,8 +53,7 @@ def _jax_train(
     rng = jax.random.key(1)
     holder = {"state": state}
     t = time.perf_counter()
-    with _gemm_mode(gemm):
-        holder["state"], metrics = step(holder["state"], data, rng)
+    holder["state"], metrics = step(holder["state"], data, rng)
     jax.block_until_ready(metrics)
     compile_s = time.perf_counter() - t
 
@@ -143,9 +120,8 @@ def bench_training(
 
     ``bf16``: also both frameworks' bfloat16 mixed precision ("jax_bf16", "torch_bf16").
     ``speed_options``: also the opt-in speed paths against the plain default ("jax"), timed in
-    the same interleaved rounds: "jax_fast_grad" (hand-written VJPs, what `train.py` uses for
-    the models in `configs.recipes.FAST_GRADIENT_MODELS`) and, where MKL is installed,
-    "jax_fast_grad_mkl" (hand-written VJPs and MKL matmuls: the default before issue 16).
+    the same interleaved rounds: "jax_fast_grad" (the LSTM's hand-written VJP, what `train.py`
+    uses on the CPU for the models in `configs.recipes.FAST_GRADIENT_MODELS`).
     """
     from benchmarks import torch_reference as ref
 
@@ -163,14 +139,9 @@ def bench_training(
         torch_bf16_run = _torch_train(name, x, y, False, bf16=True)[0]
         fns["jax_bf16"] = lambda: jax_bf16_run(steps)
         fns["torch_bf16"] = lambda: torch_bf16_run(steps)
-    if speed_options:
+    if speed_options and name in FAST_GRADIENT_MODELS:
         fast_run = _jax_train(name, batch, x, y, fast_gradients=True)[0]
         fns["jax_fast_grad"] = lambda: fast_run(steps)
-        with _gemm_mode("auto"):
-            with_mkl = mkl_available()
-        if with_mkl:
-            mkl_run = _jax_train(name, batch, x, y, fast_gradients=True, gemm="mkl")[0]
-            fns["jax_fast_grad_mkl"] = lambda: mkl_run(steps)
     compiled = None
     if torch_compile:
         try:
@@ -192,11 +163,10 @@ def bench_training(
     out["patches_per_s"] = {k: batch / v for k, v in out["step_s"].items()}
     out["gflops"] = {k: flops / v / 1e9 for k, v in out["step_s"].items()}
     add_ratios(out, "patches_per_s")
-    for option in ("jax_fast_grad", "jax_fast_grad_mkl"):
-        if option in out["patches_per_s"]:
-            out[f"ratio_{option}_vs_jax"] = (
-                out["patches_per_s"][option] / out["patches_per_s"]["jax"]
-            )
+    if "jax_fast_grad" in out["patches_per_s"]:
+        out["ratio_jax_fast_grad_vs_jax"] = (
+            out["patches_per_s"]["jax_fast_grad"] / out["patches_per_s"]["jax"]
+        )
     if "torch_compile" in out["patches_per_s"]:
         out["ratio_vs_torch_compile"] = (
             out["patches_per_s"]["jax"] / out["patches_per_s"]["torch_compile"]

@@ -1,8 +1,11 @@
-"""The one exception type for malformed input files, naming the file and the field at fault.
+"""The project's input errors: what the command-line tools report in one line.
 
-Slice files (`rinq_jax.data.format`), raw ISMRMRD scans (`rinq_jax.data.ismrmrd_import`) and
-schedule files (`rinq_jax.physics.schedule_files`) all report problems as
-:class:`MrfFormatError`, so the command-line tools print one line instead of a traceback.
+:class:`InputError` is input the project refuses (a data folder, a checkpoint that does not
+fit the data, a run that cannot resume); the command-line tools catch it and nothing else, so
+that an internal bug still shows its traceback. Malformed files are the subclass
+:class:`MrfFormatError`, naming the file and the field at fault: slice files
+(`rinq_jax.data.format`), raw ISMRMRD scans (`rinq_jax.data.ismrmrd_import`) and schedule
+files (`rinq_jax.physics.schedule_files`).
 """
 
 from __future__ import annotations
@@ -10,7 +13,15 @@ from __future__ import annotations
 import os
 
 
-class MrfFormatError(ValueError):
+class InputError(ValueError):
+    """Input the project refuses; the message says what and what was expected."""
+
+
+class InputNotFoundError(InputError, FileNotFoundError):
+    """A folder, run or file the input names does not exist."""
+
+
+class MrfFormatError(InputError):
     """An input file (a slice, a raw scan, a schedule), or a slice about to be written, is malformed.
 
     Attributes:
@@ -26,7 +37,7 @@ class MrfFormatError(ValueError):
         super().__init__(f"{self.path}: field '{field}': {message}")
 
 
-class MrfFileNotFoundError(MrfFormatError, FileNotFoundError):
+class MrfFileNotFoundError(MrfFormatError, InputNotFoundError):
     """The input file does not exist (field ``file``).
 
     Both an :class:`MrfFormatError` (one type for every problem with an input file) and a

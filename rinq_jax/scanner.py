@@ -36,6 +36,7 @@ from rinq_jax.data import ismrmrd_import, synthetic
 from rinq_jax.data.format import MrfFormatError
 from rinq_jax.data.ismrmrd_read import REPETITION_COUNTERS
 from rinq_jax.data.ismrmrd_traj import TRAJ_UNITS
+from rinq_jax.errors import InputError
 
 PROG = "python -m rinq_jax.scanner"
 SCANS = "scans"
@@ -141,7 +142,7 @@ def main(argv=None) -> int:
     except MrfFormatError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
-    except (ValueError, OSError) as err:
+    except (InputError, OSError) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 1
     trajectory = config.trajectory

@@ -26,9 +26,8 @@ BRAIN_PRESETS = {
 }
 
 PHANTOM_PRESETS = {
-    # 12 slices of 4 subjects like the paper's small set, at 64 x 64 (4.7 mm) so that
-    # generation takes minutes and training a few more on 2 CPU cores; 3,000 repetitions
-    # and 48x undersampling kept.
+    # 12 slices of 4 subjects like the paper's small set, at 64 x 64 (4.7 mm) for short
+    # generation and training; 3,000 repetitions and 48x undersampling kept.
     "quick": {"n_subjects": 4, "n_slices": 3, "matrix": 64},
     # The paper's extended set: 28 slices of 8 subjects at 256 x 256 (4 slices each here).
     "paper": {"n_subjects": 8, "n_slices": 4, "matrix": 256, "b1_field": True, "lesions": True},

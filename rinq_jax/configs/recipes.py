@@ -3,7 +3,7 @@
 ``paper`` (Hoppe, Thamm et al. 2019, Sect. 2.2 and supplementary Table 5): Adam
 (beta1 0.9, beta2 0.999) at a constant step size, MSE of the targets, each of T1 and T2
 standardised by the training mean and standard deviation in ms (`rinq_jax.training.config`);
-learning rate and batch size per model from `rinq_jax.models.registry`. Use it for the
+learning rate and batch size per model from `rinq_jax.configs.models` (Table 5). Use it for the
 Table 1 rows.
 
 ``rinq`` (the default of ``train.py``): the same networks and optimiser, with
@@ -19,8 +19,8 @@ Table 1 rows.
   the best checkpoint by the paper's validation loss (sqrt of the MSE over T1 and T2 in ms) is
   kept.
 
-The step counts are what each model can do in about 10 minutes on 2 CPU cores (README), the
-whole main command staying within 20 minutes.
+The step counts are sized so that the README's main command fits a laptop's budget on 2 CPU
+cores (timings in benchmarks/results.md).
 """
 
 from __future__ import annotations
@@ -39,16 +39,21 @@ RINQ = {
 WARMUP_FRACTION = 0.05
 FINAL_LR_FRACTION = 0.02
 GRAD_CLIP_NORM = 1.0
-# Models that `train.py` trains with their hand-written VJPs unless told `--no-fast-gradients`:
-# in the full train step on CPUs RNN1 1.8x, RNN3 1.3x and CNN1 1.2-1.4x faster than autodiff
-# (benchmarks/results.md, issue 16); `get_model` itself builds plain autodiff models.
-FAST_GRADIENT_MODELS = ("cnn1", "rnn1", "rnn3")
-VAL_PATCHES = 3072  # a fixed sample of the validation subjects' brain pixels, ~5 s per RNN3 pass
+# Models that `train.py` trains with their hand-written VJP (the LSTM's) on the CPU, where it
+# was measured to pay (benchmarks/results.md); `get_model` itself builds plain autodiff models.
+FAST_GRADIENT_MODELS = ("rnn1", "rnn3")
+FAST_GRADIENT_BACKENDS = ("cpu",)
+VAL_PATCHES = 3072  # a fixed sample of the validation subjects' brain pixels
 
 
 def default_steps(model: str) -> int:
     """Optimiser steps of a run on the default data when none are asked for."""
     return RINQ[model][2]
+
+
+def fast_gradients(model: str, backend: str) -> bool:
+    """Whether `train.py` switches on ``model``'s hand-written VJP on ``backend`` by default."""
+    return model in FAST_GRADIENT_MODELS and backend in FAST_GRADIENT_BACKENDS
 
 
 def recipe_fields(recipe: str, model: str, steps: int) -> dict[str, Any]:

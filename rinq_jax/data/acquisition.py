@@ -21,21 +21,19 @@ import numpy as np
 
 from rinq_jax.data.gridding import (
     DEFAULT_BATCH,
-    blocking,
     grid_repetitions,
     output_buffer,
     progress_bar,
 )
-from rinq_jax.data.nufft import GroupPlan, adjoint, check_eps_threads, forward
+from rinq_jax.data.nufft import adjoint, check_eps_threads, forward
 from rinq_jax.data.spiral import (
     AcquisitionConfig,
     density_compensation,
     interleaf_groups,
-    interleaf_schedule,
     spiral_trajectory,
 )
 
-__all__ = ["acquire", "acquire_noise", "acquire_series"]
+__all__ = ["acquire", "acquire_noise"]
 
 
 def series_rms(coefficients: np.ndarray, basis: np.ndarray) -> float:
@@ -102,7 +100,7 @@ def acquire(
     projected on a subspace: each repetition gets its own independent draw.
 
     Reproducibility: the same ``rng`` state, ``cfg``, T and ``batch`` give the same noise
-    (``batch`` sets the order of the draws); ``acquire_series`` draws it identically.
+    (``batch`` sets the order of the draws).
 
     Args:
         coefficients: complex[K, H, W] subspace coefficient images (H = W = cfg.matrix).
@@ -179,9 +177,9 @@ def acquire_noise(
 ) -> np.ndarray:
     """The noise part of ``acquire``: ``A_I(t)^H (w_I(t) * n_t)`` for every repetition.
 
-    Draws exactly the noise ``acquire`` and ``acquire_series`` add for the same ``rng``,
-    ``cfg``, ``T``, ``batch`` and ``signal_rms`` (the RMS of the noiseless series that sets
-    the SNR), so ``acquire_series(x) == gridding of x + acquire_noise(...)`` by linearity.
+    Draws exactly the noise ``acquire`` adds for the same ``rng``, ``cfg``, ``T``, ``batch``
+    and ``signal_rms`` (the RMS of the noiseless series that sets the SNR), so a noisy
+    acquisition is the noiseless one plus ``acquire_noise(...)`` by linearity.
 
     Returns:
         complex64[H, W, T].
@@ -239,80 +237,3 @@ def _acquire_noiseless_full(
     if bar is not None:
         bar.close()
     return out
-
-
-def acquire_series(
-    images: np.ndarray,
-    cfg: AcquisitionConfig,
-    rng: np.random.Generator | None = None,
-    *,
-    time_axis: int | None = None,
-    batch: int = DEFAULT_BATCH,
-    nthreads: int = 1,
-    progress: bool = False,
-    out: np.ndarray | None = None,
-) -> np.ndarray:
-    """Simulate the acquisition of ``acquire`` for a plain image series (no subspace).
-
-    With the same ``rng`` and config, the noise equals that of ``acquire`` on the same
-    series, so both give the same result up to NUFFT tolerance.
-
-    Args:
-        images: complex[T, H, W] or complex[H, W, T] (H = W = cfg.matrix).
-        cfg: acquisition configuration.
-        rng: noise generator; required when ``cfg.snr`` is set.
-        time_axis: 0 or 2 (or -1); ``None`` infers it from the shape (an error when both
-            readings fit, i.e. T == matrix).
-        batch: as in ``acquire``.
-        nthreads: as in ``acquire``.
-        progress: as in ``acquire``.
-        out: as in ``acquire``.
-
-    Returns:
-        complex64[H, W, T] aliased (and noisy) image series.
-
-    """
-    _check_common(cfg, batch, nthreads)
-    images = np.asarray(images)
-    m = cfg.matrix
-    if images.ndim != 3:
-        raise ValueError(f"images must have shape (T, H, W) or (H, W, T), got {images.shape}")
-    first, last = images.shape[1:] == (m, m), images.shape[:2] == (m, m)
-    if time_axis is None:
-        if first and last:
-            raise ValueError(
-                f"images shape {images.shape} is ambiguous for matrix={m}; pass time_axis"
-            )
-        time_axis = 0 if first else 2
-    if time_axis not in (0, 2, -1):
-        raise ValueError(f"time_axis must be 0 or 2 (-1), got {time_axis}")
-    if (time_axis == 0 and not first) or (time_axis != 0 and not last):
-        raise ValueError(
-            f"images shape {images.shape} does not hold ({m}, {m}) frames on time axis "
-            f"{time_axis} for matrix={m}"
-        )
-    frames = images if time_axis == 0 else np.moveaxis(images, -1, 0)  # a view, no copy
-    n_reps = frames.shape[0]
-    signal_rms = math.sqrt(sum(float(np.vdot(f, f).real) for f in frames) / (n_reps * m * m))
-    traj = spiral_trajectory(cfg)
-    schedule = interleaf_schedule(cfg, n_reps)
-    _, n_trans = blocking(cfg, batch, n_reps)
-    plan = GroupPlan(2, cfg, traj, schedule, n_trans, nthreads)
-    data = np.zeros((n_trans, m, m), np.complex64)
-
-    def clean_kspace(group, reps):
-        data[reps.size :] = 0.0
-        data[: reps.size] = frames[reps]
-        return plan.execute(group, reps[0], data)[: reps.size]
-
-    return grid_repetitions(
-        cfg,
-        n_reps,
-        clean_kspace,
-        rng,
-        signal_rms,
-        batch=batch,
-        nthreads=nthreads,
-        progress=progress,
-        out=out,
-    )

@@ -1,7 +1,7 @@
 """The generator command: real-anatomy datasets or procedural-phantom slice files.
 
-``python -m rinq_jax.data.generate --out data/brain --preset brain`` (about 3 minutes on 2 CPU
-cores; what ``train.py`` uses when no ``--data`` is given) makes the real-anatomy dataset of
+``python -m rinq_jax.data.generate --out data/brain --preset brain`` (what ``train.py`` uses
+when no ``--data`` is given) makes the real-anatomy dataset of
 `rinq_jax.data.synthetic` (presets ``brain``, ``standard``: training drawn fresh, held-out
 subjects on disk); ``--preset quick`` or ``paper`` makes slice files of the procedural phantom
 (`rinq_jax.data.phantom_dataset`). With ``--write-ismrmrd [--coils N]`` the raw N-coil k-space
@@ -24,6 +24,7 @@ from pathlib import Path
 from rinq_jax.data import ismrmrd_export, synthetic, test_sets
 from rinq_jax.data.phantom_dataset import PRESETS, check_counts, generate
 from rinq_jax.data.trajectory import Trajectory
+from rinq_jax.errors import InputError
 from rinq_jax.physics import schedule_files
 
 
@@ -167,7 +168,7 @@ def main(argv=None) -> int:
                     config, args.out, args.coils, args.cache, progress
                 )
             print(f"{len(raw)} raw ISMRMRD files ({args.coils} coils) in {raw[0].parent}")
-    except ValueError as error:
+    except InputError as error:
         print(f"generate: error: {error}", file=sys.stderr)
         return 1
     return 0

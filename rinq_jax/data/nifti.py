@@ -28,21 +28,22 @@ def pixel_size_mm(info: SliceInfo) -> float:
     """In-plane pixel size ``fov_mm / matrix`` of a slice file.
 
     Raises:
-        ValueError: the file's acquisition attributes lack ``fov_mm`` (naming the file);
-            ``matrix`` defaults to the image width.
+        MrfFormatError: the file's acquisition attributes lack ``fov_mm``; ``matrix`` defaults
+            to the image width.
 
     """
     acquisition = info.acquisition
     if "fov_mm" not in acquisition:
-        raise ValueError(
-            f"{info.path}: field 'acquisition/fov_mm': missing; needed for the NIfTI pixel size"
+        raise MrfFormatError(
+            info.path, "acquisition/fov_mm", "missing; needed for the NIfTI pixel size"
         )
     matrix = float(acquisition.get("matrix", info.n_cols))
     fov_mm = float(acquisition["fov_mm"])
     if not (fov_mm > 0 and matrix > 0):
-        raise ValueError(
-            f"{info.path}: field 'acquisition/fov_mm': expected fov_mm > 0 and matrix > 0, "
-            f"got {fov_mm}, {matrix}"
+        raise MrfFormatError(
+            info.path,
+            "acquisition/fov_mm",
+            f"expected fov_mm > 0 and matrix > 0, got {fov_mm}, {matrix}",
         )
     return fov_mm / matrix
 

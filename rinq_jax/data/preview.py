@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 
 from rinq_jax.atomic import atomic_path  # noqa: E402
 from rinq_jax.data import io  # noqa: E402
-from rinq_jax.data.format import MrfFormatError  # noqa: E402
+from rinq_jax.errors import InputError
 
 PROG = "python -m rinq_jax.data.preview"
 
@@ -89,7 +89,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         save_preview(args.slice_file, args.out, args.frame)
-    except (MrfFormatError, ValueError, OSError) as err:  # one line, no traceback
+    except (InputError, OSError) as err:  # one line, no traceback
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 1
     return 0

@@ -22,6 +22,7 @@ import numpy as np
 
 from rinq_jax.atomic import atomic_path
 from rinq_jax.data.trajectory import Trajectory
+from rinq_jax.errors import MrfFileNotFoundError, MrfFormatError
 from rinq_jax.physics.sequence import FORMAT_FIELDS, FispSequence
 
 __all__ = ["PROTOCOL_FILE", "load", "save"]
@@ -55,7 +56,9 @@ def load(
     """
     path = Path(out_dir) / PROTOCOL_FILE
     if not path.exists():
-        raise FileNotFoundError(f"{path} not found: the dataset's manifest names a protocol")
+        raise MrfFileNotFoundError(
+            path, "file", "not found: the dataset's manifest names a protocol"
+        )
     schedule = trajectory = None
     with np.load(path) as data:
         if schedule_hash is not None:
@@ -67,7 +70,5 @@ def load(
         ("trajectory", trajectory, trajectory_hash),
     ):
         if given is not None and given.hash != expected:
-            raise ValueError(
-                f"{path}: the {name}'s hash is {given.hash}, the manifest's {expected}"
-            )
+            raise MrfFormatError(path, name, f"hash {given.hash}, the manifest's {expected}")
     return schedule, trajectory

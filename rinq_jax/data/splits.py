@@ -1,7 +1,7 @@
-"""Train / validation / test splits of slice files, disjoint by slice or by subject.
+"""Train / validation / test splits of slice files, disjoint by slice.
 
 :func:`random_slice_split` draws a random split by slice (the paper's 8/2/2 and 19/7/2) from a
-seed; :func:`leave_one_subject_out` holds out whole subjects. Files are identified by their
+seed. Files are identified by their
 ``subject_id`` and ``slice_id`` attributes (``rinq_jax.data.io.inspect``); two files of the same
 slice are refused.
 """
@@ -15,6 +15,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from rinq_jax.data.io import SliceInfo, as_slice_info
+from rinq_jax.errors import InputError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +36,7 @@ def _unique_infos(files_or_infos: Iterable[str | os.PathLike | SliceInfo]) -> li
     for info in infos:
         key = (info.subject_id, info.slice_id)
         if key in seen:
-            raise ValueError(
+            raise InputError(
                 f"{info.path} and {seen[key]} are the same slice (subject {key[0]!r}, "
                 f"slice {key[1]!r}); splits must be disjoint by slice"
             )
@@ -74,32 +75,3 @@ def random_slice_split(
         val=tuple(paths[n_train : n_train + n_val]),
         test=tuple(paths[n_train + n_val : sum(counts)]),
     )
-
-
-def leave_one_subject_out(
-    files_or_infos: Iterable[str | os.PathLike | SliceInfo],
-    test_subject: str,
-    val_subject: str | None = None,
-) -> Split:
-    """All slices of ``test_subject`` for testing, of ``val_subject`` for validation, rest training.
-
-    Raises:
-        ValueError: unknown subject (the message lists the known ones), the same subject for
-            test and validation, duplicate slices, or no subject left for training.
-
-    """
-    infos = _unique_infos(files_or_infos)
-    subjects = sorted({info.subject_id for info in infos})
-    for name, subject in (("test_subject", test_subject), ("val_subject", val_subject)):
-        if subject is not None and subject not in subjects:
-            raise ValueError(f"{name} {subject!r} not among the subjects {subjects}")
-    if test_subject == val_subject:
-        raise ValueError(f"test and validation subject must differ, both are {test_subject!r}")
-    split = Split(
-        train=tuple(i.path for i in infos if i.subject_id not in (test_subject, val_subject)),
-        val=tuple(i.path for i in infos if i.subject_id == val_subject),
-        test=tuple(i.path for i in infos if i.subject_id == test_subject),
-    )
-    if not split.train:
-        raise ValueError(f"no subject left for training among {subjects}")
-    return split

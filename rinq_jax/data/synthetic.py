@@ -47,6 +47,7 @@ from rinq_jax.data.b1_map import measured_b1_map
 from rinq_jax.data.coils import coil_sensitivities
 from rinq_jax.data.format import MrfFormatError
 from rinq_jax.data.trajectory import Trajectory
+from rinq_jax.errors import InputError, InputNotFoundError
 from rinq_jax.physics import dictionary as dictionary_lib
 from rinq_jax.physics import slice_profile
 from rinq_jax.physics.matching import match
@@ -184,7 +185,7 @@ class SliceCompartments:
         pixels: int32[N, 2] (row, column) of the stored pixels: the brain mask and a 1-pixel rim.
         centres: int32[M] stored-pixel index of each brain-mask pixel (a training target).
         neighbours: int32[M, 3, 3] stored-pixel indices of each centre's 3x3 neighbourhood
-            (edges replicated, as `transforms.extract_patches`).
+            (edges replicated, as `transforms.gather_patches`).
         fractions: float32[N_CLASSES, M] compartment fractions of the centres.
         tissue: uint8[M] dominant tissue label of the centres.
         noise_rms: RMS of the subject's noiseless series over the FOV (sets the noise level).
@@ -297,7 +298,7 @@ def make_slice_file(
 
     Also its compartment fractions, a measured B1 map (`rinq_jax.data.b1_map`) and, with
     ``single_truth``, the single-compartment truth (`compartments.single_compartment_maps`,
-    ~20 s a slice on 2 cores: test slices only, validation needs the rate truth alone).
+    a fit per pixel: test slices only, validation needs the rate truth alone).
     ``adjust_values`` maps the subject's tissue values to the slice's
     (`rinq_jax.data.test_sets`); ``lesions`` is as in `slice_model`; a slice ``profile``
     (`rinq_jax.physics.slice_profile`) shapes the signals only, not the truths.
@@ -513,11 +514,11 @@ def load(out_dir: Path, train_subjects: int | None = None) -> BrainData:
     out_dir = Path(out_dir)
     config = read_manifest(out_dir)
     if config is None:
-        raise FileNotFoundError(f"{out_dir / MANIFEST} not found: not a generated brain dataset")
+        raise InputNotFoundError(f"{out_dir / MANIFEST} not found: not a generated brain dataset")
     lists = file_lists(config)
     if train_subjects is not None:
         if not 1 <= train_subjects <= config.n_train:
-            raise ValueError(
+            raise InputError(
                 f"{out_dir}: train_subjects must lie in [1, {config.n_train}] (the dataset's "
                 f"training subjects), got {train_subjects}"
             )
@@ -526,7 +527,7 @@ def load(out_dir: Path, train_subjects: int | None = None) -> BrainData:
         name for names in lists.values() for name in names if not is_complete(out_dir / name)
     ]
     if missing or not (out_dir / "train" / NOISE_BANK).exists():
-        raise FileNotFoundError(
+        raise InputNotFoundError(
             f"{out_dir}: the dataset is incomplete ({len(missing)} files missing, e.g. "
             f"{(missing or [NOISE_BANK])[0]}); run python -m rinq_jax.data.generate --out {out_dir} "
             "again to complete it"

@@ -12,7 +12,7 @@ Input to the networks (``x: float32[B, P, P, T, C]``)
   (norm 0) instead of becoming NaN. Every signal of a patch is normalised by its own norm.
 * **Channels** (:func:`to_channels`): ``input_kind="complex"`` gives ``C = 2`` (real, imaginary
   parts of the normalised series); ``"magnitude"`` gives ``C = 1`` (``|normalised|``).
-* **Patches** (:func:`extract_patches`, :func:`gather_patches`): ``P = 1`` is the pixel itself;
+* **Patches** (:func:`gather_patches`): ``P = 1`` is the pixel itself;
   ``P = 3`` its 3x3 neighbourhood, ``x[:, 1, 1]`` being the centre. Neighbours outside the image
   are handled by **edge replication** (``numpy.pad(mode="edge")``, equivalently clamping the
   neighbour's row and column to the image): a pixel on the top row sees its own row again above
@@ -35,7 +35,6 @@ SIGNAL_NORMALISATION = (
     "per-pixel s / ||s||_2 * sqrt(T), global phase removed "
     "(rinq_jax.data.transforms.normalise_signals)"
 )
-PADDING_MODE = "edge"  # for neighbours outside the image; see the module docstring
 
 
 def normalise_signals(signals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -122,23 +121,3 @@ def gather_patches(
     rr = np.clip(np.asarray(rows)[:, None] + offsets, 0, n_rows - 1) - row0  # [N, P]
     cc = np.clip(np.asarray(cols)[:, None] + offsets, 0, n_cols - 1)  # [N, P]
     return block[rr[:, :, None], cc[:, None, :]]
-
-
-def extract_patches(
-    image: np.ndarray, rows: np.ndarray, cols: np.ndarray, patch_size: int
-) -> np.ndarray:
-    """``patch_size`` x ``patch_size`` neighbourhoods of pixels, edges replicated.
-
-    Args:
-        image: [H, W, ...] any dtype.
-        rows: int[N] centre pixel rows.
-        cols: int[N] centre pixel columns.
-        patch_size: odd P (1 or 3 in this project).
-
-    Returns:
-        [N, P, P, ...]; ``out[n, P // 2, P // 2] == image[rows[n], cols[n]]``.
-
-    """
-    if patch_size < 1 or patch_size % 2 == 0:
-        raise ValueError(f"patch_size must be a positive odd number, got {patch_size}")
-    return gather_patches(image, 0, image.shape[0], rows, cols, patch_size)

@@ -43,6 +43,7 @@ import numpy as np
 
 from rinq_jax.data import DEFAULT_DATA_DIR, compartments, io, tissues
 from rinq_jax.data.nifti import pixel_size_mm, write_nifti
+from rinq_jax.errors import InputError, InputNotFoundError
 from rinq_jax.evaluation import compare, export, figures, inference, metrics
 
 DM_LABEL = "dictionary matching (B1 free)"
@@ -62,7 +63,7 @@ def split_test_files(checkpoint: inference.Checkpoint) -> list[Path]:
     """The test-split slice files recorded in a checkpoint, as paths.
 
     The metadata holds file names (``data_files["test"]``), the config's ``data_dir`` (None:
-    the quick dataset in ``data/quick``), taken from the current directory when relative, and
+    the default dataset, ``configs.data.DEFAULT_DATA_DIR``), taken from the current directory when relative, and
     that folder's absolute path at training time, tried when the first has not the files.
 
     Raises:
@@ -73,7 +74,7 @@ def split_test_files(checkpoint: inference.Checkpoint) -> list[Path]:
     meta = checkpoint.metadata
     names = (meta.get("data_files") or {}).get("test") or []
     if not names:
-        raise ValueError(
+        raise InputError(
             f"{checkpoint.run_dir}: the checkpoint records no test-split files; pass --data FILE ..."
         )
     data_dir = Path(meta["config"].get("data_dir") or DEFAULT_DATA_DIR)
@@ -83,7 +84,7 @@ def split_test_files(checkpoint: inference.Checkpoint) -> list[Path]:
         paths = [data_dir / name for name in names]
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
-        raise FileNotFoundError(
+        raise InputNotFoundError(
             f"{checkpoint.run_dir}: test-split files not found: {', '.join(missing)} "
             f"(data_dir {data_dir} as recorded in the checkpoint; pass --data FILE ... instead)"
         )
@@ -246,7 +247,7 @@ def evaluate(
         raise ValueError("evaluate: no slice files given")
     labels = list(labels or labels_for(checkpoints))
     if len(labels) != len(checkpoints) or len(set(labels)) != len(labels):
-        raise ValueError(f"evaluate: need one distinct label per checkpoint, got {labels}")
+        raise InputError(f"evaluate: need one distinct label per checkpoint, got {labels}")
     # Check everything up front: a misfit should fail in a second, not after an hour.
     infos = [io.inspect(f) for f in files]
     for info in infos:

@@ -27,6 +27,7 @@ from rinq_jax.configs.models import INPUT_CHANNELS
 from rinq_jax.data import io, loader
 from rinq_jax.data.trajectory import signature_difference
 from rinq_jax.data.transforms import SIGNAL_NORMALISATION
+from rinq_jax.errors import InputError
 from rinq_jax.models import model_spec
 from rinq_jax.physics import epg
 from rinq_jax.training import checkpoints
@@ -37,7 +38,7 @@ from rinq_jax.training.steps import denormalise_targets
 M0_FIT_MIN_MS = 1.0
 
 
-class IncompatibleCheckpointError(ValueError):
+class IncompatibleCheckpointError(InputError):
     """A checkpoint does not fit a slice file (repetitions, sequence, input kind, patch size)."""
 
 

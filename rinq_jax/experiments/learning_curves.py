@@ -1,6 +1,6 @@
 """Learning curves per tissue: validation loss against patches seen, for every model.
 
-    python -m rinq_jax.experiments.learning_curves --workdir runs/curves   # ~45 min, 2 CPU cores
+    python -m rinq_jax.experiments.learning_curves --workdir runs/curves
     python -m rinq_jax.experiments.learning_curves --plot-only runs/rnn3-complex ...
 
 Trains RNN3, RNN1, CNN1 and DRONE (complex input) with the default recipe on the default brain

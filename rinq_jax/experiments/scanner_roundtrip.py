@@ -23,8 +23,8 @@ from pathlib import Path
 
 from rinq_jax.configs.data import DEFAULT_DATA_DIR
 from rinq_jax.data import io, ismrmrd_export, synthetic
-from rinq_jax.data.format import MrfFormatError
 from rinq_jax.data.ismrmrd_import import import_ismrmrd
+from rinq_jax.errors import InputError
 from rinq_jax.evaluation import evaluate, inference
 
 
@@ -90,7 +90,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     try:
         result = run(args.ckpt, args.data, args.coils, args.out)
-    except (MrfFormatError, ValueError, FileNotFoundError) as err:
+    except InputError as err:
         print(f"scanner_roundtrip: error: {err}", file=sys.stderr)
         return 1
     for line in evaluate.summary_lines(result):

@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 
 from rinq_jax.data import QUICK_DATA_DIR, io, phantom_dataset
 from rinq_jax.data.format import MrfFormatError
+from rinq_jax.errors import InputError
 from rinq_jax.evaluation import evaluate as evaluate_lib
 from rinq_jax.evaluation import export, figures, inference
 
@@ -220,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
             undersamplings=args.undersampling or UNDERSAMPLINGS,
             cache_dir=args.cache or Path("data") / args.preset / "cache",
         )
-    except (MrfFormatError, ValueError, FileNotFoundError) as err:
+    except InputError as err:
         print(f"sweeps: error: {err}", file=sys.stderr)
         return 1
     return 0

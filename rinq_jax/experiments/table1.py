@@ -1,6 +1,6 @@
 """The paper's Table 1 on the generated brain data: every row with two seeds, one test set.
 
-    python -m rinq_jax.experiments.table1                                # ~1 h on 2 CPU cores
+    python -m rinq_jax.experiments.table1
     python -m rinq_jax.experiments.table1 --steps-fraction 2 --seeds 0 1 2
     python -m rinq_jax.experiments.table1 --recipe paper                 # Table 5 training
 
@@ -45,7 +45,7 @@ import numpy as np
 from rinq_jax.cli import non_negative_int, positive_float
 from rinq_jax.configs import recipes
 from rinq_jax.data import DEFAULT_DATA_DIR, synthetic
-from rinq_jax.data.format import MrfFormatError
+from rinq_jax.errors import InputError
 from rinq_jax.evaluation import evaluate as evaluate_lib
 from rinq_jax.evaluation import export, inference
 from rinq_jax.training.config import TrainConfig
@@ -355,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     setup = Setup(args.data, args.recipe, args.steps_fraction, tuple(args.seeds))
     try:
         run(setup, args.workdir, rows=args.rows, compare_dm=not args.no_dm)
-    except (MrfFormatError, ValueError, FileNotFoundError) as err:
+    except InputError as err:
         print(f"table1: error: {err}", file=sys.stderr)
         return 1
     return 0

@@ -25,7 +25,7 @@ import numpy as np
 
 from rinq_jax.configs.data import DEFAULT_DATA_DIR
 from rinq_jax.data import io, synthetic, test_sets
-from rinq_jax.data.format import MrfFormatError
+from rinq_jax.errors import InputError
 from rinq_jax.evaluation import evaluate, export, inference
 
 PAIRS = (("wm", "t1"), ("wm", "t2"), ("gm", "t1"), ("gm", "t2"))  # the table's columns
@@ -108,7 +108,7 @@ def main(argv=None) -> int:
     out = args.out or args.ckpt[0] / args.set
     try:
         run(args.ckpt, args.data, args.set, out, args.steps)
-    except (MrfFormatError, ValueError, FileNotFoundError) as err:
+    except InputError as err:
         print(f"test_sets: error: {err}", file=sys.stderr)
         return 1
     print((out / "table.md").read_text(), end="")

@@ -8,8 +8,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from rinq_jax.native import gemm, mkl_available
-
 __all__ = [
     "check_input",
     "batch_norm",
@@ -53,19 +51,14 @@ def check_input(x: jax.Array, model: str, patch_size: int, channels: int) -> Non
         )
 
 
-def batch_norm(train: bool, axis_name: str | None, name: str) -> nn.BatchNorm:
+def batch_norm(train: bool, name: str) -> nn.BatchNorm:
     """BatchNorm over the last axis, with batch statistics in train mode.
 
-    ``axis_name`` is the ``pmap`` axis over which batch statistics are averaged, so that
-    a data-parallel step normalises with the global batch (None: no cross-device sync;
-    not needed under a sharded ``jit``).
+    Under the sharded ``jit`` of `rinq_jax.training.steps` the statistics are the global
+    batch's without any cross-device axis (XLA inserts the reduction).
     """
     return nn.BatchNorm(
-        use_running_average=not train,
-        momentum=BN_MOMENTUM,
-        epsilon=BN_EPSILON,
-        axis_name=axis_name,
-        name=name,
+        use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name
     )
 
 
@@ -80,13 +73,8 @@ def dot(a: jax.Array, b: jax.Array, contract: tuple[int, int], dtype) -> jax.Arr
 
     Accumulates and returns float32. Contracting over the stored axes, instead of
     transposing an operand first, matters on XLA:CPU: a bfloat16 product with a transposed
-    operand falls back to the float32 kernel. float32 products of matrices go through
-    ``native.gemm`` where MKL is switched on (``RINQ_JAX_GEMM``; XLA's dot by default).
+    operand falls back to the float32 kernel.
     """
-    if jnp.dtype(dtype) == jnp.float32 and a.ndim == b.ndim == 2 and mkl_available():
-        return gemm(
-            a.astype(jnp.float32), b.astype(jnp.float32), contract[0] == 0, contract[1] == 1
-        )
     return jax.lax.dot_general(
         a.astype(dtype),
         b.astype(dtype),

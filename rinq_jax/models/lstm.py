@@ -46,13 +46,11 @@ import jax
 import jax.numpy as jnp
 
 from rinq_jax.models.common import dot, matmul, weight_gradient
-from rinq_jax.native import mkl_available, with_packed_rhs
 
 __all__ = [
     "ChunkedLSTM",
     "LSTMConfig",
     "lstm",
-    "chunk_signal",
     "group_steps",
     "step_length",
     "DEFAULT_UNROLL",
@@ -76,12 +74,15 @@ def steps_per_block(n_steps: int, batch: int, rows: int) -> int:
     return k
 
 
-def _forget_bias_init(hidden: int, forget_bias: float):
+FORGET_BIAS = 1.0  # initial forget-gate bias (Keras' default, the paper's framework)
+
+
+def _forget_bias_init(hidden: int):
     def init(key, shape, dtype=jnp.float32):
         del key
         if shape != (4 * hidden,):
             raise ValueError(f"LSTM bias must have shape ({4 * hidden},), got {shape}")
-        return jnp.zeros(shape, dtype).at[hidden : 2 * hidden].set(forget_bias)
+        return jnp.zeros(shape, dtype).at[hidden : 2 * hidden].set(FORGET_BIAS)
 
     return init
 
@@ -116,14 +117,8 @@ def _cell(z: jax.Array, c: jax.Array):
     return o * jnp.tanh(c), c, (i, f, g, o)
 
 
-def _recurrent(cfg: LSTMConfig, w_hh, rows: int, transposed: bool, body):
-    """``body(product)``, ``product(a)`` being ``a @ w_hh`` (``a @ w_hh^T`` if ``transposed``).
-
-    Under the hand-written gradient with MKL enabled (`rinq_jax.native`), ``w_hh`` is packed
-    into MKL's layout once for all steps; otherwise XLA's dot in ``matmul_dtype``.
-    """
-    if cfg.manual_gradient and cfg.matmul_dtype == "float32" and mkl_available():
-        return with_packed_rhs(w_hh, rows, transposed, body)
+def _recurrent(cfg: LSTMConfig, w_hh, transposed: bool, body):
+    """``body(product)``, ``product(a)`` being ``a @ w_hh`` (``w_hh^T`` if ``transposed``)."""
     dtype = jnp.dtype(cfg.matmul_dtype)
     w = w_hh.astype(dtype)
     return body(lambda a: dot(a, w, (1, 1 if transposed else 0), dtype))
@@ -168,7 +163,7 @@ def _run(cfg: LSTMConfig, x, w_ih, w_hh, bias, save: bool):
 
         return jax.lax.scan(block, (zeros, zeros), jnp.arange(0, n_steps, k))[1]
 
-    out = _recurrent(cfg, w_hh, batch, False, recurrence)
+    out = _recurrent(cfg, w_hh, False, recurrence)
     # [S/k, k, B, ...] -> [S, B, ...]
     return jax.tree.map(lambda a: a.reshape(n_steps, *a.shape[2:]), out)
 
@@ -237,7 +232,7 @@ def _lstm_bwd(cfg, residuals, d_hs):
             unroll=cfg.unroll,
         )[1]
 
-    dz = _recurrent(cfg, w_hh, batch, True, recurrence)
+    dz = _recurrent(cfg, w_hh, True, recurrence)
     rows = n_steps * batch
     dz_rows = dz.reshape(rows, -1)  # [S*B, 4H]
     xs = _time_major(x).reshape(rows, -1)  # [S*B, F]
@@ -260,7 +255,6 @@ class ChunkedLSTM(nn.Module):
     Attributes:
       hidden: H, the number of units (paper: 1000 for RNN1, 500 for RNN3).
       unroll: ``lax.scan`` unroll factor (an implementation detail; results are equal).
-      forget_bias: initial forget-gate bias (Keras default 1.0).
       projection_rows: target rows of one block's hoisted input projection (speed only).
       matmul_dtype: "float32" or "bfloat16" (mixed precision; see ``LSTMConfig``).
       manual_gradient: the hand-written VJP instead of autodiff (see ``LSTMConfig``).
@@ -272,7 +266,6 @@ class ChunkedLSTM(nn.Module):
 
     hidden: int
     unroll: int = DEFAULT_UNROLL
-    forget_bias: float = 1.0
     projection_rows: int = PROJECTION_ROWS
     matmul_dtype: str = "float32"
     manual_gradient: bool = False
@@ -292,7 +285,7 @@ class ChunkedLSTM(nn.Module):
         h4 = 4 * self.hidden
         w_ih = self.param("w_ih", nn.initializers.glorot_uniform(), (features, h4), jnp.float32)
         w_hh = self.param("w_hh", nn.initializers.orthogonal(), (self.hidden, h4), jnp.float32)
-        bias = self.param("bias", _forget_bias_init(self.hidden, self.forget_bias), (h4,))
+        bias = self.param("bias", _forget_bias_init(self.hidden), (h4,))
         cfg = LSTMConfig(self.projection_rows, self.unroll, self.matmul_dtype, self.manual_gradient)
         return jnp.swapaxes(lstm(cfg, x, w_ih, w_hh, bias), 0, 1)  # [B, S, H]
 
@@ -306,9 +299,13 @@ def _time_major(x: jax.Array) -> jax.Array:
 def group_steps(x: jax.Array, n_steps: int) -> jax.Array:
     """The patch float32[B, P, P, T, C] as grouped steps float32[B, P*P, S, ceil(T/S)*C].
 
-    A reshape (no copy when S divides T). ``ChunkedLSTM`` reads it as the steps of
-    ``chunk_signal``: step s is ``x[:, :, s, :]`` flattened, i.e.
-    ``chunk_signal(x, n_steps)[:, s]``.
+    A reshape (no copy when S divides T). ``ChunkedLSTM`` reads step s as ``x[:, :, s, :]``
+    flattened: the series cut into S chunks of consecutive time points (zero-padded at the end
+    to ``S * ceil(T / S)`` points when S does not divide T, so that another schedule length
+    keeps the paper's 30 steps and changes only the LSTM's input width). Within a step the
+    order is pixel (row-major), then time, then channel: for one pixel and complex input
+    ``re_0, im_0, ..., re_99, im_99``, the paper's "alternated order" of 200 values (RNN1);
+    RNN3 concatenates the 9 pixels' blocks (1,800 values).
     """
     x = _pad_time(x, n_steps)
     batch, p0, p1, n_time, channels = x.shape
@@ -327,30 +324,3 @@ def _pad_time(x: jax.Array, n_steps: int) -> jax.Array:
     n_time = x.shape[3]
     pad = n_steps * step_length(n_time, n_steps) - n_time
     return jnp.pad(x, ((0, 0), (0, 0), (0, 0), (0, pad), (0, 0))) if pad else x
-
-
-def chunk_signal(x: jax.Array, n_steps: int) -> jax.Array:
-    """Cut each patch's signal into ``n_steps`` chunks of consecutive time points.
-
-    Args:
-      x: float32[B, P, P, T, C] -- patch of P x P pixels, T time points, C channels
-        (1: magnitude; 2: real, imaginary).
-      n_steps: number of sequence elements S (paper: 30). When S does not divide T (a
-        schedule of another length), the series is padded with zeros at the end to
-        ``S * ceil(T / S)`` points, so the network keeps the paper's 30 steps and only the
-        width of a step (the LSTM's input) follows the schedule's length.
-
-    Returns:
-      float32[B, S, P*P*ceil(T/S)*C]. Within a step the order is pixel (row-major), then
-      time, then channel, so for one pixel and complex input a step reads
-      ``re_0, im_0, re_1, im_1, ..., re_99, im_99`` -- the paper's "alternated order"
-      of the 200 values (RNN1); RNN3 concatenates the 9 pixels' 200-value blocks
-      (9 * 200 = 1800). Every step covers the same time window for all pixels.
-
-    """
-    x = _pad_time(x, n_steps)
-    batch, p0, p1, n_time, channels = x.shape
-    step_len = n_time // n_steps
-    x = x.reshape(batch, p0, p1, n_steps, step_len, channels)
-    x = jnp.transpose(x, (0, 3, 1, 2, 4, 5))  # [B, S, P, P, T/S, C]
-    return x.reshape(batch, n_steps, p0 * p1 * step_len * channels)

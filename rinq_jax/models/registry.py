@@ -74,7 +74,7 @@ def get_model(name: str, input_kind: str = "complex", **overrides) -> nn.Module:
     """Build the Flax module for ``(name, input_kind)``.
 
     ``overrides`` replace module attributes (e.g. ``output_relu=True``,
-    ``lstm_unroll=5``, ``bn_axis_name="batch"``, ``n_steps=10``); ``channels`` follows
+    ``lstm_unroll=5``, ``fast_gradients=True``, ``n_steps=10``); ``channels`` follows
     from ``input_kind`` and cannot be overridden.
     """
     spec = model_spec(name, input_kind)

@@ -21,10 +21,10 @@ Choices the paper leaves open (documented here, used throughout):
   targets a ReLU output can get stuck at 0, so FC4 is linear by default
   (``output_relu=True`` restores the table). No BN after FC4 (it would normalise the
   predictions themselves). In RNN3 a ReLU would commute with the median anyway.
-* Step layout: see ``lstm.chunk_signal`` (re/im alternate inside a step; RNN3 steps
+* Step layout: see ``lstm.group_steps`` (re/im alternate inside a step; RNN3 steps
   concatenate the 9 pixels' blocks over the same time window).
 * Other schedule lengths T (a scanner's protocol): still 30 steps, each ceil(T / 30) time
-  points wide, the last padded with zeros (``lstm.chunk_signal``), so every layer after the
+  points wide, the last padded with zeros (``lstm.group_steps``), so every layer after the
   LSTM keeps the paper's size; parameter counts per T in the README.
 * Sect. 2.1 says the FC layers operate "on either the magnitude or on the real and
   imaginary data points separately"; Tables 2-3 admit a single branch, so we read it
@@ -65,9 +65,8 @@ def _recurrent_trunk(module: nn.Module, x: jax.Array, train: bool) -> jax.Array:
     Called from the models' compact ``__call__``, so the submodules (and their names)
     belong to ``module``.
     """
-    axis_name = module.bn_axis_name
     dense = functools.partial(nn.Dense, dot_general=dense_dot_general(module.matmul_dtype))
-    h = group_steps(x, module.n_steps)  # read by the LSTM as chunk_signal's steps
+    h = group_steps(x, module.n_steps)  # [B, P*P, S, L]
     h = ChunkedLSTM(
         module.lstm_hidden,
         unroll=module.lstm_unroll,
@@ -75,14 +74,14 @@ def _recurrent_trunk(module: nn.Module, x: jax.Array, train: bool) -> jax.Array:
         manual_gradient=module.fast_gradients,
         name="lstm",
     )(h)
-    h = batch_norm(train, axis_name, "bn_lstm")(nn.relu(h))
+    h = batch_norm(train, "bn_lstm")(nn.relu(h))
     h = dense(500, name="fc1")(h)
-    h = batch_norm(train, axis_name, "bn_fc1")(nn.relu(h))
+    h = batch_norm(train, "bn_fc1")(nn.relu(h))
     h = dense(250, name="fc2")(h)
-    h = batch_norm(train, axis_name, "bn_fc2")(nn.relu(h))
+    h = batch_norm(train, "bn_fc2")(nn.relu(h))
     h = h.reshape(h.shape[0], -1)  # [B, S*250] = [B, 7500]
     h = dense(360, name="fc3")(h)
-    return batch_norm(train, axis_name, "bn_fc3")(nn.relu(h))
+    return batch_norm(train, "bn_fc3")(nn.relu(h))
 
 
 class RNN1(nn.Module):
@@ -94,7 +93,6 @@ class RNN1(nn.Module):
       n_steps: sequence length after chunking (paper: 30 steps of 100 time points).
       output_relu: apply the table's ReLU to the output too (default: linear output).
       lstm_unroll: ``lax.scan`` unroll of the LSTM (speed only).
-      bn_axis_name: ``pmap`` axis name for cross-device batch statistics, or None.
       matmul_dtype: "float32" (default) or "bfloat16": mixed precision, the matmuls'
         inputs rounded to bfloat16 with float32 accumulation (``common.MATMUL_DTYPES``).
       fast_gradients: the LSTM's hand-written VJP (``lstm.LSTMConfig``): faster training on
@@ -109,7 +107,6 @@ class RNN1(nn.Module):
     n_steps: int = 30
     output_relu: bool = False
     lstm_unroll: int = DEFAULT_UNROLL
-    bn_axis_name: str | None = None
     matmul_dtype: str = "float32"
     fast_gradients: bool = False
 
@@ -125,8 +122,7 @@ class RNN1(nn.Module):
 class RNN3(nn.Module):
     """RNN with a 3x3 patch as input and the 0.5-quantile layer (Table 3).
 
-    Attributes: as ``RNN1`` (paper: ``lstm_hidden=500``, ``channels=2``), plus
-      quantile_q: quantile level of the output layer (paper: 0.5, the median).
+    Attributes: as ``RNN1`` (paper: ``lstm_hidden=500``, ``channels=2``).
 
     Call: ``x`` float32[B, 3, 3, T, C], ``train`` -> float32[B, 2], the quantile over
     the 9 neighbours' (T1, T2) predictions, taken per parameter.
@@ -137,10 +133,8 @@ class RNN3(nn.Module):
     n_steps: int = 30
     output_relu: bool = False
     lstm_unroll: int = DEFAULT_UNROLL
-    bn_axis_name: str | None = None
     matmul_dtype: str = "float32"
     fast_gradients: bool = False
-    quantile_q: float = 0.5
 
     patch_size = 3  # class constant: Table 3's reshape to (3, 3, 40) fixes it
 
@@ -156,4 +150,4 @@ class RNN3(nn.Module):
         if self.output_relu:
             y = nn.relu(y)
         y = y.reshape(y.shape[0], n_neighbours, 2)
-        return quantile(y, self.quantile_q, axis=1)
+        return quantile(y, 0.5, axis=1)

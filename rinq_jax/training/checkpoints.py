@@ -28,6 +28,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from rinq_jax.data import DEFAULT_DATA_DIR
+from rinq_jax.errors import InputError, InputNotFoundError
 from rinq_jax.models import get_model
 from rinq_jax.training.config import TrainConfig
 from rinq_jax.training.state import TrainState
@@ -200,7 +201,7 @@ def _read(directory: Path, step: int | None):
         if step is None:
             return restore_latest(manager)
         if step not in manager.all_steps():
-            raise FileNotFoundError(f"no checkpoint {step} in {directory}: {manager.all_steps()}")
+            raise InputNotFoundError(f"no checkpoint {step} in {directory}: {manager.all_steps()}")
         return _restore(manager, step, None)
 
 
@@ -224,7 +225,7 @@ def load_for_inference(run_dir: str | Path, step: int | str | None = "best"):
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise FileNotFoundError(f"no run directory {run_dir}")
+        raise InputNotFoundError(f"no run directory {run_dir}")
     found = None
     if step == "best" and (run_dir / BEST_DIR).is_dir():
         found = _read(run_dir / BEST_DIR, None)
@@ -234,10 +235,10 @@ def load_for_inference(run_dir: str | Path, step: int | str | None = "best"):
         elif isinstance(step, int):
             found = _read(run_dir / LATEST_DIR, step)
     if found is None:
-        raise FileNotFoundError(f"no readable checkpoint in {run_dir}")
+        raise InputNotFoundError(f"no readable checkpoint in {run_dir}")
     tree, metadata = found
     if metadata.get("format") != FORMAT:
-        raise ValueError(f"{run_dir}: checkpoint format {metadata.get('format')!r}, want {FORMAT}")
+        raise InputError(f"{run_dir}: checkpoint format {metadata.get('format')!r}, want {FORMAT}")
     overrides = dict(TrainConfig.from_dict(metadata["config"]).model_overrides)
     model = get_model(metadata["model"], metadata["input_kind"], **overrides)
     variables = {

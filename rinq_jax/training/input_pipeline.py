@@ -18,7 +18,7 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -34,6 +34,7 @@ from rinq_jax.data import (
     synthetic,
     transforms,
 )
+from rinq_jax.errors import InputError, InputNotFoundError
 from rinq_jax.training.config import TrainConfig
 
 
@@ -66,8 +67,8 @@ class Datasets:
 
     """
 
-    train: Any
-    val: Any
+    train: PatchSource
+    val: PatchSource
     files: dict[str, list[str]] = field(default_factory=dict)
     sequence_hash: str | None = None
     trajectory: dict | None = None
@@ -96,13 +97,13 @@ def build_datasets(config: TrainConfig, patch_size: int) -> Datasets:
             config.values,
         )
     if config.train_subjects is not None:
-        raise ValueError(
+        raise InputError(
             f"{data_dir}: train_subjects needs a generated brain dataset; a folder of slice "
             "files is split by slice"
         )
     files = sorted(data_dir.glob("*.h5"))
     if not files:
-        raise FileNotFoundError(f"no slice files (*.h5) in {config.data_dir}")
+        raise InputNotFoundError(f"no slice files (*.h5) in {config.data_dir}")
     # Every file's metadata and maps, and agreement on T and the sequence, before the split: a
     # malformed file fails here with one MrfFormatError naming it, even one bound for the test
     # split. Signals are checked as they are read (pixels.check_files).
@@ -112,7 +113,7 @@ def build_datasets(config: TrainConfig, patch_size: int) -> Datasets:
     )
     n_train = len(files) - n_val - n_test
     if n_train < 1:
-        raise ValueError(
+        raise InputError(
             f"{len(files)} slice files cannot be split into train/val/test "
             f"({n_train}/{n_val}/{n_test}); at least 3 are needed"
         )
@@ -138,7 +139,7 @@ def stream_datasets(
     """
     distribution = compartments.ValueDistribution(**VALUE_DISTRIBUTIONS[values])
     if target != "true":
-        raise ValueError(
+        raise InputError(
             f"{data_dir}: training slices of a generated dataset are drawn fresh and have only "
             "true maps; --target dm needs slice files"
         )

@@ -20,6 +20,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
+from rinq_jax.errors import InputError
 from rinq_jax.models import get_model, model_spec
 from rinq_jax.training import checkpoints as ckpt
 from rinq_jax.training import steps
@@ -132,7 +133,7 @@ def _check_resume(
             else f"data files/sequence hash {saved.get('data_hash')} -> {new_data_hash}"
             for f in changed
         )
-        raise ValueError(
+        raise InputError(
             f"{run_dir} holds a run with different settings ({diff}); "
             "resume with the same settings or use a new --workdir"
         )
@@ -186,7 +187,7 @@ def _train_and_evaluate(
     train_ds, val_ds = datasets.train, datasets.val
     steps_per_epoch = train_ds.n_patches // config.batch_size
     if steps_per_epoch == 0:
-        raise ValueError(
+        raise InputError(
             f"training set has {train_ds.n_patches} patches, fewer than one batch of "
             f"{config.batch_size}"
         )

@@ -79,7 +79,7 @@ def train_step(
     Returns:
       (new_state, metrics). metrics: "loss" (normalised MSE), "grad_norm", "finite" (bool),
       "mse_t1_ms2", "mse_t2_ms2" (batch MSE in ms^2). When the loss or gradient norm is not
-      finite the returned state is the input state unchanged (big_vision's guard), so a NaN can
+      finite the returned state is the input state unchanged (a `lax.cond`), so a NaN can
       never reach the parameters; the caller stops on `finite == False`.
 
     """

@@ -1,8 +1,12 @@
 """Small images and low-rank series shared by the spiral, NUFFT and acquisition tests."""
 
+import math
+
 import numpy as np
 
 from rinq_jax.data import spiral
+from rinq_jax.data.gridding import DEFAULT_BATCH, blocking, grid_repetitions
+from rinq_jax.data.nufft import GroupPlan
 
 M = 64  # small matrix keeps every test at a fraction of a second
 
@@ -43,3 +47,36 @@ def expand(coefficients, basis):
 
 def rel_err(a, b, mask):
     return np.linalg.norm((a - b)[mask]) / np.linalg.norm(b[mask])
+
+
+def acquire_series(frames, cfg, rng=None, batch=DEFAULT_BATCH):
+    """Reference acquisition of a plain image series frames complex[T, H, W] -> [H, W, T].
+
+    Each repetition's frame goes through its own k-space sampling (no subspace), with the
+    noise `acquisition.acquire` draws for the same ``rng``: the slow path the fast ones are
+    checked against.
+    """
+    frames = np.asarray(frames)
+    n_reps, m = frames.shape[0], cfg.matrix
+    signal_rms = math.sqrt(sum(float(np.vdot(f, f).real) for f in frames) / (n_reps * m * m))
+    traj = spiral.spiral_trajectory(cfg)
+    _, n_trans = blocking(cfg, batch, n_reps)
+    plan = GroupPlan(2, cfg, traj, spiral.interleaf_schedule(cfg, n_reps), n_trans, 1)
+    data = np.zeros((n_trans, m, m), np.complex64)
+
+    def clean_kspace(group, reps):
+        data[reps.size :] = 0.0
+        data[: reps.size] = frames[reps]
+        return plan.execute(group, reps[0], data)[: reps.size]
+
+    return grid_repetitions(
+        cfg,
+        n_reps,
+        clean_kspace,
+        rng,
+        signal_rms,
+        batch=batch,
+        nthreads=1,
+        progress=False,
+        out=None,
+    )

@@ -18,6 +18,7 @@ from rinq_jax.data.trajectory import Trajectory
 from rinq_jax.physics import epg
 from rinq_jax.physics.sequence import paper_sequence
 from rinq_jax.physics.slice_profile import SliceProfile
+from tests.data.acquisition_helpers import acquire_series
 
 N_REPS = 120
 MATRIX = 32
@@ -52,7 +53,7 @@ def test_fast_path_equals_full_nufft_path(model, undersampling):
     _, _, maps, _, _, coef = model
     cfg = spiral.AcquisitionConfig(matrix=MATRIX, undersampling=undersampling, nufft_eps=1e-6)
     series = np.einsum("khw,kt->thw", maps, coef)
-    full = acquisition.acquire_series(series, cfg, time_axis=0)
+    full = acquire_series(series, cfg)
     fast = _fast(maps, coef, cfg)
     assert np.linalg.norm(fast - full) / np.linalg.norm(full) <= 1e-4
 
@@ -90,7 +91,7 @@ def test_fast_path_plus_acquire_noise_equals_noisy_full_path(model):
     _, _, maps, _, _, coef = model
     cfg = spiral.AcquisitionConfig(matrix=MATRIX, snr=20.0, nufft_eps=1e-6)
     series = np.einsum("khw,kt->thw", maps, coef)
-    full = acquisition.acquire_series(series, cfg, np.random.default_rng(7), time_axis=0)
+    full = acquire_series(series, cfg, np.random.default_rng(7))
     rms = compartments.signal_rms(maps, coef)
     assert rms == pytest.approx(np.sqrt(np.mean(np.abs(series) ** 2)), rel=1e-5)
     noise = acquisition.acquire_noise(cfg, N_REPS, rms, np.random.default_rng(7))

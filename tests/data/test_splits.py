@@ -3,7 +3,7 @@
 import pytest
 
 from rinq_jax.data import io
-from rinq_jax.data.splits import leave_one_subject_out, random_slice_split
+from rinq_jax.data.splits import random_slice_split
 from tests.data.test_io import make_slice
 
 
@@ -41,17 +41,3 @@ def test_random_split_errors(corpus):
         random_slice_split(corpus, 20, 7, 2, seed=0)
     with pytest.raises(ValueError, match="same slice"):
         random_slice_split([*corpus, corpus[0]], 1, 1, 1, seed=0)
-
-
-def test_leave_one_subject_out(corpus):
-    infos = [io.inspect(p) for p in corpus]
-    split = leave_one_subject_out(infos, test_subject="s3", val_subject="s5")
-    subject = {info.path: info.subject_id for info in infos}
-    assert {subject[p] for p in split.test} == {"s3"} and len(split.test) == 4
-    assert {subject[p] for p in split.val} == {"s5"} and len(split.val) == 4
-    assert not {subject[p] for p in split.train} & {"s3", "s5"}
-    assert len(split.train) == 20
-    with pytest.raises(ValueError, match="'s9' not among the subjects"):
-        leave_one_subject_out(infos, test_subject="s9")
-    with pytest.raises(ValueError, match="must differ"):
-        leave_one_subject_out(infos, test_subject="s1", val_subject="s1")

@@ -19,6 +19,7 @@ from rinq_jax.data import (
     transforms,
 )
 from rinq_jax.data.trajectory import Trajectory
+from rinq_jax.errors import MrfFormatError
 from rinq_jax.physics.sequence import FispSequence
 
 TINY = synthetic.BrainDataConfig(
@@ -363,7 +364,7 @@ def test_a_dataset_of_a_given_protocol_simulates_and_records_it(tmp_path):
     assert x.shape[3] == 90
     reordered = Trajectory(spiral.spiral_trajectory(acq), np.zeros(90, np.int64))
     protocol.save(tmp_path, schedule, reordered)
-    with pytest.raises(ValueError, match="trajectory's hash"):
+    with pytest.raises(MrfFormatError, match="field 'trajectory': hash"):
         synthetic.read_manifest(tmp_path)
 
 
@@ -372,7 +373,7 @@ def test_a_protocol_file_holds_what_is_given_and_checks_the_manifests_hashes(tmp
     schedule = dataclasses.replace(TINY.sequence(), ti_ms=None)
     protocol.save(tmp_path, schedule, None)
     assert protocol.load(tmp_path, schedule.hash, None) == (schedule, None)
-    with pytest.raises(ValueError, match="schedule's hash"):
+    with pytest.raises(MrfFormatError, match="field 'schedule': hash"):
         protocol.load(tmp_path, TINY.sequence().hash, None)
     config = dataclasses.replace(TINY, n_train=2).with_protocol(schedule)
     assert config.n_reps == TINY.n_reps and config.acquisition().trajectory is None

@@ -1,10 +1,8 @@
 """Tests of the input transforms: normalisation and edge-replicated patches."""
 
 import numpy as np
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from rinq_jax.data.transforms import extract_patches, normalise_signals, phase_factor
+from rinq_jax.data.transforms import normalise_signals, phase_factor
 
 # ----------------------------------------------------------------------------- normalisation
 
@@ -40,30 +38,3 @@ def test_normalise_signals():
     undone = normalised * norms[..., None] / np.sqrt(40) / phase_factor(signals)[..., None]
     np.testing.assert_allclose(undone, signals, rtol=1e-4)
     np.testing.assert_allclose(np.abs(phase_factor(signals)), 1.0, rtol=1e-6)
-
-
-# ----------------------------------------------------------------------------- patches
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    n_rows=st.integers(1, 7),
-    n_cols=st.integers(1, 7),
-    patch_size=st.sampled_from([1, 3, 5]),
-    data=st.data(),
-)
-def test_extract_patches_property(n_rows, n_cols, patch_size, data):
-    image = np.arange(n_rows * n_cols * 2).reshape(n_rows, n_cols, 2)
-    row = data.draw(st.integers(0, n_rows - 1))
-    col = data.draw(st.integers(0, n_cols - 1))
-    got = extract_patches(image, np.array([row]), np.array([col]), patch_size)[0]
-    half = patch_size // 2
-    want = np.empty((patch_size, patch_size, 2), image.dtype)
-    for i in range(patch_size):
-        for j in range(patch_size):
-            r = min(max(row + i - half, 0), n_rows - 1)
-            c = min(max(col + j - half, 0), n_cols - 1)
-            want[i, j] = image[r, c]
-    np.testing.assert_array_equal(got, want)
-    padded = np.pad(image, ((half, half), (half, half), (0, 0)), mode="edge")
-    np.testing.assert_array_equal(got, padded[row : row + patch_size, col : col + patch_size])

@@ -6,11 +6,23 @@ import pytest
 from rinq_jax.models.lstm import (
     ChunkedLSTM,
     LSTMConfig,
-    chunk_signal,
+    _pad_time,
+    _time_major,
     group_steps,
     lstm,
     steps_per_block,
 )
+
+
+def chunk_signal(x, n_steps):
+    """Reference chunking: float32[B, P, P, T, C] -> [B, S, P*P*ceil(T/S)*C] (zero-padded T),
+    within a step pixel-major, then time, then channel (the paper's alternated re/im)."""
+    x = _pad_time(x, n_steps)
+    batch, p0, p1, n_time, channels = x.shape
+    step_len = n_time // n_steps
+    x = x.reshape(batch, p0, p1, n_steps, step_len, channels)
+    x = jnp.transpose(x, (0, 3, 1, 2, 4, 5))  # [B, S, P, P, T/S, C]
+    return x.reshape(batch, n_steps, p0 * p1 * step_len * channels)
 
 
 def _sigmoid(z):
@@ -148,13 +160,18 @@ def test_chunk_signal_interleaves_real_and_imaginary():
     np.testing.assert_array_equal(steps[0, 1], [40, 41, 50, 51, 60, 61, 70, 71])
 
 
-def test_chunk_signal_patch_keeps_the_time_window_per_step():
+def _lstm_steps(x, n_steps):
+    """The steps [B, S, F] the LSTM reads from ``group_steps`` (its time-major layout)."""
+    return jnp.swapaxes(_time_major(group_steps(x, n_steps)), 0, 1)
+
+
+def test_lstm_steps_of_a_patch_keep_the_time_window_per_step():
     p, n_time, n_steps = 3, 6, 2
     pixel = np.arange(p * p, dtype=np.float32).reshape(p, p)
     t = np.arange(n_time, dtype=np.float32)
     # value = 100 * pixel + 10 * t + channel
     x = 100 * pixel[:, :, None, None] + 10 * t[None, None, :, None] + np.array([0.0, 1.0])
-    steps = np.asarray(chunk_signal(jnp.asarray(x)[None], n_steps))
+    steps = np.asarray(_lstm_steps(jnp.asarray(x)[None], n_steps))
     assert steps.shape == (1, 2, 9 * 3 * 2)
     # step 1 = time points 3..5 of every pixel; pixel-major, then time, then channel
     block = steps[0, 1].reshape(9, 3, 2)
@@ -162,15 +179,15 @@ def test_chunk_signal_patch_keeps_the_time_window_per_step():
     np.testing.assert_array_equal(block[:, 0, 1], 100 * np.arange(9) + 31)
 
 
-def test_chunk_signal_pads_a_length_the_steps_do_not_divide_and_rejects_bad_shapes():
+def test_lstm_steps_pad_a_length_the_steps_do_not_divide_and_rejects_bad_shapes():
     t = jnp.arange(1, 101, dtype=jnp.float32)  # T = 100 in S = 30 steps: 4 points each
-    steps = chunk_signal(t[None, None, None, :, None], 30)
+    steps = _lstm_steps(t[None, None, None, :, None], 30)
     assert steps.shape == (1, 30, 4)
     np.testing.assert_array_equal(steps[0, 0], [1, 2, 3, 4])
     np.testing.assert_array_equal(steps[0, 24], [97, 98, 99, 100])
     np.testing.assert_array_equal(steps[0, 25:], 0.0)
     with pytest.raises(ValueError, match=r"\[batch, P, P, T, C\]"):
-        chunk_signal(jnp.zeros((1, 100, 2)), 10)
+        group_steps(jnp.zeros((1, 100, 2)), 10)
 
 
 def _autodiff_lstm(x, w_ih, w_hh, bias):

@@ -269,24 +269,6 @@ def test_output_relu_option(name, kind):
     assert np.all(y >= 0) if name != "drone" else np.all((y > 0) & (y < 1))
 
 
-def test_data_parallel_batch_norm_equals_global_batch():
-    if jax.local_device_count() < 2:
-        pytest.skip("needs 2 devices (tests/conftest.py sets XLA_FLAGS)")
-    _, apply, variables, x = _small("cnn1", "complex")
-    pmodel = get_model("cnn1", "complex", bn_axis_name="batch")
-    y_ref, upd_ref = apply(variables, x, train=True, mutable=("batch_stats",))
-    replicated = jax.tree.map(lambda a: jnp.stack([a, a]), variables)
-    y_par, upd_par = jax.pmap(
-        lambda v, x: pmodel.apply(v, x, train=True, mutable=["batch_stats"]), axis_name="batch"
-    )(replicated, x.reshape(2, 2, *x.shape[1:]))
-    np.testing.assert_allclose(y_par.reshape(4, 2), y_ref, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(
-        upd_par["batch_stats"]["bn_fc1"]["var"][0],
-        upd_ref["batch_stats"]["bn_fc1"]["var"],
-        rtol=1e-4,
-    )
-
-
 @pytest.mark.parametrize(
     "name,kind,shape,match",
     [

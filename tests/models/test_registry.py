@@ -41,8 +41,8 @@ def test_get_model_builds_the_right_module(name, kind, cls, channels):
 
 
 def test_overrides_are_applied_and_checked():
-    model = get_model("rnn3", "complex", lstm_unroll=5, output_relu=True, bn_axis_name="batch")
-    assert (model.lstm_unroll, model.output_relu, model.bn_axis_name) == (5, True, "batch")
+    model = get_model("rnn3", "complex", lstm_unroll=5, output_relu=True, fast_gradients=True)
+    assert (model.lstm_unroll, model.output_relu, model.fast_gradients) == (5, True, True)
     with pytest.raises(ValueError, match="unknown override.*lstm_hiden.*valid:.*lstm_hidden"):
         get_model("rnn1", "complex", lstm_hiden=10)
     with pytest.raises(ValueError, match="unknown override.*channels"):
