@@ -4,14 +4,14 @@
     python train.py --model rnn1 --input magnitude --data DIR --epochs 20
     python train.py --model rnn3 --recipe paper       # Table 5: constant Adam, MSE in ms
 
-With no --data the default brain dataset (`rinq_jax.data.synthetic`, preset "brain") is generated
-on first use in data/brain: training batches are drawn fresh from its training subjects, validation
-and test subjects are fixed files. On it, or on another generated brain dataset (--data DIR with a
-manifest, e.g. from `python -m rinq_jax.scanner prepare`), the default length is
+With no --data the default brain dataset (`rinq_jax.data.datasets.synthetic`, preset "brain") is
+generated on first use in data/brain: training batches are drawn fresh from its training subjects,
+validation and test subjects are fixed files. On it, or on another generated brain dataset (--data
+DIR with a manifest, e.g. from `python -m rinq_jax.scanner prepare`), the default length is
 `recipes.default_steps(model)` optimiser steps; with --data of plain slice files it is
-`DEFAULT_EPOCHS` epochs. The recipes
-(`rinq_jax.configs.recipes`) set the step size, its schedule and the target transform.
-Re-running the same command with the same --workdir resumes from its latest checkpoint.
+`DEFAULT_EPOCHS` epochs. The recipes (`rinq_jax.configs.recipes`) set the step size, its schedule
+and the target transform. Re-running the same command with the same --workdir resumes from its
+latest checkpoint.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from rinq_jax.cli import non_negative_int, positive_float, positive_int
 from rinq_jax.configs import recipes
 from rinq_jax.configs.data import VALUE_DISTRIBUTIONS
 from rinq_jax.configs.models import INPUT_KINDS, MODEL_NAMES
-from rinq_jax.data.synthetic import MANIFEST
+from rinq_jax.data.datasets.synthetic import MANIFEST
 from rinq_jax.errors import InputError
 from rinq_jax.models import get_model
 from rinq_jax.training.config import TrainConfig
@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--data",
         default=None,
-        help="a generated brain dataset folder (python -m rinq_jax.data.generate), or a folder "
+        help="a generated brain dataset folder (python -m rinq_jax.generate), or a folder "
         "of slice files (*.h5), split 8:2:2 by slice like the paper; default: the brain "
         "dataset, generated once in data/brain",
     )

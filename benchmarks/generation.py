@@ -6,7 +6,7 @@ Measured in the same run, each once (the old path takes minutes), 3,000 repetiti
 spiral, SNR 30, the same B1-axis matching dictionary (76,833 atoms, loaded from ``--cache``
 or built there first, outside the timing):
 
-* **old**: `rinq_jax.data.phantom_dataset.generate_slice` of the procedural phantom (EPG of every head
+* **old**: `rinq_jax.data.datasets.phantom_dataset.generate_slice` of the procedural phantom (EPG of every head
   pixel projected on the rank-50 subspace, `acquisition.acquire` of the 50 coefficient images:
   50 forward NUFFTs, then per repetition a 50-term combination in k-space, noise and one
   adjoint), dictionary matching;
@@ -27,7 +27,7 @@ import dataclasses
 import time
 from pathlib import Path
 
-from rinq_jax.data import phantom_dataset, synthetic
+from rinq_jax.data.datasets import phantom_dataset, synthetic
 from rinq_jax.physics import dictionary as dictionary_lib
 
 

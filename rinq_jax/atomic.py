@@ -3,8 +3,8 @@
 A reader never sees a half-written file, and a writer that fails (or is killed) leaves the
 target as it was. The temporary name is ``<name>.tmp-<pid><suffixes>``: it keeps the target's
 suffixes because matplotlib, nibabel and numpy pick the format from the file name, and its pid
-lets `rinq_jax.data.phantom_dataset` remove the leftovers of killed writers. Data files are written
-without the suffixes (``<name>.tmp-<pid>``), so that a reader globbing ``*.h5`` in the same
+lets `rinq_jax.data.datasets.phantom_dataset` remove the leftovers of killed writers. Data files are
+written without the suffixes (``<name>.tmp-<pid>``), so that a reader globbing ``*.h5`` in the same
 folder never picks up a file being written.
 """
 

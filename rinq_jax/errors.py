@@ -4,7 +4,7 @@
 fit the data, a run that cannot resume); the command-line tools catch it and nothing else, so
 that an internal bug still shows its traceback. Malformed files are the subclass
 :class:`MrfFormatError`, naming the file and the field at fault: slice files
-(`rinq_jax.data.format`), raw ISMRMRD scans (`rinq_jax.data.ismrmrd_import`) and schedule
+(`rinq_jax.data.files.format`), raw ISMRMRD scans (`rinq_jax.data.raw.ismrmrd_import`) and schedule
 files (`rinq_jax.physics.schedule_files`).
 """
 

@@ -5,17 +5,18 @@
     python eval.py --ckpt runs/mine                                   # held-out subjects
     python eval.py --ckpt runs/mine --data DIR/scans/*.h5 --out results/mine  # the scan's maps
 
-``prepare`` reads from the ISMRMRD file (`rinq_jax.data.ismrmrd_import.open_scan`, every field
+``prepare`` reads from the ISMRMRD file (`rinq_jax.data.raw.ismrmrd_import.open_scan`, every field
 checked) what the network must be trained for: the k-space trajectory (each interleaf's
 positions and the interleaf played at each repetition), the matrix and FOV, the coil count,
 and with the schedule CSV the FISP schedule (TE and TI from the CSV or the header). It then
 
-1. generates a brain dataset (`rinq_jax.data.synthetic`, preset ``brain`` unless ``--preset``)
+1. generates a brain dataset (`rinq_jax.data.datasets.synthetic`, preset ``brain`` unless
+``--preset``)
    simulated through exactly that acquisition: the schedule (`BrainDataConfig.schedule`), the
    trajectory and its order (`BrainDataConfig.trajectory`, sampling, density compensation and
    gridding as the importer does them), the matrix and FOV, and the coils combined as the
-   importer combines them (`rinq_jax.data.multicoil`); the schedule and trajectory are kept in
-   ``DIR/protocol.npz``, the matching dictionary in ``DIR/cache``;
+   importer combines them (`rinq_jax.data.acquisition.multicoil`); the schedule and trajectory are
+   kept in ``DIR/protocol.npz``, the matching dictionary in ``DIR/cache``;
 2. imports the scan itself into ``DIR/scans/<name>.h5`` (`ismrmrd_import.import_ismrmrd`).
 
 The checkpoint of a run on ``DIR`` records the schedule's hash and the trajectory's signature;
@@ -32,10 +33,11 @@ import sys
 import time
 from pathlib import Path
 
-from rinq_jax.data import ismrmrd_import, synthetic
-from rinq_jax.data.format import MrfFormatError
-from rinq_jax.data.ismrmrd_read import REPETITION_COUNTERS
-from rinq_jax.data.ismrmrd_traj import TRAJ_UNITS
+from rinq_jax.data.datasets import synthetic
+from rinq_jax.data.files.format import MrfFormatError
+from rinq_jax.data.raw import ismrmrd_import
+from rinq_jax.data.raw.ismrmrd_read import REPETITION_COUNTERS
+from rinq_jax.data.raw.ismrmrd_traj import TRAJ_UNITS
 from rinq_jax.errors import InputError
 
 PROG = "python -m rinq_jax.scanner"

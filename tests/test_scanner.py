@@ -8,9 +8,12 @@ import pytest
 
 from rinq_jax import scanner
 from rinq_jax.configs import recipes
-from rinq_jax.data import io, ismrmrd_export, spiral, synthetic
-from rinq_jax.data.ismrmrd_import import import_ismrmrd
-from rinq_jax.data.trajectory import Trajectory, signature_difference
+from rinq_jax.data.acquisition import spiral
+from rinq_jax.data.acquisition.trajectory import Trajectory, signature_difference
+from rinq_jax.data.datasets import synthetic
+from rinq_jax.data.files import io
+from rinq_jax.data.raw import ismrmrd_export
+from rinq_jax.data.raw.ismrmrd_import import import_ismrmrd
 from rinq_jax.evaluation import inference
 from rinq_jax.evaluation.inference import IncompatibleCheckpointError
 from rinq_jax.physics import schedule_files

@@ -1,11 +1,11 @@
-"""Data presets: what `python -m rinq_jax.data.generate --preset NAME` and `train.py` phantom_dataset.
+"""Data presets: what `python -m rinq_jax.generate --preset NAME` and `train.py` phantom_dataset.
 
 Each preset is a set of field overrides of a data config: ``BRAIN_PRESETS`` of
-`rinq_jax.data.synthetic.BrainDataConfig` (anatomy from the ICBM 2009a template, training drawn
-fresh every batch), ``PHANTOM_PRESETS`` of `rinq_jax.data.phantom_dataset.GenerateConfig` (every
-slice on disk, the older procedural phantoms). The defaults of those dataclasses are the
-paper's acquisition (Hoppe, Thamm et al. 2019, Sect. 3.1): FOV 300 mm, 3,000 repetitions, 48x
-spiral undersampling.
+`rinq_jax.data.datasets.synthetic.BrainDataConfig` (anatomy from the ICBM 2009a template, training
+drawn fresh every batch), ``PHANTOM_PRESETS`` of
+`rinq_jax.data.datasets.phantom_dataset.GenerateConfig` (every slice on disk, the older procedural
+phantoms). The defaults of those dataclasses are the paper's acquisition (Hoppe, Thamm et al. 2019,
+Sect. 3.1): FOV 300 mm, 3,000 repetitions, 48x spiral undersampling.
 """
 
 from __future__ import annotations
@@ -33,13 +33,13 @@ PHANTOM_PRESETS = {
     "paper": {"n_subjects": 8, "n_slices": 4, "matrix": 256, "b1_field": True, "lesions": True},
 }
 
-# What the training stream draws (`rinq_jax.data.compartments.ValueDistribution` fields), by
-# `TrainConfig.values`. "wide" (the default): three draws in four give the brain compartments
-# values anywhere in T1 50-4,500 ms, T2 5-2,500 ms, so that a network must measure rather than
-# recognise tissue (issue 23), with B1 over 0.8-1.2 and the SNR halved to doubled, 16 draws per
-# batch (3,000 RNN3 steps: validation WM/GM RME 7.5/9.1, 8.2/11.6 % against 8.4/13.1,
-# 9.7/15.4 % with 4, one seed each). "brain": values within 0.70-1.42x of each tissue's
-# population mean, nominal SNR, 4 draws per batch (the earlier default).
+# What the training stream draws (`rinq_jax.data.acquisition.compartments.ValueDistribution`
+# fields), by `TrainConfig.values`. "wide" (the default): three draws in four give the brain
+# compartments values anywhere in T1 50-4,500 ms, T2 5-2,500 ms, so that a network must measure
+# rather than recognise tissue (issue 23), with B1 over 0.8-1.2 and the SNR halved to doubled, 16
+# draws per batch (3,000 RNN3 steps: validation WM/GM RME 7.5/9.1, 8.2/11.6 % against 8.4/13.1,
+# 9.7/15.4 % with 4, one seed each). "brain": values within 0.70-1.42x of each tissue's population
+# mean, nominal SNR, 4 draws per batch (the earlier default).
 VALUE_DISTRIBUTIONS = {
     "wide": {
         "wide_fraction": 0.75,

@@ -1,5 +1,8 @@
-"""In-vivo-like MRF data: phantoms, spiral acquisition, the HDF5 format and the patch loader."""
+"""MRF data along its flow, one sub-package per stage.
 
-from rinq_jax.configs.data import DEFAULT_DATA_DIR, QUICK_DATA_DIR
-
-__all__ = ["DEFAULT_DATA_DIR", "QUICK_DATA_DIR"]
+``subjects`` (what is imaged: anatomy, tissues, phantoms, B1) -> ``acquisition`` (how it is
+sampled: spiral or a scanner's trajectory, NUFFT, gridding, coils, the fast compartment path)
+-> ``datasets`` (the generators writing slices) -> ``files`` (the HDF5 slice format, NIfTI, a
+dataset's protocol) -> ``pipeline`` (transforms, splits, loader, the training stream);
+``raw`` moves scanner raw data (ISMRMRD) in and out.
+"""

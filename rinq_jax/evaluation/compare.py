@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rinq_jax.data import io, synthetic
+from rinq_jax.data.datasets import synthetic
+from rinq_jax.data.files import io
 from rinq_jax.physics import dictionary as dictionary_lib
 from rinq_jax.physics.matching import match, match_with_b1
 

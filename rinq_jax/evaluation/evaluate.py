@@ -41,8 +41,11 @@ from typing import Any
 
 import numpy as np
 
-from rinq_jax.data import DEFAULT_DATA_DIR, compartments, io, tissues
-from rinq_jax.data.nifti import pixel_size_mm, write_nifti
+from rinq_jax.configs.data import DEFAULT_DATA_DIR
+from rinq_jax.data.acquisition import compartments
+from rinq_jax.data.files import io
+from rinq_jax.data.files.nifti import pixel_size_mm, write_nifti
+from rinq_jax.data.subjects import tissues
 from rinq_jax.errors import InputError, InputNotFoundError
 from rinq_jax.evaluation import compare, export, figures, inference, metrics
 

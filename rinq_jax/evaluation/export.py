@@ -1,6 +1,6 @@
 """Results written atomically: JSON (strict, NaN as null) and text.
 
-The predicted maps as NIfTI are `rinq_jax.data.nifti`.
+The predicted maps as NIfTI are `rinq_jax.data.files.nifti`.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Full-slice inference with a trained checkpoint: bounded memory, one compiled batch shape.
 
-A slice is read in blocks of ``chunk_rows`` image rows (`rinq_jax.data.loader.slice_patches`,
-normalised exactly as in training) and fed to the network in fixed batches of ``batch_size``
-patches; the last, short batch is padded, so one compiled forward serves every batch and every
-slice. At paper size (256 x 256 x 3000, complex, 3 x 3 patches) memory stays at one row block
-(~60 MB) plus one batch of patches (``batch_size`` x 216 kB).
+A slice is read in blocks of ``chunk_rows`` image rows
+(`rinq_jax.data.pipeline.loader.slice_patches`, normalised exactly as in training) and fed to the
+network in fixed batches of ``batch_size`` patches; the last, short batch is padded, so one compiled
+forward serves every batch and every slice. At paper size (256 x 256 x 3000, complex, 3 x 3 patches)
+memory stays at one row block (~60 MB) plus one batch of patches (``batch_size`` x 216 kB).
 
 The network regresses ``y_norm = (y_ms - offset_ms) / scale_ms`` (see `rinq_jax.training.config`);
 maps come back in ms using the checkpoint's own ``target_normalisation`` offsets and scales.
@@ -24,9 +24,10 @@ import jax
 import numpy as np
 
 from rinq_jax.configs.models import INPUT_CHANNELS
-from rinq_jax.data import io, loader
-from rinq_jax.data.trajectory import signature_difference
-from rinq_jax.data.transforms import SIGNAL_NORMALISATION
+from rinq_jax.data.acquisition.trajectory import signature_difference
+from rinq_jax.data.files import io
+from rinq_jax.data.pipeline import loader
+from rinq_jax.data.pipeline.transforms import SIGNAL_NORMALISATION
 from rinq_jax.errors import InputError
 from rinq_jax.models import model_spec
 from rinq_jax.physics import epg

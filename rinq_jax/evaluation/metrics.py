@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from rinq_jax.data import tissues
+from rinq_jax.data.subjects import tissues
 
-# Tissues reported separately (labels of `rinq_jax.data.tissues.TISSUES`).
+# Tissues reported separately (labels of `rinq_jax.data.subjects.tissues.TISSUES`).
 TISSUE_LABELS: Mapping[str, int] = {"wm": tissues.WM, "gm": tissues.GM, "csf": tissues.CSF}
 # Per pixel class, lesions are reported too.
 REGION_TISSUES: Mapping[str, int] = {**TISSUE_LABELS, "lesion": tissues.LESION}
@@ -208,7 +208,8 @@ def pixel_classes(fractions: np.ndarray) -> dict[str, np.ndarray]:
     """Pixel classes from area fractions (module docstring).
 
     Args:
-        fractions: float[N, N_CLASSES] compartment area fractions (`rinq_jax.data.tissues`).
+        fractions: float[N, N_CLASSES] compartment area fractions
+          (`rinq_jax.data.subjects.tissues`).
 
     Returns:
         {"pure", "pure99", "boundary", "non_brain"}: bool[N] each. ``pure`` and ``boundary``

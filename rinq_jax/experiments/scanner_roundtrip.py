@@ -22,8 +22,10 @@ import sys
 from pathlib import Path
 
 from rinq_jax.configs.data import DEFAULT_DATA_DIR
-from rinq_jax.data import io, ismrmrd_export, synthetic
-from rinq_jax.data.ismrmrd_import import import_ismrmrd
+from rinq_jax.data.datasets import synthetic
+from rinq_jax.data.files import io
+from rinq_jax.data.raw import ismrmrd_export
+from rinq_jax.data.raw.ismrmrd_import import import_ismrmrd
 from rinq_jax.errors import InputError
 from rinq_jax.evaluation import evaluate, inference
 

@@ -9,7 +9,7 @@ plays the scanner of issue 24's demonstration. It writes a FISP protocol unlike 
   repetitions whose peaks grow from 30 to 65 deg, TR 9-11 ms in slow linear ramps, TE 2.5 ms,
   an inversion 50 ms before the first pulse (the default: lobes of 250 repetitions up to 74
   deg, TR 12-15 ms, TI 20 ms);
-* ``OUT/trajectory.npz`` (`rinq_jax.data.trajectory.Trajectory`, rad/pixel at 128 x 128): 24
+* ``OUT/trajectory.npz`` (`rinq_jax.data.acquisition.trajectory.Trajectory`, rad/pixel at 128 x 128): 24
   interleaves of a variable-density spiral that is denser at the centre than the default's
   (``VariableDensity(centre=3, power=2)``), rotated by multiples of the golden angle (the
   default: 48 interleaves in uniform 7.5 deg steps), played in order 0, 1, ..., 23, 0, ...;
@@ -31,8 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rinq_jax.data import ismrmrd_export, spiral, synthetic
-from rinq_jax.data.trajectory import Trajectory
+from rinq_jax.data.acquisition import spiral
+from rinq_jax.data.acquisition.trajectory import Trajectory
+from rinq_jax.data.datasets import synthetic
+from rinq_jax.data.raw import ismrmrd_export
 from rinq_jax.physics import schedule_files
 from rinq_jax.physics.sequence import FispSequence
 

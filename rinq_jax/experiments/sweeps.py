@@ -3,11 +3,11 @@
     python -m rinq_jax.experiments.sweeps --ckpt RUN_DIR   # a network trained on the quick preset
 
 For every setting a test slice of an unseen subject (`SUBJECT`, not among the training
-subjects 0-7) is simulated with `rinq_jax.data.phantom_dataset.generate_slice` — the preset's
-acquisition with one parameter changed — and both the checkpoint and dictionary matching are
-scored on it with `rinq_jax.evaluation.evaluate.evaluate`. Slices and results are kept in
-OUT, so a re-run only simulates what is missing. Writes ``OUT/sweeps.md`` (a table),
-``OUT/sweeps.json`` and ``OUT/sweeps.png`` (loss vs SNR and vs undersampling).
+subjects 0-7) is simulated with `rinq_jax.data.datasets.phantom_dataset.generate_slice` — the
+preset's acquisition with one parameter changed — and both the checkpoint and dictionary matching
+are scored on it with `rinq_jax.evaluation.evaluate.evaluate`. Slices and results are kept in OUT,
+so a re-run only simulates what is missing. Writes ``OUT/sweeps.md`` (a table), ``OUT/sweeps.json``
+and ``OUT/sweeps.png`` (loss vs SNR and vs undersampling).
 
 The network was trained at one setting (the preset's SNR 30, undersampling 48), so the sweep
 measures how it degrades away from it; dictionary matching needs no training.
@@ -25,8 +25,10 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from rinq_jax.data import QUICK_DATA_DIR, io, phantom_dataset
-from rinq_jax.data.format import MrfFormatError
+from rinq_jax.configs.data import QUICK_DATA_DIR
+from rinq_jax.data.datasets import phantom_dataset
+from rinq_jax.data.files import io
+from rinq_jax.data.files.format import MrfFormatError
 from rinq_jax.errors import InputError
 from rinq_jax.evaluation import evaluate as evaluate_lib
 from rinq_jax.evaluation import export, figures, inference

@@ -10,8 +10,8 @@ Each row is trained once per seed (the seed sets the initial weights, the order 
 draws of the training stream) in ``WORKDIR/<row>-seed<k>``; a finished run (its
 ``done.json``) is skipped, an unfinished one resumes from its checkpoint.
 
-Data: the default brain dataset (`rinq_jax.data.synthetic`, preset "brain", generated on first
-use in ``data/brain``). The paper contrasts a small training set (12 slices of 4 subjects) with
+Data: the default brain dataset (`rinq_jax.data.datasets.synthetic`, preset "brain", generated on
+first use in ``data/brain``). The paper contrasts a small training set (12 slices of 4 subjects) with
 a larger one (28 slices); here the small set is the first `SMALL_SUBJECTS` training subjects
 (12 slices) and RNN3* trains on all of them (48 slices). Every row validates and is tested on
 the dataset's held-out subjects: a split by subject, stricter than the paper's Table 1 (random
@@ -44,7 +44,8 @@ import numpy as np
 
 from rinq_jax.cli import non_negative_int, positive_float
 from rinq_jax.configs import recipes
-from rinq_jax.data import DEFAULT_DATA_DIR, synthetic
+from rinq_jax.configs.data import DEFAULT_DATA_DIR
+from rinq_jax.data.datasets import synthetic
 from rinq_jax.errors import InputError
 from rinq_jax.evaluation import evaluate as evaluate_lib
 from rinq_jax.evaluation import export, inference
@@ -104,7 +105,7 @@ class Setup:
     """Everything the experiment's runs share.
 
     Attributes:
-        data_dir: a generated brain dataset (`rinq_jax.data.synthetic`).
+        data_dir: a generated brain dataset (`rinq_jax.data.datasets.synthetic`).
         recipe: "rinq" or "paper" (`rinq_jax.configs.recipes`).
         steps_fraction: each row's steps as a fraction of the recipe's default steps.
         seeds: one run per row and seed.

@@ -5,7 +5,7 @@
     python -m rinq_jax.experiments.test_sets --set out-of-range --ckpt RUN --steps 600 1200 ...
 
 Evaluates the checkpoints, dictionary matching (B1 free, measured B1 map, B1 = 1) and the
-signal-free recognition baseline on a set of `rinq_jax.data.test_sets` (written into the
+signal-free recognition baseline on a set of `rinq_jax.data.datasets.test_sets` (written into the
 dataset's folder when missing), one condition (one subject) at a time, and writes
 ``OUT/table.md``: per condition, the median relative T1 and T2 errors of pure (>= 90 %) white
 and grey matter against the single-compartment truth, and the slices' mean white-matter SNR.
@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from rinq_jax.configs.data import DEFAULT_DATA_DIR
-from rinq_jax.data import io, synthetic, test_sets
+from rinq_jax.data.datasets import synthetic, test_sets
+from rinq_jax.data.files import io
 from rinq_jax.errors import InputError
 from rinq_jax.evaluation import evaluate, export, inference
 

@@ -27,7 +27,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from rinq_jax.data import DEFAULT_DATA_DIR
+from rinq_jax.configs.data import DEFAULT_DATA_DIR
 from rinq_jax.errors import InputError, InputNotFoundError
 from rinq_jax.models import get_model
 from rinq_jax.training.config import TrainConfig
@@ -139,7 +139,8 @@ def make_metadata(
       n_reps: the model input's T (repetitions of the sequence).
       signal_normalisation: how the pipeline normalised each input signal (its documented name).
       sequence_hash: the acquisition sequence's hash (data must match it at evaluation).
-      trajectory: the k-space trajectory's signature (`rinq_jax.data.trajectory.Trajectory.signature`), or None.
+      trajectory: the k-space trajectory's signature
+        (`rinq_jax.data.acquisition.trajectory.Trajectory.signature`), or None.
       data_hash: hash over the training/validation file names and sequence.
       data_files: {"train": [...], "val": [...], "test": [...]} file names of the split.
       step: optimiser steps done; the next step to run is `step`.

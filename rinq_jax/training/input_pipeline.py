@@ -1,14 +1,14 @@
 """The trainer's input: training and validation data of a run, and the target statistics.
 
 One pass over the data folder builds a `Datasets`: a generated brain dataset
-(`rinq_jax.data.synthetic`; training drawn fresh by `rinq_jax.data.stream`, validation subjects
-on disk) or a folder of slice files, checked once (`rinq_jax.data.pixels.check_files`, whose
-masked pixels and targets the datasets index without reading the maps again) and split
-by slice in the paper's proportions, 8 : 2 : 2 of 12 slices, i.e. `round(n * val_fraction)`
-validation and `round(n * test_fraction)` test slices with `val_fraction = test_fraction = 1/6`
-(at least one slice each), the rest for training. The split depends only on the slices and the
-seed. The training targets' mean and standard deviation (in ms, or of ln ms) set the target
-normalisation (`rinq_jax.training.config`).
+(`rinq_jax.data.datasets.synthetic`; training drawn fresh by `rinq_jax.data.pipeline.stream`,
+validation subjects on disk) or a folder of slice files, checked once
+(`rinq_jax.data.files.pixels.check_files`, whose masked pixels and targets the datasets index
+without reading the maps again) and split by slice in the paper's proportions, 8 : 2 : 2 of 12
+slices, i.e. `round(n * val_fraction)` validation and `round(n * test_fraction)` test slices with
+`val_fraction = test_fraction = 1/6` (at least one slice each), the rest for training. The split
+depends only on the slices and the seed. The training targets' mean and standard deviation (in ms,
+or of ln ms) set the target normalisation (`rinq_jax.training.config`).
 """
 
 from __future__ import annotations
@@ -22,24 +22,17 @@ from typing import Protocol
 
 import numpy as np
 
-from rinq_jax.configs.data import VALUE_DISTRIBUTIONS
-from rinq_jax.data import (
-    DEFAULT_DATA_DIR,
-    compartments,
-    loader,
-    pixels,
-    spiral,
-    splits,
-    stream,
-    synthetic,
-    transforms,
-)
+from rinq_jax.configs.data import DEFAULT_DATA_DIR, VALUE_DISTRIBUTIONS
+from rinq_jax.data.acquisition import compartments, spiral
+from rinq_jax.data.datasets import synthetic
+from rinq_jax.data.files import pixels
+from rinq_jax.data.pipeline import loader, splits, stream, transforms
 from rinq_jax.errors import InputError, InputNotFoundError
 from rinq_jax.training.config import TrainConfig
 
 
 class PatchSource(Protocol):
-    """What the trainer needs of a dataset (`rinq_jax.data.loader.PatchDataset` fits)."""
+    """What the trainer needs of a dataset (`rinq_jax.data.pipeline.loader.PatchDataset` fits)."""
 
     n_patches: int
     n_reps: int
@@ -79,10 +72,10 @@ class Datasets:
 def build_datasets(config: TrainConfig, patch_size: int) -> Datasets:
     """The run's training and validation data.
 
-    A generated brain dataset (`rinq_jax.data.synthetic`: training drawn fresh by
-    `rinq_jax.data.stream`, validation subjects on disk) when the folder holds one's manifest
-    (the default, generated on first use), else the folder's slice files split by slice (module
-    doc).
+    A generated brain dataset (`rinq_jax.data.datasets.synthetic`: training drawn fresh by
+    `rinq_jax.data.pipeline.stream`, validation subjects on disk) when the folder holds one's
+    manifest (the default, generated on first use), else the folder's slice files split by slice
+    (module doc).
     """
     data_dir = Path(config.data_dir or DEFAULT_DATA_DIR)
     if config.data_dir is None:

@@ -25,7 +25,8 @@ from rinq_jax.training.state import TrainState
 
 Batch = dict[str, jax.Array]
 
-# Tissue labels (`rinq_jax.data.tissues`: WM 1, GM 2, CSF 3) of the per-tissue validation metrics.
+# Tissue labels (`rinq_jax.data.subjects.tissues`: WM 1, GM 2, CSF 3) of the per-tissue validation
+# metrics.
 EVAL_TISSUES = (1, 2, 3)
 EVAL_TISSUE_NAMES = ("wm", "gm", "csf")
 

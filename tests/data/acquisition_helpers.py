@@ -4,9 +4,9 @@ import math
 
 import numpy as np
 
-from rinq_jax.data import spiral
-from rinq_jax.data.gridding import DEFAULT_BATCH, blocking, grid_repetitions
-from rinq_jax.data.nufft import GroupPlan
+from rinq_jax.data.acquisition import spiral
+from rinq_jax.data.acquisition.gridding import DEFAULT_BATCH, blocking, grid_repetitions
+from rinq_jax.data.acquisition.nufft import GroupPlan
 
 M = 64  # small matrix keeps every test at a fraction of a second
 

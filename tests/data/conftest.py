@@ -2,7 +2,7 @@
 
 import pytest
 
-from rinq_jax.data import io
+from rinq_jax.data.files import io
 from tests.data.test_io import make_slice
 
 

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from rinq_jax.data import acquisition as acq
+from rinq_jax.data.acquisition import acquisition as acq
 from tests.data.acquisition_helpers import (
     M,
     acquire_series,

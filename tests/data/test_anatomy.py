@@ -1,6 +1,6 @@
-"""Tests of the template-based brain slices (rinq_jax.data.anatomy).
+"""Tests of the template-based brain slices (rinq_jax.data.subjects.anatomy).
 
-Regenerate the picture with ``python -m rinq_jax.data.anatomy docs/phantom.png``.
+Regenerate the picture with ``python -m rinq_jax.data.subjects.anatomy docs/phantom.png``.
 """
 
 import math
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from rinq_jax.data.anatomy import SliceAnatomy, make_slice, slice_positions
-from rinq_jax.data.tissues import (
+from rinq_jax.data.subjects.anatomy import SliceAnatomy, make_slice, slice_positions
+from rinq_jax.data.subjects.tissues import (
     BACKGROUND,
     BONE,
     BRAIN_LABELS,

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from rinq_jax.data.b1_map import measured_b1_map
+from rinq_jax.data.subjects.b1_map import measured_b1_map
 
 
 def test_a_uniform_field_is_measured_unbiased_with_the_stated_noise():

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rinq_jax.data import coils
+from rinq_jax.data.acquisition import coils
 from tests.data.acquisition_helpers import M, expand, phantom_subspace
 
 

@@ -5,16 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from rinq_jax.data import (
-    acquisition,
-    compartments,
-    nufft,
-    phantom,
-    phantom_geometry,
-    spiral,
-    tissues,
-)
-from rinq_jax.data.trajectory import Trajectory
+from rinq_jax.data.acquisition import acquisition, compartments, nufft, spiral
+from rinq_jax.data.acquisition.trajectory import Trajectory
+from rinq_jax.data.subjects import phantom, phantom_geometry, tissues
 from rinq_jax.physics import epg
 from rinq_jax.physics.sequence import paper_sequence
 from rinq_jax.physics.slice_profile import SliceProfile

@@ -6,9 +6,9 @@ import h5py
 import numpy as np
 import pytest
 
-from rinq_jax.data import io
-from rinq_jax.data.format import MrfFormatError
-from rinq_jax.data.io import MrfSlice
+from rinq_jax.data.files import io
+from rinq_jax.data.files.format import MrfFormatError
+from rinq_jax.data.files.io import MrfSlice
 from rinq_jax.physics.sequence import FispSequence
 from tests.data.test_io import check_error, make_sequence, make_slice
 

@@ -6,7 +6,10 @@ import re
 import numpy as np
 import pytest
 
-from rinq_jax.data import generate, io, phantom, phantom_dataset, phantom_geometry, preview
+from rinq_jax import generate
+from rinq_jax.data.datasets import phantom_dataset
+from rinq_jax.data.files import io, preview
+from rinq_jax.data.subjects import phantom, phantom_geometry
 from rinq_jax.physics.epg import simulate
 from rinq_jax.physics.matching import match
 
@@ -95,7 +98,7 @@ def test_cli_refuses_bad_values(capsys):
 def test_cli_refuses_a_bad_protocol_before_writing(tmp_path, capsys):
     """--sequence / --trajectory: a trajectory file beyond the Nyquist edge or of another length
     than the schedule, or a schedule with --n-reps, is one error naming it; nothing written."""
-    from rinq_jax.data import spiral
+    from rinq_jax.data.acquisition import spiral
     from rinq_jax.physics import schedule_files
     from rinq_jax.physics.sequence import paper_sequence
 

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from rinq_jax.data import gridding, nufft, spiral
+from rinq_jax.data.acquisition import gridding, nufft, spiral
 from tests.data.acquisition_helpers import M, small_cfg
 
 

@@ -6,9 +6,9 @@ import h5py
 import numpy as np
 import pytest
 
-from rinq_jax.data import io
-from rinq_jax.data.format import FIELDS, MrfFormatError
-from rinq_jax.data.io import MrfSlice
+from rinq_jax.data.files import io
+from rinq_jax.data.files.format import FIELDS, MrfFormatError
+from rinq_jax.data.files.io import MrfSlice
 
 
 def make_sequence(n_reps: int = 300, seed: int = 0, inversion: bool = True) -> dict:

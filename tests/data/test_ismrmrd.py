@@ -8,16 +8,12 @@ import ismrmrd
 import numpy as np
 import pytest
 
-from rinq_jax.data import (
-    generate,
-    io,
-    ismrmrd_export,
-    ismrmrd_import,
-    nifti,
-    phantom_dataset,
-    spiral,
-)
-from rinq_jax.data.format import MrfFormatError
+from rinq_jax import generate
+from rinq_jax.data.acquisition import spiral
+from rinq_jax.data.datasets import phantom_dataset
+from rinq_jax.data.files import io, nifti
+from rinq_jax.data.files.format import MrfFormatError
+from rinq_jax.data.raw import ismrmrd_export, ismrmrd_import
 from rinq_jax.physics.matching import match
 from rinq_jax.physics.schedule_files import load_sequence, read_schedule, write_schedule_csv
 from tests.reliability.corpus import RAW_REPS, schedule_of, write_valid_raw

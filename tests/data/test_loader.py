@@ -6,11 +6,12 @@ import threading
 import numpy as np
 import pytest
 
-from rinq_jax.data import io, loader
-from rinq_jax.data.format import MrfFormatError
-from rinq_jax.data.io import MrfSlice
-from rinq_jax.data.loader import PatchDataset, slice_patches
-from rinq_jax.data.transforms import normalise_signals
+from rinq_jax.data.files import io
+from rinq_jax.data.files.format import MrfFormatError
+from rinq_jax.data.files.io import MrfSlice
+from rinq_jax.data.pipeline import loader
+from rinq_jax.data.pipeline.loader import PatchDataset, slice_patches
+from rinq_jax.data.pipeline.transforms import normalise_signals
 from tests.data.test_io import make_sequence, make_slice
 
 SHAPE = (12, 10, 40)

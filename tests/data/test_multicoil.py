@@ -3,19 +3,12 @@
 import numpy as np
 import pytest
 
-from rinq_jax.data import (
-    compartments,
-    io,
-    ismrmrd_export,
-    ismrmrd_import,
-    multicoil,
-    nufft,
-    phantom,
-    phantom_geometry,
-    spiral,
-)
-from rinq_jax.data.coils import coil_sensitivities
-from rinq_jax.data.trajectory import Trajectory
+from rinq_jax.data.acquisition import compartments, multicoil, nufft, spiral
+from rinq_jax.data.acquisition.coils import coil_sensitivities
+from rinq_jax.data.acquisition.trajectory import Trajectory
+from rinq_jax.data.files import io
+from rinq_jax.data.raw import ismrmrd_export, ismrmrd_import
+from rinq_jax.data.subjects import phantom, phantom_geometry
 from rinq_jax.physics import schedule_files
 from rinq_jax.physics.sequence import paper_sequence
 

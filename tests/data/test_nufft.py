@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rinq_jax.data import nufft, spiral
+from rinq_jax.data.acquisition import nufft, spiral
 from tests.data.acquisition_helpers import M, rel_err, small_cfg, smooth_ellipse
 
 

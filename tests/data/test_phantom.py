@@ -1,6 +1,6 @@
-"""Tests of the procedural brain phantoms (rinq_jax.data.phantom).
+"""Tests of the procedural brain phantoms (rinq_jax.data.subjects.phantom).
 
-Regenerate the picture with ``python -m rinq_jax.data.phantom docs/phantom.png``.
+Regenerate the picture with ``python -m rinq_jax.data.subjects.phantom docs/phantom.png``.
 """
 
 import dataclasses
@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from rinq_jax.data import phantom as ph
-from rinq_jax.data.phantom import Phantom, make_phantom, slice_positions
-from rinq_jax.data.phantom_geometry import SubjectAnatomy, sample_subject
-from rinq_jax.data.tissues import (
+from rinq_jax.data.subjects import phantom as ph
+from rinq_jax.data.subjects.phantom import Phantom, make_phantom, slice_positions
+from rinq_jax.data.subjects.phantom_geometry import SubjectAnatomy, sample_subject
+from rinq_jax.data.subjects.tissues import (
     BACKGROUND,
     BONE,
     BRAIN_LABELS,

@@ -1,4 +1,4 @@
-"""Tests of the procedural subjects (rinq_jax.data.phantom_geometry).
+"""Tests of the procedural subjects (rinq_jax.data.subjects.phantom_geometry).
 
 The rendered geometry (layers, ventricles, lesions, slice levels) is tested through
 ``make_phantom`` in test_phantom.py.
@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rinq_jax.data import phantom_geometry
-from rinq_jax.data.phantom_geometry import sample_subject
-from rinq_jax.data.tissues import N_CLASSES
+from rinq_jax.data.subjects import phantom_geometry
+from rinq_jax.data.subjects.phantom_geometry import sample_subject
+from rinq_jax.data.subjects.tissues import N_CLASSES
 
 
 def test_subject_does_not_depend_on_other_subjects():

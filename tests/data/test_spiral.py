@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from rinq_jax.data import spiral
-from rinq_jax.data.trajectory import Trajectory, signature_difference
+from rinq_jax.data.acquisition import spiral
+from rinq_jax.data.acquisition.trajectory import Trajectory, signature_difference
 from tests.data.acquisition_helpers import small_cfg
 
 # --------------------------------------------------------------------------- trajectory

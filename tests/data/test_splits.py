@@ -2,8 +2,8 @@
 
 import pytest
 
-from rinq_jax.data import io
-from rinq_jax.data.splits import random_slice_split
+from rinq_jax.data.files import io
+from rinq_jax.data.pipeline.splits import random_slice_split
 from tests.data.test_io import make_slice
 
 

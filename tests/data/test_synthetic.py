@@ -6,19 +6,13 @@ import hashlib
 import numpy as np
 import pytest
 
-from rinq_jax.data import (
-    compartments,
-    io,
-    ismrmrd_export,
-    ismrmrd_import,
-    protocol,
-    spiral,
-    stream,
-    synthetic,
-    tissues,
-    transforms,
-)
-from rinq_jax.data.trajectory import Trajectory
+from rinq_jax.data.acquisition import compartments, spiral
+from rinq_jax.data.acquisition.trajectory import Trajectory
+from rinq_jax.data.datasets import synthetic
+from rinq_jax.data.files import io, protocol
+from rinq_jax.data.pipeline import stream, transforms
+from rinq_jax.data.raw import ismrmrd_export, ismrmrd_import
+from rinq_jax.data.subjects import tissues
 from rinq_jax.errors import MrfFormatError
 from rinq_jax.physics.sequence import FispSequence
 
@@ -239,7 +233,7 @@ def test_test_slices_carry_fractions_a_measured_b1_map_and_the_reachable_truth(d
 
 
 def test_out_of_range_subjects_have_their_bins_values(dataset):
-    from rinq_jax.data import test_sets
+    from rinq_jax.data.datasets import test_sets
 
     out, _ = dataset
     groups = test_sets.generate(TINY, out, "out-of-range", progress=False)
@@ -266,7 +260,7 @@ def test_out_of_range_subjects_have_their_bins_values(dataset):
 def test_snr_set_scales_one_noise_realisation_by_its_factor(dataset):
     """Same subject, values and noise draw at every level: the noise is sigma = rms / SNR, so
     s(x0.25) - s(x1) = 3 n / SNR and s(x1) - s(x4) = 0.75 n / SNR, a ratio of exactly 4."""
-    from rinq_jax.data import test_sets
+    from rinq_jax.data.datasets import test_sets
 
     out, _ = dataset
     groups = test_sets.generate(TINY, out, "snr", progress=False)
@@ -287,7 +281,7 @@ def test_snr_set_scales_one_noise_realisation_by_its_factor(dataset):
 
 
 def test_slice_profile_set_changes_the_signals_not_the_truths(dataset):
-    from rinq_jax.data import test_sets
+    from rinq_jax.data.datasets import test_sets
 
     out, _ = dataset
     groups = test_sets.generate(TINY, out, "slice-profile", progress=False)
@@ -309,7 +303,7 @@ def test_slice_profile_set_changes_the_signals_not_the_truths(dataset):
 def test_evaluation_scores_matching_variants_and_recognition_per_pixel_class(dataset, tmp_path):
     """On a x2 out-of-range subject, recognition misses white matter T1 by half; matching
     with the measured B1 map measures it."""
-    from rinq_jax.data import test_sets
+    from rinq_jax.data.datasets import test_sets
     from rinq_jax.evaluation import evaluate
 
     out, data = dataset

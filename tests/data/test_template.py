@@ -1,10 +1,10 @@
-"""Tests of the subjects' geometry drawn on the ICBM 2009a template (rinq_jax.data.template)."""
+"""Tests of the subjects' geometry drawn on the ICBM 2009a template (rinq_jax.data.subjects.template)."""
 
 import dataclasses
 
 import pytest
 
-from rinq_jax.data.template import SubjectGeometry, sample_geometry
+from rinq_jax.data.subjects.template import SubjectGeometry, sample_geometry
 
 
 def test_geometry_is_reproducible_and_differs_between_subjects_and_seeds():

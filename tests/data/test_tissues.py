@@ -1,9 +1,9 @@
-"""Tests of the tissue classes and their values (rinq_jax.data.tissues)."""
+"""Tests of the tissue classes and their values (rinq_jax.data.subjects.tissues)."""
 
 import pytest
 
-from rinq_jax.data import tissues
-from rinq_jax.data.tissues import (
+from rinq_jax.data.subjects import tissues
+from rinq_jax.data.subjects.tissues import (
     BACKGROUND,
     N_CLASSES,
     TISSUE_PROPERTIES,

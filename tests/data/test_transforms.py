@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from rinq_jax.data.transforms import normalise_signals, phase_factor
+from rinq_jax.data.pipeline.transforms import normalise_signals, phase_factor
 
 # ----------------------------------------------------------------------------- normalisation
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rinq_jax.data.io import MrfSlice, write_slice
+from rinq_jax.data.files.io import MrfSlice, write_slice
 from rinq_jax.physics import epg
 from rinq_jax.physics.sequence import paper_sequence
 

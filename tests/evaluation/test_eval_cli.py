@@ -81,7 +81,7 @@ def test_refuses_missing_run_and_bad_step(cli, tmp_path, capsys):
 
 
 def test_check_compatible_names_each_misfit(tiny_run, tiny_data):
-    from rinq_jax.data import io
+    from rinq_jax.data.files import io
 
     meta = inference.load_checkpoint(tiny_run).metadata
     info = io.inspect(sorted(tiny_data.glob("*.h5"))[0])
@@ -101,7 +101,7 @@ def test_eval_on_a_file_written_from_the_format_doc_alone(cli, tiny_run, tiny_da
     writer (as another program would), is read and scored like a generated one."""
     import h5py
 
-    from rinq_jax.data import io
+    from rinq_jax.data.files import io
 
     source = io.read_slice(sorted(tiny_data.glob("*.h5"))[0])
     path = tmp_path / "scanner_slice.h5"

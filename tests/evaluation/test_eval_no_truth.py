@@ -9,7 +9,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from rinq_jax.data import io, nifti
+from rinq_jax.data.files import io, nifti
 from rinq_jax.evaluation import compare, evaluate, figures, inference
 from rinq_jax.physics import epg
 from rinq_jax.physics.sequence import paper_sequence

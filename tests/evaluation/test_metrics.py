@@ -130,7 +130,7 @@ def test_crop_box_keeps_mask_and_margin():
 
 def _fractions(rows):
     """float[N, N_CLASSES] from {label: fraction} per pixel."""
-    from rinq_jax.data import tissues
+    from rinq_jax.data.subjects import tissues
 
     out = np.zeros((len(rows), tissues.N_CLASSES))
     for i, row in enumerate(rows):
@@ -140,7 +140,7 @@ def _fractions(rows):
 
 
 def test_pixel_classes_split_pure_boundary_and_non_brain_pixels():
-    from rinq_jax.data.tissues import BONE, CSF, FAT, GM, WM
+    from rinq_jax.data.subjects.tissues import BONE, CSF, FAT, GM, WM
 
     f = _fractions(
         [
@@ -170,7 +170,7 @@ def test_relative_error_statistics_by_hand():
 
 
 def test_region_metrics_score_each_class_and_tissue_apart():
-    from rinq_jax.data.tissues import BONE, CSF, GM, WM
+    from rinq_jax.data.subjects.tissues import BONE, CSF, GM, WM
 
     f = _fractions([{WM: 1.0}, {WM: 1.0}, {GM: 0.5, WM: 0.5}, {CSF: 0.5, BONE: 0.5}])
     tissue = np.array([WM, WM, GM, CSF])

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from rinq_jax.data import io, phantom_dataset
+from rinq_jax.data.datasets import phantom_dataset
+from rinq_jax.data.files import io
 from rinq_jax.experiments import sweeps
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from rinq_jax.data import synthetic
+from rinq_jax.data.datasets import synthetic
 from rinq_jax.evaluation import inference
 from rinq_jax.experiments import table1
 

@@ -17,10 +17,11 @@ import h5py
 import ismrmrd
 import numpy as np
 
-from rinq_jax.data import io, ismrmrd_export
-from rinq_jax.data.format import SEQUENCE_ARRAYS
-from rinq_jax.data.io import MrfSlice
-from rinq_jax.data.spiral import AcquisitionConfig, spiral_trajectory
+from rinq_jax.data.acquisition.spiral import AcquisitionConfig, spiral_trajectory
+from rinq_jax.data.files import io
+from rinq_jax.data.files.format import SEQUENCE_ARRAYS
+from rinq_jax.data.files.io import MrfSlice
+from rinq_jax.data.raw import ismrmrd_export
 from rinq_jax.physics import schedule_files
 from rinq_jax.physics.sequence import paper_sequence
 from tests.data import test_io
@@ -523,9 +524,9 @@ def write_case(path: Path, case: Case, slice_id: str = "z00") -> Path:
 
 # ----------------------------------------------------------------------------- ISMRMRD raw data
 #
-# The same scheme for `python -m rinq_jax.data.ismrmrd_import`: a valid tiny raw file (2 coils,
+# The same scheme for `python -m rinq_jax.data.raw.ismrmrd_import`: a valid tiny raw file (2 coils,
 # 12 repetitions of a 4-interleaf spiral at 16 x 16, a noise scan first) and its schedule CSV
-# beside it (`schedule_of(raw)`), written by rinq_jax.data.ismrmrd_export; `mutate(raw)` breaks
+# beside it (`schedule_of(raw)`), written by rinq_jax.data.raw.ismrmrd_export; `mutate(raw)` breaks
 # one of them, and the import must raise `MrfFormatError` naming the raw file (or, for
 # `in_schedule` cases, the CSV) and `field`.
 

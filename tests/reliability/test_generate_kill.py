@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rinq_jax.data import generate, io, phantom_dataset
+from rinq_jax import generate
+from rinq_jax.data.datasets import phantom_dataset
+from rinq_jax.data.files import io
 
 ROOT = Path(__file__).resolve().parents[2]
 FLAGS = [
@@ -59,7 +61,8 @@ def test_cli_refuses_bad_counts(capsys):
 # in the middle of writing the second slice, the HDF5 file open and its temporary on disk.
 _KILLED_MID_WRITE = """
 import os, signal, sys
-from rinq_jax.data import generate, io
+from rinq_jax import generate
+from rinq_jax.data.files import io
 
 write, calls = io._write_contents, []
 

@@ -8,8 +8,9 @@ import h5py
 import numpy as np
 import pytest
 
-from rinq_jax.data import io, loader, pixels, preview, transforms
-from rinq_jax.data.format import MrfFormatError
+from rinq_jax.data.files import io, pixels, preview
+from rinq_jax.data.files.format import MrfFormatError
+from rinq_jax.data.pipeline import loader, transforms
 from tests.scripts import load_script
 
 from .corpus import SHAPE, make_slice, write_valid

@@ -3,10 +3,10 @@
 The corpus (`corpus.CASES`, 84 files) is built from a valid tiny slice written by
 `io.write_slice`. Each case must raise `MrfFormatError` naming the file and the field from the
 library readers, and from the command lines that read data (`train.py --data DIR` and
-`python -m rinq_jax.data.preview FILE`) print exactly one stderr line starting with the
+`python -m rinq_jax.data.files.preview FILE`) print exactly one stderr line starting with the
 program's name, no traceback, and exit non-zero. The CLIs run in-process (`main(argv)`) for
 every case and as real subprocesses for a few. The raw-data corpus (`corpus.RAW_CASES`: broken
-ISMRMRD files and schedule CSVs) does the same for `python -m rinq_jax.data.ismrmrd_import`
+ISMRMRD files and schedule CSVs) does the same for `python -m rinq_jax.data.raw.ismrmrd_import`
 (exit status 2).
 """
 
@@ -24,8 +24,10 @@ import numpy as np
 import pytest
 
 from rinq_jax import scanner
-from rinq_jax.data import io, ismrmrd_import, loader, pixels, preview
-from rinq_jax.data.format import FIELDS, MrfFormatError
+from rinq_jax.data.files import io, pixels, preview
+from rinq_jax.data.files.format import FIELDS, MrfFormatError
+from rinq_jax.data.pipeline import loader
+from rinq_jax.data.raw import ismrmrd_import
 from tests.scripts import load_script
 
 from .corpus import (
@@ -42,7 +44,7 @@ from .corpus import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-PREVIEW_PROG = "python -m rinq_jax.data.preview"
+PREVIEW_PROG = "python -m rinq_jax.data.files.preview"
 IDS = [case.name for case in CASES]
 FOLDER_CASES = [case for case in CASES if case.in_folder]
 
@@ -201,7 +203,7 @@ def _run(argv: list[str]) -> subprocess.CompletedProcess:
 def test_preview_subprocess(tmp_path, name):
     case = CASES[IDS.index(name)]
     path = write_case(tmp_path / "bad.h5", case)
-    done = _run(["-m", "rinq_jax.data.preview", str(path), "--out", str(tmp_path / "p.png")])
+    done = _run(["-m", "rinq_jax.data.files.preview", str(path), "--out", str(tmp_path / "p.png")])
     assert done.returncode == 1
     line = _one_error_line(done.stderr, PREVIEW_PROG)
     assert f"{path}: field '{case.field}'" in line
@@ -292,7 +294,7 @@ def test_ismrmrd_import_subprocess(tmp_path, name):
     case = RAW_CASES[RAW_IDS.index(name)]
     raw = write_raw_case(tmp_path / "raw.h5", case)
     argv = [str(raw), "--sequence", str(schedule_of(raw)), "--out", str(tmp_path / "out.h5")]
-    done = _run(["-m", "rinq_jax.data.ismrmrd_import", *argv])
+    done = _run(["-m", "rinq_jax.data.raw.ismrmrd_import", *argv])
     assert done.returncode == 2
     line = _one_error_line(done.stderr, IMPORT_PROG)
     assert f"field '{case.field}'" in line

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from rinq_jax.data import transforms
+from rinq_jax.data.pipeline import transforms
 from rinq_jax.models.quantile import quantile
 
 # Few distinct shapes: every (shape, q, axis) compiles its own kernel.

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from rinq_jax.data.format import TARGET_PAIRS
-from rinq_jax.data.io import MrfSlice, write_slice
+from rinq_jax.data.files.format import TARGET_PAIRS
+from rinq_jax.data.files.io import MrfSlice, write_slice
 from rinq_jax.training.input_pipeline import Datasets
 
 

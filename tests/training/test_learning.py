@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from rinq_jax.configs import recipes
-from rinq_jax.data import io, synthetic
+from rinq_jax.data.datasets import synthetic
+from rinq_jax.data.files import io
 from rinq_jax.training.config import TrainConfig
 from rinq_jax.training.loop import train_and_evaluate
 
@@ -62,7 +63,7 @@ def test_recipe_lowers_the_validation_loss_well_below_the_mean_predictor(tmp_pat
 def test_wide_values_measure_outside_the_brain_range_where_brain_values_recognise(tmp_path):
     """Trained on wide values, a network tracks white matter at 0.5x and 2x its normal T1;
     trained on brain-like values, the same network and steps stay nearer the normal value."""
-    from rinq_jax.data import test_sets
+    from rinq_jax.data.datasets import test_sets
     from rinq_jax.evaluation import evaluate, inference
 
     synthetic.generate(TINY, tmp_path / "data", progress=False)

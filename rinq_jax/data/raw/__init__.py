@@ -1,0 +1,1 @@
+"""Scanner raw data: ISMRMRD export of simulated k-space and import of raw scans into slice files."""

@@ -1,0 +1,457 @@
+"""Import a scanner's raw spiral MRF k-space (ISMRMRD) as a slice file of docs/data_format.md.
+
+Run ``python -m rinq_jax.data.raw.ismrmrd_import RAW.h5 --sequence SCHEDULE.csv --out slice.h5``
+(options: ``--matrix``, ``--fov-mm`` override the header; ``--repetition-counter repetition|
+contrast``; ``--trajectory TRAJ.npy`` when the file stores none; ``--traj-units``; see
+``--help`` and docs/ismrmrd.md). What it does:
+
+1. reads the schedule CSV (`rinq_jax.physics.schedule_files`) and the ISMRMRD layout
+   (`rinq_jax.data.raw.ismrmrd_read`): one spiral interleaf per repetition, any number of coils;
+2. pass 1: the coil images averaged over up to 16 time segments (each covering every
+   interleaf), ``(1/|F|) sum_{t in F} A_t^H (w_t y_{c,t})``, gridded block by block (``A_t``
+   the NUFFT on repetition t's interleaf, `rinq_jax.data.acquisition.nufft`; ``w_t`` its density
+   compensation, `rinq_jax.data.acquisition.spiral.density_compensation`), and from them the Walsh
+   coil-combination weights (`rinq_jax.data.acquisition.coils`). Segments rather than one overall
+   mean: a tissue whose signal changes sign after the inversion nearly cancels in the overall mean;
+3. pass 2: each repetition gridded per coil, ``x_{c,t} = A_t^H (w_t y_{c,t})`` (the
+   generator's frame reconstruction), and combined with the one set of weights,
+   ``s_t = sum_c conj(w_c) x_{c,t}``, so the combined phase is the same at every t;
+4. a mask from the combined segment averages' root-sum-of-squares (Otsu threshold, holes
+   filled): the object's support;
+5. the slice written atomically with `rinq_jax.data.files.io.write_slice` (signals, mask, the
+   schedule as ``FispSequence``; no true maps; with ``--dm-maps`` the scanner's own
+   dictionary-matching maps, the targets of ``train.py --target dm``).
+
+Memory: the combined series complex64[H, W, T] (1.6 GB at 256 x 256 x 3000, what the slice
+file holds) plus one block of raw acquisitions and one repetition's coil images; never all
+coils' k-space or images. With one coil the combination weights are exactly 1, so the import is
+the generator's gridding of the same k-space (`rinq_jax.data.raw.ismrmrd_export`).
+
+Every malformed input raises ``MrfFormatError`` naming file and field; the command prints it
+as one line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+from tqdm.auto import tqdm
+
+from rinq_jax.data.acquisition.coils import DEFAULT_WINDOW, combine, walsh_weights
+from rinq_jax.data.acquisition.nufft import DEFAULT_EPS, adjoint, make_plan
+from rinq_jax.data.acquisition.trajectory import Trajectory
+from rinq_jax.data.files import io, nifti
+from rinq_jax.data.files.format import MrfFormatError
+from rinq_jax.data.raw.ismrmrd_read import (
+    REPETITION_COUNTERS,
+    RawLayout,
+    open_raw,
+    read_block,
+    read_trajectory,
+    scan,
+)
+from rinq_jax.data.raw.ismrmrd_traj import TRAJ_UNITS, load_trajectory, traj_scale
+from rinq_jax.physics.schedule_files import read_schedule
+from rinq_jax.physics.sequence import FispSequence
+
+__all__ = [
+    "RawScan",
+    "combined_series",
+    "import_ismrmrd",
+    "main",
+    "open_scan",
+    "otsu_mask",
+    "segment_averages",
+]
+
+PROG = "python -m rinq_jax.data.raw.ismrmrd_import"
+#: Acquisitions read per block (8 coils x 2,882 samples x 64 = 12 MB at paper size).
+BLOCK = 64
+#: Most time segments whose averages estimate the coil sensitivities (`segment_averages`).
+MAX_SEGMENTS = 16
+
+
+def _geometry(path, header, dataset: str, matrix, fov_mm) -> tuple[int, float]:
+    """(matrix, fov_mm) from the options, else the header's first encoding's encodedSpace."""
+    space = header.encoding[0].encodedSpace if header is not None and header.encoding else None
+    where = f"{dataset}/xml/encoding/encodedSpace"
+    missing = "no XML header" if header is None else "no encoding in the XML header"
+    if matrix is None:
+        if space is None:
+            raise MrfFormatError(path, f"{dataset}/xml", f"{missing}: pass --matrix, --fov-mm")
+        size = space.matrixSize
+        if size.x != size.y:
+            raise MrfFormatError(
+                path,
+                f"{where}/matrixSize",
+                f"expected a square matrix, got {size.x} x {size.y} (pass --matrix)",
+            )
+        matrix, matrix_field = size.x, f"{where}/matrixSize"
+    else:
+        matrix_field = "--matrix"
+    if fov_mm is None:
+        if space is None:
+            raise MrfFormatError(path, f"{dataset}/xml", f"{missing}: pass --matrix, --fov-mm")
+        fov_mm, fov_field = space.fieldOfView_mm.x, f"{where}/fieldOfView_mm"
+    else:
+        fov_field = "--fov-mm"
+    if not (isinstance(matrix, int) and 8 <= matrix <= 4096 and matrix % 2 == 0):
+        raise MrfFormatError(path, matrix_field, f"expected an even int in [8, 4096], got {matrix}")
+    if not (np.isfinite(fov_mm) and fov_mm > 0):
+        raise MrfFormatError(path, fov_field, f"expected a finite FOV > 0 mm, got {fov_mm}")
+    return matrix, float(fov_mm)
+
+
+def _header_times(header) -> tuple[float | None, float | None]:
+    """(TE, TI) in ms from the header's sequenceParameters, None where absent."""
+    params = header.sequenceParameters if header is not None else None
+    if params is None:
+        return None, None
+    return (params.TE[0] if params.TE else None), (params.TI[0] if params.TI else None)
+
+
+def _blocks(n_reps: int, block: int):
+    for t0 in range(0, n_reps, block):
+        yield np.arange(t0, min(t0 + block, n_reps))
+
+
+def segment_averages(layout: RawLayout, read, matrix, eps, nthreads, bar) -> np.ndarray:
+    """complex64[C, H, W, F]: gridded coil images averaged over F time segments (pass 1).
+
+    Segment ``f`` holds repetitions ``f L .. (f + 1) L - 1`` (the last also the remainder),
+    ``L = max(ceil(T / 16), interleaves)`` (the distinct ``idx.kspace_encode_step_1``), so each
+    segment covers every interleaf (sequential or golden-step order) and its average is nearly
+    alias-free.
+    """
+    n_interleaves = int(np.unique(layout.interleaf).size)
+    length = max(-(-layout.n_reps // MAX_SEGMENTS), n_interleaves)
+    # The remainder joins the last segment: a short one would be strongly aliased.
+    segment = np.minimum(np.arange(layout.n_reps) // length, max(layout.n_reps // length, 1) - 1)
+    sums = np.zeros((layout.n_coils, matrix, matrix, segment[-1] + 1), np.complex64)
+    for reps in _blocks(layout.n_reps, BLOCK):
+        data, traj, weights = read(reps)
+        y = data * weights[:, None, :]
+        for f in np.unique(segment[reps]):
+            sel = segment[reps] == f
+            kdata = y[sel].transpose(1, 0, 2).reshape(layout.n_coils, -1)
+            points = traj[sel].reshape(-1, 2)
+            sums[..., f] += adjoint(kdata, points, (matrix, matrix), eps=eps, nthreads=nthreads)
+        if bar is not None:
+            bar.update(reps.size)
+    return sums / np.bincount(segment).astype(np.float32)
+
+
+def combined_series(layout: RawLayout, read, weights, matrix, eps, nthreads, bar) -> np.ndarray:
+    """complex64[H, W, T]: each repetition gridded per coil and combined (pass 2)."""
+    out = np.empty((matrix, matrix, layout.n_reps), np.complex64)
+    plan = None
+    for reps in _blocks(layout.n_reps, BLOCK):
+        data, traj, dcf = read(reps)
+        frames = np.empty((reps.size, matrix, matrix), np.complex64)
+        for b in range(reps.size):
+            x, y = np.ascontiguousarray(traj[b, :, 0]), np.ascontiguousarray(traj[b, :, 1])
+            if plan is None:
+                plan = make_plan(1, (matrix, matrix), traj[b], layout.n_coils, eps, nthreads)
+            else:
+                plan.setpts(x, y)
+            coil_images = plan.execute(np.ascontiguousarray(data[b] * dcf[b]))
+            frames[b] = combine(weights, coil_images.reshape(-1, matrix, matrix))
+        for h in range(0, matrix, 8):  # row tiles: the time-last output is strided by T
+            out[h : h + 8, :, reps[0] : reps[-1] + 1] = frames[:, h : h + 8].transpose(1, 2, 0)
+        if bar is not None:
+            bar.update(reps.size)
+    return out
+
+
+def otsu_mask(image: np.ndarray, bins: int = 256) -> np.ndarray:
+    """bool[H, W]: ``|image|`` above Otsu's threshold (max. between-class variance), filled.
+
+    Otsu, IEEE Trans. SMC 9:62 (1979), doi:10.1109/TSMC.1979.4310076; interior holes (dark
+    CSF or lesions surrounded by tissue) are filled with ``scipy.ndimage.binary_fill_holes``.
+    """
+    magnitude = np.abs(image).astype(np.float64)
+    hist, edges = np.histogram(magnitude, bins=bins)
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    w0 = np.cumsum(hist)
+    w1 = w0[-1] - w0
+    m0 = np.cumsum(hist * centres)
+    mu0 = m0 / np.maximum(w0, 1)
+    mu1 = (m0[-1] - m0) / np.maximum(w1, 1)
+    threshold = centres[int(np.argmax((w0 * w1 * (mu0 - mu1) ** 2)[:-1]))]
+    return ndimage.binary_fill_holes(magnitude > threshold)
+
+
+@dataclasses.dataclass(frozen=True)
+class RawScan:
+    """An open, checked raw scan: what the import and `rinq_jax.scanner` read of it.
+
+    Attributes:
+        path: the ISMRMRD file.
+        matrix, fov_mm: the image grid (options, else the header).
+        sequence: the schedule (the CSV, TE and TI from the options, CSV or header).
+        layout: the imaging acquisitions in repetition order (`ismrmrd_read.scan`).
+        trajectory: the interleaves played and their order (`ismrmrd_read.read_trajectory`).
+        read: ``read(reps) -> (data, traj, weights)`` of some repetitions (`read_block`).
+    """
+
+    path: Path
+    matrix: int
+    fov_mm: float
+    sequence: FispSequence
+    layout: RawLayout
+    trajectory: Trajectory
+    read: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+@contextlib.contextmanager
+def open_scan(
+    raw: str | os.PathLike,
+    sequence_csv: str | os.PathLike,
+    *,
+    matrix: int | None = None,
+    fov_mm: float | None = None,
+    counter: str = "repetition",
+    trajectory: str | os.PathLike | None = None,
+    traj_units: str = "cycles_per_pixel",
+    dataset: str = "dataset",
+    te_ms: float | None = None,
+    ti_ms: float | str | None = None,
+) -> Iterator[RawScan]:
+    """Open and check a raw scan and its schedule (arguments as in `import_ismrmrd`).
+
+    Reads the headers, the schedule and every repetition's trajectory; the data are read by
+    ``RawScan.read`` while the file is open.
+
+    Raises:
+        MrfFormatError: a malformed input, naming the file and the field.
+    """
+    if counter not in REPETITION_COUNTERS:
+        raise ValueError(f"counter must be one of {REPETITION_COUNTERS}, got {counter!r}")
+    raw = Path(raw)
+    with open_raw(raw, dataset) as (header, acquisitions):
+        matrix, fov_mm = _geometry(raw, header, dataset, matrix, fov_mm)
+        header_te, header_ti = _header_times(header)
+        seq = read_schedule(
+            sequence_csv, te_ms=te_ms, ti_ms=ti_ms, default_te_ms=header_te, default_ti_ms=header_ti
+        )
+        layout = scan(
+            raw,
+            acquisitions,
+            seq.n_reps,
+            dataset=dataset,
+            counter=counter,
+            need_traj=trajectory is None,
+        )
+        scale = traj_scale(traj_units, matrix)
+        traj_file, rows = None, None
+        if trajectory is not None:
+            traj_file = load_trajectory(trajectory, layout.n_samples, layout.n_reps, scale)
+            rows = layout.trajectory_rows(traj_file.shape[0], trajectory)
+
+        def read(reps):
+            return read_block(layout, acquisitions, reps, scale, traj_file, rows)
+
+        played = read_trajectory(layout, acquisitions, scale, traj_file, rows)
+        yield RawScan(raw, matrix, fov_mm, seq, layout, played, read)
+
+
+def import_ismrmrd(
+    raw: str | os.PathLike,
+    sequence_csv: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    matrix: int | None = None,
+    fov_mm: float | None = None,
+    counter: str = "repetition",
+    trajectory: str | os.PathLike | None = None,
+    traj_units: str = "cycles_per_pixel",
+    dataset: str = "dataset",
+    te_ms: float | None = None,
+    ti_ms: float | str | None = None,
+    subject_id: str | None = None,
+    slice_id: str = "slice-00",
+    window: int = DEFAULT_WINDOW,
+    eps: float = DEFAULT_EPS,
+    nthreads: int = 1,
+    progress: bool = False,
+    dm_maps: tuple[str | os.PathLike, str | os.PathLike] | None = None,
+) -> Path:
+    """Grid, coil-combine and write one ISMRMRD scan as a slice file (steps in the module doc).
+
+    Args:
+        raw: the ISMRMRD file.
+        sequence_csv: the schedule (`rinq_jax.physics.schedule_files`), one row per repetition.
+        out: the slice file to write (atomically; its folder is created).
+        matrix: image matrix H = W; default the header's ``encodedSpace/matrixSize``.
+        fov_mm: field of view in mm; default the header's ``encodedSpace/fieldOfView_mm``.
+        counter: the ``idx`` counter numbering the repetitions (``repetition`` or ``contrast``).
+        trajectory: ``.npy`` trajectory (`ismrmrd_traj.load_trajectory`) instead of the file's.
+        traj_units: units of the trajectory (`ismrmrd_traj.TRAJ_UNITS`).
+        dataset: the ISMRMRD dataset group.
+        te_ms: echo time in ms (default: the CSV's ``# te_ms``, else the header's TE).
+        ti_ms: inversion delay in ms or ``"none"`` (default: the CSV's, else the header's TI).
+        subject_id: the slice's subject id (default the raw file's stem).
+        slice_id: the slice's id.
+        window: Walsh window in pixels.
+        eps: finufft tolerance.
+        nthreads: finufft threads.
+        progress: show progress bars.
+        dm_maps: the scanner's own dictionary-matching (T1, T2) maps in ms as single-slice
+            NIfTI files on this matrix (orientation of `rinq_jax.data.files.nifti`), stored as
+            ``dm_t1_ms``/``dm_t2_ms`` so that ``train.py --target dm`` can learn from them; the
+            mask then keeps only pixels where both are finite and positive.
+
+    Returns:
+        ``out``.
+
+    Raises:
+        MrfFormatError: a malformed input, naming the file and the field.
+
+    """
+    raw, out = Path(raw), Path(out)
+    with open_scan(
+        raw,
+        sequence_csv,
+        matrix=matrix,
+        fov_mm=fov_mm,
+        counter=counter,
+        trajectory=trajectory,
+        traj_units=traj_units,
+        dataset=dataset,
+        te_ms=te_ms,
+        ti_ms=ti_ms,
+    ) as opened:
+        layout, read, matrix = opened.layout, opened.read, opened.matrix
+        # Two passes over the repetitions. leave=False erases the bar and disable=None hides it
+        # when stderr is not a terminal, so an error stays one line.
+        bar = None
+        if progress:
+            bar = tqdm(
+                total=2 * layout.n_reps, desc="import", unit="rep", leave=False, disable=None
+            )
+        try:
+            averages = segment_averages(layout, read, matrix, eps, nthreads, bar)
+            if not np.any(np.abs(averages) > 0):
+                raise MrfFormatError(raw, layout.field(None, "data"), "all samples are zero")
+            weights = walsh_weights(averages, window=window)
+            signals = combined_series(layout, read, weights, matrix, eps, nthreads, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+    mask = otsu_mask(np.linalg.norm(combine(weights, averages), axis=-1))
+    dm_t1_ms = dm_t2_ms = None
+    if dm_maps is not None:
+        dm_t1_ms, dm_t2_ms = (nifti.read_map(p, mask.shape) for p in dm_maps)
+        mask &= np.isfinite(dm_t1_ms) & np.isfinite(dm_t2_ms) & (dm_t1_ms > 0) & (dm_t2_ms > 0)
+        dm_t1_ms, dm_t2_ms = (
+            np.where(mask, m, 0.0).astype(np.float32) for m in (dm_t1_ms, dm_t2_ms)
+        )
+    slice_ = io.MrfSlice(
+        subject_id=subject_id or raw.stem,
+        slice_id=slice_id,
+        sequence=opened.sequence,
+        signals=signals,
+        mask=mask,
+        dm_t1_ms=dm_t1_ms,
+        dm_t2_ms=dm_t2_ms,
+        acquisition={
+            "matrix": matrix,
+            "fov_mm": opened.fov_mm,
+            "n_coils": layout.n_coils,
+            "n_interleaves": opened.trajectory.n_interleaves,
+            "trajectory": json.dumps(opened.trajectory.signature()),
+            "source": str(raw),
+        },
+        generator={
+            "program": PROG,
+            "source": str(raw),
+            "sequence_csv": str(sequence_csv),
+            "repetition_counter": counter,
+            "traj_units": traj_units if trajectory is None else f"{traj_units} ({trajectory})",
+            "skipped_acquisitions": layout.n_skipped,
+            "coil_combination": f"Walsh (MRM 43:682, 2000), window {window} px, time-segment averages",
+        },
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    io.write_slice(out, slice_)
+    return out
+
+
+def main(argv=None) -> int:
+    """Command line (module docstring); one error line and status 2 for a malformed input."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Import raw spiral MRF k-space (ISMRMRD) as a slice file."
+    )
+    parser.add_argument("raw", type=Path, help="ISMRMRD file (HDF5)")
+    parser.add_argument("--sequence", type=Path, required=True, help="schedule CSV")
+    parser.add_argument("--out", type=Path, required=True, help="slice file to write")
+    parser.add_argument("--matrix", type=int, help="image matrix (default: from the header)")
+    parser.add_argument("--fov-mm", type=float, help="FOV in mm (default: from the header)")
+    parser.add_argument(
+        "--repetition-counter",
+        choices=REPETITION_COUNTERS,
+        default="repetition",
+        help="idx counter that numbers the repetitions (default: repetition)",
+    )
+    parser.add_argument("--trajectory", type=Path, help=".npy trajectory float[n, samples, 2]")
+    parser.add_argument(
+        "--traj-units",
+        choices=TRAJ_UNITS,
+        default="cycles_per_pixel",
+        help="units of the trajectory (default: cycles_per_pixel, [-0.5, 0.5))",
+    )
+    parser.add_argument("--dataset", default="dataset", help="ISMRMRD dataset group")
+    parser.add_argument("--te-ms", type=float, help="echo time (default: CSV, else header)")
+    parser.add_argument("--ti-ms", help="inversion delay or 'none' (default: CSV, else header)")
+    parser.add_argument("--subject-id", help="subject id (default: the raw file's stem)")
+    parser.add_argument("--slice-id", default="slice-00", help="slice id")
+    parser.add_argument("--threads", type=int, default=1, help="finufft threads")
+    parser.add_argument(
+        "--dm-maps",
+        nargs=2,
+        type=Path,
+        metavar=("T1.nii.gz", "T2.nii.gz"),
+        help="the scanner's dictionary-matching T1 and T2 maps in ms (for train.py --target dm)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    args = parser.parse_args(argv)
+    try:
+        path = import_ismrmrd(
+            args.raw,
+            args.sequence,
+            args.out,
+            matrix=args.matrix,
+            fov_mm=args.fov_mm,
+            counter=args.repetition_counter,
+            trajectory=args.trajectory,
+            traj_units=args.traj_units,
+            dataset=args.dataset,
+            te_ms=args.te_ms,
+            ti_ms=args.ti_ms,
+            subject_id=args.subject_id,
+            slice_id=args.slice_id,
+            nthreads=max(1, args.threads),
+            progress=not args.no_progress,
+            dm_maps=args.dm_maps,
+        )
+    except MrfFormatError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # writing the output (disk full, read-only folder)
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 1
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

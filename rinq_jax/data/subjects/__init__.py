@@ -1,0 +1,1 @@
+"""What is imaged: the template anatomy, tissues and their values, the procedural phantom, B1."""
