@@ -1,7 +1,7 @@
 """Train for your scanner: a dataset simulated through the acquisition of a raw scan.
 
     python -m rinq_jax.scanner prepare RAW.h5 --sequence SCHEDULE.csv --out DIR
-    python train.py --model rnn3 --data DIR --workdir runs/mine
+    python train.py --model rnn3 --data-dir DIR --workdir runs/mine
     python eval.py --ckpt runs/mine                                   # held-out subjects
     python eval.py --ckpt runs/mine --data DIR/scans/*.h5 --out results/mine  # the scan's maps
 
@@ -154,7 +154,7 @@ def main(argv=None) -> int:
         f"{config.fov_mm:g} mm, {config.n_coils} coils; {time.perf_counter() - start:.0f} s); "
         f"the scan: {imported}"
     )
-    print(f"next: python train.py --model rnn3 --data {args.out} --workdir runs/<name>")
+    print(f"next: python train.py --model rnn3 --data-dir {args.out} --workdir runs/<name>")
     return 0
 
 

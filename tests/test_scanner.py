@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from rinq_jax import scanner
-from rinq_jax.configs import recipes
+from rinq_jax.configs.train import get_config
 from rinq_jax.data.acquisition import spiral
 from rinq_jax.data.acquisition.trajectory import Trajectory, signature_difference
 from rinq_jax.data.datasets import synthetic
@@ -18,7 +18,6 @@ from rinq_jax.evaluation import inference
 from rinq_jax.evaluation.inference import IncompatibleCheckpointError
 from rinq_jax.physics import schedule_files
 from rinq_jax.physics.sequence import FispSequence
-from rinq_jax.training.config import TrainConfig
 from rinq_jax.training.loop import train_and_evaluate
 
 MATRIX, N_REPS, COILS = 48, 90, 3
@@ -95,20 +94,17 @@ def test_the_protocol_travels_to_the_checkpoint_which_refuses_another_trajectory
     """CSV -> generator -> slice file -> checkpoint -> eval keep the schedule's hash and the
     trajectory; a scan of the same schedule through other interleaves is refused by name."""
     folder, schedule, _, _, imported = prepared
-    fields = recipes.recipe_fields("rinq", "rnn3", 2)
-    fields.update(eval_every_steps=2, max_val_patches=64)
     run = folder / "run"
-    train_and_evaluate(
-        TrainConfig(
-            model="rnn3",
-            data_dir=str(folder / "data"),
-            workdir=str(run),
-            steps=2,
-            progress=False,
-            model_overrides=(("lstm_hidden", 8),),
-            **fields,
-        )
+    config = get_config("rnn3").replace(
+        data_dir=str(folder / "data"),
+        workdir=str(run),
+        steps=2,
+        evals_per_run=1,
+        max_val_patches=64,
+        progress=False,
+        model_overrides=(("lstm_hidden", 8),),
     )
+    train_and_evaluate(config)
     metadata = inference.load_checkpoint(run).metadata
     assert metadata["sequence_hash"] == schedule.hash
     inference.check_compatible(metadata, io.inspect(imported))  # the scan itself: accepted

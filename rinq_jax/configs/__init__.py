@@ -5,8 +5,11 @@
 * `rinq_jax.configs.recipes`: the ``paper`` and ``rinq`` training recipes and the default run
   length per model;
 * `rinq_jax.configs.data`: the data presets (sizes of the generated datasets) and where the
-  default datasets live.
+  default datasets live;
+* `rinq_jax.configs.train`: `get_config`, a recipe's whole `TrainConfig` for a model, which
+  train.py and the experiments start from.
 
 `train.py`, `rinq_jax.models.registry`, `rinq_jax.training.config` and the experiments read
-these; nothing else restates them. This package imports nothing from the rest of rinq_jax.
+these; nothing else restates them. Only `configs.train` imports from the rest of rinq_jax (the
+`TrainConfig` it fills).
 """

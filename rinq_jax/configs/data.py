@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-# Where `train.py` without --data generates (once) and finds the default brain dataset.
+# Where `train.py` without --data-dir generates (once) and finds the default brain dataset.
 DEFAULT_DATA_DIR = Path("data/brain")
 # Where the quick phantom dataset of the tests and sweeps is generated (once).
 QUICK_DATA_DIR = Path("data/quick")

@@ -15,7 +15,7 @@ Table 1 rows.
   than Table 5 for fast progress, and small final steps that settle the noisy Adam updates
   of a short run;
 * **gradient clipping** at global norm 1 against the LSTM's occasional gradient bursts;
-* **validation every** ``eval_every_steps`` on a fixed sample of the held-out subjects' pixels;
+* **validation** ``EVALS_PER_RUN`` times per run on a fixed sample of the held-out subjects' pixels;
   the best checkpoint by the paper's validation loss (sqrt of the MSE over T1 and T2 in ms) is
   kept.
 
@@ -36,7 +36,9 @@ RINQ = {
     "cnn1": (1e-3, 128, 3000),
     "drone": (1e-3, 128, 6000),
 }
+DEFAULT_EPOCHS = 10  # run length on a folder of slice files when none is asked for
 WARMUP_FRACTION = 0.05
+EVALS_PER_RUN = 10
 FINAL_LR_FRACTION = 0.02
 GRAD_CLIP_NORM = 1.0
 # Models that `train.py` trains with their hand-written VJP (the LSTM's) on the CPU, where it
@@ -47,7 +49,7 @@ VAL_PATCHES = 3072  # a fixed sample of the validation subjects' brain pixels
 
 
 def default_steps(model: str) -> int:
-    """Optimiser steps of a run on the default data when none are asked for."""
+    """Optimiser steps of a run on a generated brain dataset when none are asked for."""
     return RINQ[model][2]
 
 
@@ -56,11 +58,12 @@ def fast_gradients(model: str, backend: str) -> bool:
     return model in FAST_GRADIENT_MODELS and backend in FAST_GRADIENT_BACKENDS
 
 
-def recipe_fields(recipe: str, model: str, steps: int) -> dict[str, Any]:
-    """TrainConfig fields of a recipe for a model and run length.
+def recipe_fields(recipe: str, model: str) -> dict[str, Any]:
+    """TrainConfig fields of a recipe for a model, for a run of any length.
 
-    The paper's recipe leaves the config's defaults: Table 5 learning rate and batch size,
-    constant, linear targets).
+    The paper's recipe leaves the config's defaults (Table 5 learning rate and batch size,
+    constant, linear targets). The warm-up and the validations are fractions of the run's
+    steps, which the trainer knows once it has the data (`TrainConfig.steps`).
     """
     if recipe not in RECIPES:
         raise ValueError(f"recipe must be one of {RECIPES}, got {recipe!r}")
@@ -72,9 +75,9 @@ def recipe_fields(recipe: str, model: str, steps: int) -> dict[str, Any]:
         "batch_size": batch_size,
         "target_transform": "log",
         "lr_schedule": "warmup_cosine",
-        "warmup_steps": int(WARMUP_FRACTION * steps),
+        "warmup_fraction": WARMUP_FRACTION,
         "final_lr_fraction": FINAL_LR_FRACTION,
         "grad_clip_norm": GRAD_CLIP_NORM,
-        "eval_every_steps": max(1, steps // 10),
+        "evals_per_run": EVALS_PER_RUN,
         "max_val_patches": VAL_PATCHES,
     }

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from rinq_jax.configs import recipes
 from rinq_jax.configs.models import MODEL_NAMES
+from rinq_jax.configs.train import get_config
 from rinq_jax.evaluation import figures, inference
-from rinq_jax.training.config import TrainConfig
 from rinq_jax.training.loop import train_and_evaluate
 
 TISSUES = (("wm", "white matter"), ("gm", "grey matter"), ("csf", "CSF"))
@@ -86,14 +86,8 @@ def main(argv=None) -> int:
         return 0
     runs = {}
     for model in args.models:
-        steps = recipes.default_steps(model)
-        fields = recipes.recipe_fields("rinq", model, steps)
-        config = TrainConfig(
-            model=model,
-            workdir=str(args.workdir / model),
-            steps=steps,
-            seed=args.seed,
-            **fields,
+        config = get_config(model).replace(
+            workdir=str(args.workdir / model), steps=recipes.default_steps(model), seed=args.seed
         )
         train_and_evaluate(config)
         runs[model.upper()] = (args.workdir / model, config.batch_size)

@@ -8,7 +8,8 @@ Rows (Hoppe et al., MICCAI 2019, Table 1, plus DRONE, Cohen et al. 2018): CNN1 a
 magnitude input, CNN1, RNN1 and RNN3 on complex input, RNN3* (RNN3 trained on more data).
 Each row is trained once per seed (the seed sets the initial weights, the order and the
 draws of the training stream) in ``WORKDIR/<row>-seed<k>``; a finished run (its
-``done.json``) is skipped, an unfinished one resumes from its checkpoint.
+``done.json``) is skipped, an unfinished one resumes from its checkpoint; a run of another
+length needs another WORKDIR (its learning-rate schedule differs).
 
 Data: the default brain dataset (`rinq_jax.data.datasets.synthetic`, preset "brain", generated on
 first use in ``data/brain``). The paper contrasts a small training set (12 slices of 4 subjects) with
@@ -45,6 +46,7 @@ import numpy as np
 from rinq_jax.cli import non_negative_int, positive_float
 from rinq_jax.configs import recipes
 from rinq_jax.configs.data import DEFAULT_DATA_DIR
+from rinq_jax.configs.train import get_config
 from rinq_jax.data.datasets import synthetic
 from rinq_jax.errors import InputError
 from rinq_jax.evaluation import evaluate as evaluate_lib
@@ -127,17 +129,20 @@ def train_config(row: Row, setup: Setup, seed: int, workdir: Path) -> TrainConfi
     steps = max(1, round(setup.steps_fraction * recipes.default_steps(row.model)))
     if setup.max_steps is not None:
         steps = min(steps, setup.max_steps)
-    return TrainConfig(
-        model=row.model,
-        input_kind=row.input_kind,
+    config = get_config(row.model, setup.recipe, row.input_kind)
+    return config.replace(
         data_dir=setup.data_dir,
         workdir=str(workdir / f"{row.key}-seed{seed}"),
         steps=steps,
         seed=seed,
         train_subjects=None if row.more_data else SMALL_SUBJECTS,
         progress=False,
-        model_overrides=tuple(setup.model_overrides.get(row.model, ())),
-        **recipes.recipe_fields(setup.recipe, row.model, steps),
+        model_overrides=tuple(
+            {
+                **dict(config.model_overrides),
+                **dict(setup.model_overrides.get(row.model, ())),
+            }.items()
+        ),
     )
 
 
@@ -146,10 +151,13 @@ def train_run(config: TrainConfig, log=print) -> dict[str, Any]:
     done = Path(config.workdir) / DONE_FILE
     if done.exists():
         summary = json.loads(done.read_text())
-        # A longer run asked for continues from the last checkpoint instead.
-        if summary.get("final_step", 0) >= config.steps:
-            log(f"{done.parent.name}: finished earlier, skipped")
-            return summary
+        if summary.get("final_step") != config.steps:  # its learning-rate schedule differs
+            raise InputError(
+                f"{done.parent} ran {summary.get('final_step')} steps, this setup asks for "
+                f"{config.steps}; use another --workdir"
+            )
+        log(f"{done.parent.name}: finished earlier, skipped")
+        return summary
     log(f"{Path(config.workdir).name}: training {config.steps} steps ...")
     export.write_json(done, train_and_evaluate(config))
     return json.loads(done.read_text())

@@ -7,6 +7,8 @@ Names, input kinds, patch sizes and the paper's Table 5 hyperparameters come fro
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -17,7 +19,7 @@ from rinq_jax.models.cnn import CNN1
 from rinq_jax.models.drone import DRONE
 from rinq_jax.models.rnn import RNN1, RNN3
 
-__all__ = ["ModelSpec", "model_spec", "get_model", "parameter_count"]
+__all__ = ["ModelSpec", "model_spec", "get_model", "check_overrides", "parameter_count"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,14 +80,20 @@ def get_model(name: str, input_kind: str = "complex", **overrides) -> nn.Module:
     from ``input_kind`` and cannot be overridden.
     """
     spec = model_spec(name, input_kind)
-    module_cls = _MODULES[name]
-    fields = {f.name for f in dataclasses.fields(module_cls)} - {"parent", "name", "channels"}
+    check_overrides(name, overrides)
+    return _MODULES[name](channels=spec.channels, **overrides)
+
+
+def check_overrides(name: str, overrides: Mapping[str, Any]) -> None:
+    """Raise a ValueError unless every key of ``overrides`` is an attribute of model ``name``."""
+    if name not in _MODULES:
+        raise ValueError(f"unknown model {name!r}; valid: {', '.join(_MODULES)}")
+    fields = {f.name for f in dataclasses.fields(_MODULES[name])} - {"parent", "name", "channels"}
     unknown = sorted(set(overrides) - fields)
     if unknown:
         raise ValueError(
             f"unknown override(s) {unknown} for {name!r}; valid: {', '.join(sorted(fields))}"
         )
-    return module_cls(channels=spec.channels, **overrides)
 
 
 def parameter_count(name: str, input_kind: str = "complex", n_reps: int = 3000) -> int:

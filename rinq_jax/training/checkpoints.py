@@ -33,7 +33,7 @@ from rinq_jax.models import get_model
 from rinq_jax.training.config import TrainConfig
 from rinq_jax.training.state import TrainState
 
-FORMAT = "rinq_jax.checkpoint/1"
+FORMAT = "rinq_jax.checkpoint/2"  # 2: the run length and warm-up as TrainConfig fractions
 LATEST_DIR = "checkpoints"
 BEST_DIR = "best"
 
@@ -247,3 +247,57 @@ def load_for_inference(run_dir: str | Path, step: int | str | None = "best"):
         "batch_stats": _to_device_tree(tree.get("batch_stats") or {}),
     }
     return model, variables, metadata
+
+
+# Config fields that change the training trajectory: a resume must not change them. The run's
+# length is one of them: the learning-rate schedule (warm-up, cosine decay) follows it.
+TRAJECTORY_FIELDS = (
+    "model",
+    "steps",
+    "epochs",
+    "input_kind",
+    "target",
+    "learning_rate",
+    "batch_size",
+    "seed",
+    "target_transform",
+    "lr_schedule",
+    "warmup_fraction",
+    "final_lr_fraction",
+    "grad_clip_norm",
+    "t1_offset_ms",
+    "t2_offset_ms",
+    "t1_scale_ms",
+    "t2_scale_ms",
+    "model_overrides",
+    "values",
+    "data_dir",
+    "val_fraction",
+    "test_fraction",
+)
+
+
+def check_resume(
+    saved: dict[str, Any], config: TrainConfig, run_dir: Path, new_data_hash: str
+) -> None:
+    """Refuse to continue a run whose trajectory-defining settings or data have changed."""
+    if saved.get("format") != FORMAT:
+        raise InputError(
+            f"{run_dir} holds a checkpoint of format {saved.get('format')!r}, this version "
+            f"writes {FORMAT!r}; use a new --workdir"
+        )
+    old = TrainConfig.from_dict(saved["config"])
+    changed = [f for f in TRAJECTORY_FIELDS if getattr(old, f) != getattr(config, f)]
+    if saved.get("data_hash") != new_data_hash:
+        changed.append("data")
+    if changed:
+        diff = ", ".join(
+            f"{f}: {getattr(old, f)!r} -> {getattr(config, f)!r}"
+            if f != "data"
+            else f"data files/sequence hash {saved.get('data_hash')} -> {new_data_hash}"
+            for f in changed
+        )
+        raise InputError(
+            f"{run_dir} holds a run with different settings ({diff}); "
+            "resume with the same settings or use a new --workdir"
+        )

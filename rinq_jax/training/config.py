@@ -1,7 +1,7 @@
 """One immutable configuration per training run, saved with every checkpoint.
 
-`python train.py --model rnn3` builds a `TrainConfig` from its flags; the trainer reads nothing
-else.
+`python train.py --model rnn3` trains `rinq_jax.configs.train.get_config("rnn3")` with its
+flags' fields replaced; the trainer reads nothing else.
 The config round-trips through JSON (`to_json` / `from_json`) so a checkpoint carries the exact
 settings that produced it.
 
@@ -22,12 +22,35 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from typing import Any
 
+from rinq_jax.configs import recipes
 from rinq_jax.configs.data import VALUE_DISTRIBUTIONS
 from rinq_jax.configs.models import INPUT_KINDS, MODEL_NAMES
+from rinq_jax.models.registry import check_overrides, model_spec
 
 TARGETS = ("true", "dm")
+# Integer fields and their lowest value (None, where allowed, passes).
+_LOWEST = {
+    "steps": 1,
+    "epochs": 1,
+    "batch_size": 1,
+    "seed": 0,
+    "evals_per_run": 0,
+    "train_subjects": 1,
+    "checkpoint_every_steps": 0,
+    "keep_checkpoints": 1,
+    "log_every_steps": 1,
+    "max_val_patches": 1,
+}
+_POSITIVE = ("learning_rate", "grad_clip_norm", "t1_scale_ms", "t2_scale_ms")  # finite, > 0
+_FRACTIONS = {
+    "warmup_fraction": (0.0, 0.5),
+    "final_lr_fraction": (0.0, 1.0),
+    "val_fraction": (0.0, 0.5),
+    "test_fraction": (0.0, 0.5),
+}
 TARGET_TRANSFORMS = ("linear", "log")
 LR_SCHEDULES = ("constant", "warmup_cosine")
 
@@ -40,10 +63,14 @@ class TrainConfig:
       model: one of `rinq_jax.configs.models.MODEL_NAMES`.
       input_kind: "complex" (2 channels, real and imaginary) or "magnitude" (1 channel).
       target: "true" trains on the phantom's true T1/T2; "dm" on dictionary-matching maps.
-      data_dir: folder of slice files (`*.h5`); None means the cached quick dataset.
-      workdir: where checkpoints, metrics.csv and TensorBoard events go.
-      epochs: number of passes over the training set (ignored when `steps` is set).
-      steps: total number of optimiser steps; overrides `epochs` when not None.
+      data_dir: a generated brain dataset or a folder of slice files (`*.h5`); None means the
+        default brain dataset (`configs.data.DEFAULT_DATA_DIR`, generated on first use).
+      workdir: where checkpoints, metrics.csv and TensorBoard events go (None:
+        ``runs/<model>-<input_kind>``).
+      steps: total number of optimiser steps. None: ``epochs`` passes over the training set, or
+        when that is None too, `configs.recipes.default_steps` on a generated dataset and
+        `configs.recipes.DEFAULT_EPOCHS` epochs on slice files.
+      epochs: passes over the training set, when ``steps`` is None.
       learning_rate: Adam step size; None takes the paper's value from `model_spec`.
       batch_size: global batch (patches per step, over all devices); None takes `model_spec`'s.
       seed: seeds parameter init, data order and the per-step dropout keys.
@@ -52,12 +79,13 @@ class TrainConfig:
       t1_offset_ms, t2_offset_ms: target offsets (None: training-set mean; see module doc).
       t1_scale_ms, t2_scale_ms: target scales, > 0 (None: training-set standard deviation).
       lr_schedule: "constant" (the paper) or "warmup_cosine": linear warm-up from 0 over
-        `warmup_steps`, then cosine decay to `final_lr_fraction` of the peak at the last step.
-      warmup_steps: warm-up length of "warmup_cosine".
+        `warmup_fraction` of the run's steps, then cosine decay to `final_lr_fraction` of the
+        peak at the last step.
+      warmup_fraction: warm-up length of "warmup_cosine", as a fraction of the run's steps.
       final_lr_fraction: end of the cosine decay, as a fraction of `learning_rate`.
       grad_clip_norm: clip the global gradient norm to this before Adam (None: no clipping).
-      eval_every_steps: also validate (and keep the best checkpoint) every N steps, 0 for epoch
-        ends only; streamed epochs are long.
+      evals_per_run: also validate (and keep the best checkpoint) this many times, evenly over
+        the run's steps; 0 for epoch ends only (streamed epochs are long).
       train_subjects: train on the first N training subjects of a generated dataset (None: all).
       values: what a generated dataset's training stream draws tissue values, B1 and SNR from,
         a key of `rinq_jax.configs.data.VALUE_DISTRIBUTIONS` ("wide" or "brain").
@@ -67,8 +95,9 @@ class TrainConfig:
       log_every_steps: train-loss rows in metrics.csv / TensorBoard every N steps.
       max_val_patches: cap on validation patches per evaluation (None: all), to bound eval time.
       progress: show a tqdm progress bar.
-      model_overrides: keyword overrides for `get_model` (e.g. a smaller hidden size in tests),
-        as a tuple of (name, value) pairs so the config stays hashable.
+      model_overrides: keyword overrides for `get_model` (e.g. a smaller hidden size in tests,
+        the LSTM's ``fast_gradients``), as a tuple of (name, value) pairs so the config stays
+        hashable; checked against the model's attributes (`models.registry.check_overrides`).
 
     """
 
@@ -76,9 +105,9 @@ class TrainConfig:
     input_kind: str = "complex"
     target: str = "true"
     data_dir: str | None = None
-    workdir: str = "runs/rnn3-complex"
-    epochs: int = 1
+    workdir: str | None = None
     steps: int | None = None
+    epochs: int | None = None
     learning_rate: float | None = None
     batch_size: int | None = None
     seed: int = 0
@@ -88,10 +117,10 @@ class TrainConfig:
     t1_scale_ms: float | None = None
     t2_scale_ms: float | None = None
     lr_schedule: str = "constant"
-    warmup_steps: int = 0
+    warmup_fraction: float = 0.0
     final_lr_fraction: float = 0.0
     grad_clip_norm: float | None = None
-    eval_every_steps: int = 0
+    evals_per_run: int = 0
     train_subjects: int | None = None
     values: str = "wide"
     val_fraction: float = 2 / 12
@@ -104,48 +133,36 @@ class TrainConfig:
     model_overrides: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self):
-        if self.model not in MODEL_NAMES:
-            raise ValueError(f"model must be one of {MODEL_NAMES}, got {self.model!r}")
-        if self.input_kind not in INPUT_KINDS:
-            raise ValueError(f"input_kind must be one of {INPUT_KINDS}, got {self.input_kind!r}")
-        if self.target not in TARGETS:
-            raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
-        if self.target_transform not in TARGET_TRANSFORMS:
-            raise ValueError(
-                f"target_transform must be one of {TARGET_TRANSFORMS}, got {self.target_transform!r}"
-            )
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
-        if self.warmup_steps < 0 or self.eval_every_steps < 0:
-            raise ValueError("warmup_steps and eval_every_steps must be >= 0")
-        if not 0.0 <= self.final_lr_fraction <= 1.0:
-            raise ValueError(f"final_lr_fraction must lie in [0, 1], got {self.final_lr_fraction}")
-        if self.grad_clip_norm is not None and not self.grad_clip_norm > 0:
-            raise ValueError(f"grad_clip_norm must be > 0, got {self.grad_clip_norm}")
-        if self.learning_rate is not None and not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
-        if self.batch_size is not None and self.batch_size <= 0:
-            raise ValueError(f"batch_size must be > 0, got {self.batch_size}")
-        if self.steps is not None and self.steps <= 0:
-            raise ValueError(f"steps must be > 0, got {self.steps}")
-        if self.epochs <= 0:
-            raise ValueError(f"epochs must be > 0, got {self.epochs}")
-        for name in ("t1_scale_ms", "t2_scale_ms"):
+        choices = {
+            "model": MODEL_NAMES,
+            "input_kind": INPUT_KINDS,
+            "target": TARGETS,
+            "target_transform": TARGET_TRANSFORMS,
+            "lr_schedule": LR_SCHEDULES,
+            "values": tuple(VALUE_DISTRIBUTIONS),
+        }
+        for name, valid in choices.items():
+            if getattr(self, name) not in valid:
+                raise ValueError(f"{name} must be one of {valid}, got {getattr(self, name)!r}")
+        model_spec(self.model, self.input_kind)  # the pair exists (RNN3 takes complex input only)
+        for name, lowest in _LOWEST.items():
             value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ValueError(f"{name} must be > 0, got {value}")
-        if self.values not in VALUE_DISTRIBUTIONS:
-            raise ValueError(
-                f"values must be one of {tuple(VALUE_DISTRIBUTIONS)}, got {self.values!r}"
-            )
-        if self.train_subjects is not None and self.train_subjects < 1:
-            raise ValueError(f"train_subjects must be >= 1, got {self.train_subjects}")
-        if self.keep_checkpoints < 1:
-            raise ValueError(f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
+            if value is not None and not value >= lowest:
+                raise ValueError(f"{name} must be >= {lowest}, got {value}")
+        for name in _POSITIVE:
+            value = getattr(self, name)
+            if value is not None and not 0 < value < math.inf:
+                raise ValueError(f"{name} must be > 0 and finite, got {value}")
+        for name, (low, high) in _FRACTIONS.items():
+            if not low <= getattr(self, name) <= high:
+                raise ValueError(f"{name} must lie in [{low}, {high}], got {getattr(self, name)}")
+        if self.steps is not None and self.epochs is not None:
+            raise ValueError(f"set steps or epochs, not both (got {self.steps}, {self.epochs})")
         # JSON turns tuples into lists; normalise so equality survives the round trip.
         object.__setattr__(
             self, "model_overrides", tuple((str(k), v) for k, v in self.model_overrides)
         )
+        check_overrides(self.model, dict(self.model_overrides))
 
     @property
     def target_norm_ms(self) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -189,3 +206,32 @@ class TrainConfig:
     def from_json(cls, text: str) -> TrainConfig:
         """Inverse of `to_json`."""
         return cls.from_dict(json.loads(text))
+
+
+def run_length(config: TrainConfig, streamed: bool, steps_per_epoch: int) -> int:
+    """Optimiser steps of the run (`TrainConfig.steps`).
+
+    ``steps``, else ``epochs`` epochs, else the default: `recipes.default_steps` on a generated
+    dataset, `recipes.DEFAULT_EPOCHS` epochs on slice files.
+    """
+    if config.steps is not None:
+        return config.steps
+    if config.epochs is not None:
+        return config.epochs * steps_per_epoch
+    if streamed:
+        return recipes.default_steps(config.model)
+    return recipes.DEFAULT_EPOCHS * steps_per_epoch
+
+
+def resolve_config(config: TrainConfig) -> TrainConfig:
+    """Fill the defaults that follow from other fields.
+
+    Learning rate and batch size from the model's `ModelSpec` (paper Table 5), the workdir
+    ``runs/<model>-<input_kind>``.
+    """
+    spec = model_spec(config.model, config.input_kind)
+    return config.replace(
+        learning_rate=config.learning_rate or spec.learning_rate,
+        batch_size=config.batch_size or spec.batch_size,
+        workdir=config.workdir or f"runs/{config.model}-{config.input_kind}",
+    )

@@ -57,6 +57,8 @@ class Datasets:
       target_samples_ms: float[N, 2] (T1, T2) in ms of the training targets (all of them, or a
         sample of a stream), or None (then collected by one pass over `train`'s batches, fine
         for small in-memory data); their statistics set the target normalisation.
+      streamed: training batches are drawn fresh (a generated dataset), so a run's default
+        length is `recipes.default_steps` rather than epochs (`TrainConfig.steps`).
 
     """
 
@@ -67,6 +69,7 @@ class Datasets:
     trajectory: dict | None = None
     signal_normalisation: str = "unknown"
     target_samples_ms: np.ndarray | None = None
+    streamed: bool = False
 
 
 def build_datasets(config: TrainConfig, patch_size: int) -> Datasets:
@@ -155,6 +158,7 @@ def stream_datasets(
         trajectory=spiral.trajectory_signature(data.config.acquisition(), train.n_reps),
         signal_normalisation=transforms.SIGNAL_NORMALISATION,
         target_samples_ms=train.sample_targets(65536, seed=0),
+        streamed=True,
     )
 
 

@@ -1,4 +1,8 @@
-"""`train_and_evaluate`: the one trainer, cut into sections (input, model, state, resume, loop).
+"""`train_and_evaluate`: the one trainer.
+
+`_prepare` builds the run (config defaults, devices, model, data, state), `_Checkpoints`
+restores and saves it, `_Loop` runs its steps; the host waits for the device only at log,
+validation and checkpoint steps.
 
 Resuming: the global step `s` fixes the position in the data, epoch `s // steps_per_epoch` and
 batch `s % steps_per_epoch` of it, and the per-step key `fold_in(rng, s)`. The input's batch
@@ -11,6 +15,9 @@ The data: `rinq_jax.training.input_pipeline`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
+import itertools
 import sys
 import time
 from pathlib import Path
@@ -24,7 +31,7 @@ from rinq_jax.errors import InputError
 from rinq_jax.models import get_model, model_spec
 from rinq_jax.training import checkpoints as ckpt
 from rinq_jax.training import steps
-from rinq_jax.training.config import TrainConfig
+from rinq_jax.training.config import TrainConfig, resolve_config, run_length
 from rinq_jax.training.input_pipeline import (
     Datasets,
     build_datasets,
@@ -41,64 +48,6 @@ class NonFiniteLossError(RuntimeError):
     """Training met a NaN/Inf loss or gradient norm; the message names the step."""
 
 
-# Config fields that change the training trajectory: a resume must not change them.
-_TRAJECTORY_FIELDS = (
-    "model",
-    "input_kind",
-    "target",
-    "learning_rate",
-    "batch_size",
-    "seed",
-    "target_transform",
-    "lr_schedule",
-    "warmup_steps",
-    "final_lr_fraction",
-    "grad_clip_norm",
-    "t1_offset_ms",
-    "t2_offset_ms",
-    "t1_scale_ms",
-    "t2_scale_ms",
-    "model_overrides",
-    "values",
-    "data_dir",
-    "val_fraction",
-    "test_fraction",
-)
-
-
-def evaluate(
-    eval_fn, state: TrainState, ds, mesh, batch_size: int, seed: int, max_patches: int | None
-) -> dict[str, float]:
-    """Compute validation metrics in ms over `ds` (the first `max_patches` of a fixed order).
-
-    The last, short batch is padded to `batch_size` with weight-0 rows so one compiled shape
-    serves every batch (and the batch stays divisible by the device count).
-    """
-    sums = None
-    seen = 0
-    batches = ds.batches(batch_size, seed=seed, epoch=0, start_batch=0, drop_remainder=False)
-    with closing(batches):
-        for batch in batches:
-            n = len(batch["y_ms"])
-            if max_patches is not None:
-                n = min(n, max_patches - seen)
-            pad = batch_size - n
-            padded = {
-                key: np.concatenate([batch[key][:n], np.zeros_like(batch[key][:1]).repeat(pad, 0)])
-                for key in ("x", "y_ms", "tissue")
-                if key in batch
-            }
-            padded["weight"] = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)])
-            out = jax.device_get(eval_fn(state, steps.shard_batch(padded, mesh)))
-            sums = out if sums is None else jax.tree.map(np.add, sums, out)
-            seen += n
-            if max_patches is not None and seen >= max_patches:
-                break
-    if sums is None:
-        raise ValueError("the validation set yielded no batches")
-    return steps.finalize_eval(sums)
-
-
 class _NoWriter:
     """Stands in for MetricsWriter on hosts other than the first."""
 
@@ -109,40 +58,275 @@ class _NoWriter:
         """Do nothing."""
 
 
-def resolve_config(config: TrainConfig) -> TrainConfig:
-    """Fill learning rate and batch size from the model's `ModelSpec` (paper Table 5)."""
-    spec = model_spec(config.model, config.input_kind)
-    return config.replace(
-        learning_rate=config.learning_rate or spec.learning_rate,
-        batch_size=config.batch_size or spec.batch_size,
+@dataclasses.dataclass
+class _Run:
+    """A prepared run: its resolved config, data, devices, state and where it stands."""
+
+    config: TrainConfig
+    datasets: Datasets
+    mesh: Any
+    state: TrainState
+    rng: jax.Array
+    steps_per_epoch: int
+    total_steps: int
+    patch_size: int
+    channels: int
+    target_mean_ms: tuple[float, float]
+    best: dict[str, Any] | None
+    pending_losses: list[float]
+
+
+def _prepare(config: TrainConfig, datasets: Datasets | None, model) -> _Run:
+    """Resolve the config, build model, data and state, and restore the workdir's checkpoint."""
+    config = resolve_config(config)
+    mesh = steps.make_mesh()  # one 1-D data mesh over all local devices
+    steps.check_batch_divisible(config.batch_size, mesh.devices.size)
+    Path(config.workdir).mkdir(parents=True, exist_ok=True)
+    if model is None:
+        model = get_model(config.model, config.input_kind, **dict(config.model_overrides))
+    if datasets is None:
+        datasets = build_datasets(config, model_spec(config.model, config.input_kind).patch_size)
+    config = resolve_target_norm(config, datasets)
+    steps_per_epoch = datasets.train.n_patches // config.batch_size
+    if steps_per_epoch == 0:
+        raise InputError(
+            f"training set has {datasets.train.n_patches} patches, fewer than one batch of "
+            f"{config.batch_size}"
+        )
+    total_steps = run_length(config, datasets.streamed, steps_per_epoch)
+    with closing(datasets.train.batches(1, seed=0, epoch=0, start_batch=0)) as it:
+        sample_x = np.asarray(next(iter(it))["x"])
+    init_rng, rng = jax.random.split(jax.random.PRNGKey(config.seed))
+    warmup = int(config.warmup_fraction * total_steps)
+    schedule = learning_rate_schedule(
+        config.learning_rate, total_steps, config.lr_schedule, warmup, config.final_lr_fraction
+    )
+    state = create_train_state(model, init_rng, sample_x, schedule, config.grad_clip_norm)
+    return _Run(
+        config=config,
+        datasets=datasets,
+        mesh=mesh,
+        state=state,
+        rng=rng,
+        steps_per_epoch=steps_per_epoch,
+        total_steps=total_steps,
+        patch_size=sample_x.shape[1],
+        channels=sample_x.shape[-1],
+        target_mean_ms=target_stats(datasets)[0],
+        best=None,
+        pending_losses=[],
     )
 
 
-def _check_resume(
-    saved: dict[str, Any], config: TrainConfig, run_dir: Path, new_data_hash: str
-) -> None:
-    """Refuse to continue a run whose trajectory-defining settings or data have changed."""
-    old = TrainConfig.from_dict(saved["config"])
-    changed = [f for f in _TRAJECTORY_FIELDS if getattr(old, f) != getattr(config, f)]
-    if saved.get("data_hash") != new_data_hash:
-        changed.append("data")
-    if changed:
-        diff = ", ".join(
-            f"{f}: {getattr(old, f)!r} -> {getattr(config, f)!r}"
-            if f != "data"
-            else f"data files/sequence hash {saved.get('data_hash')} -> {new_data_hash}"
-            for f in changed
+class _Checkpoints:
+    """The run's two Orbax managers: the latest steps (resume) and the best validation."""
+
+    def __init__(self, run: _Run, cleanup: contextlib.ExitStack):
+        run_dir = Path(run.config.workdir)
+        self.run = run
+        self.latest = ckpt.make_manager(run_dir / ckpt.LATEST_DIR, run.config.keep_checkpoints)
+        self.best = ckpt.make_manager(run_dir / ckpt.BEST_DIR, 1)
+        cleanup.callback(self.latest.close)
+        cleanup.callback(self.best.close)
+
+    def restore(self) -> None:
+        """Continue from the latest checkpoint, if any (`_check_resume` guards the settings)."""
+        run = self.run
+        restored = ckpt.restore_latest(self.latest, ckpt.state_to_tree(run.state, run.rng))
+        if restored is not None:
+            tree, saved = restored
+            ckpt.check_resume(saved, run.config, Path(run.config.workdir), data_hash(run.datasets))
+            run.state = run.state.replace(
+                params=tree["params"],
+                batch_stats=tree["batch_stats"],
+                opt_state=tree["opt_state"],
+                step=tree["step"],
+            )
+            run.rng, run.best = tree["rng"], saved["best"]
+            run.pending_losses = list(saved.get("pending_losses", []))
+            if jax.process_index() == 0:
+                print(f"resuming {run.config.workdir} from step {int(run.state.step)}", flush=True)
+        run.state = steps.replicate(run.state, run.mesh)
+        run.rng = steps.replicate(run.rng, run.mesh)
+
+    def metadata(self, step: int, metrics=None) -> dict[str, Any]:
+        """`ckpt.make_metadata` of the run at ``step``, with its train losses not yet logged."""
+        run, data = self.run, self.run.datasets
+        saved = ckpt.make_metadata(
+            run.config,
+            patch_size=run.patch_size,
+            channels=run.channels,
+            n_reps=data.train.n_reps,
+            signal_normalisation=data.signal_normalisation,
+            sequence_hash=data.sequence_hash,
+            trajectory=data.trajectory,
+            data_hash=data_hash(data),
+            data_files=data.files,
+            step=step,
+            epoch=step // run.steps_per_epoch,
+            batch_in_epoch=step % run.steps_per_epoch,
+            best=run.best,
+            metrics=metrics,
+            train_target_mean_ms=run.target_mean_ms,
         )
-        raise InputError(
-            f"{run_dir} holds a run with different settings ({diff}); "
-            "resume with the same settings or use a new --workdir"
+        return {**saved, "pending_losses": list(run.pending_losses)}  # a resume logs the same
+
+    def save_latest(self, step: int, metrics=None) -> None:
+        """Everything a resume needs (state, key, metadata)."""
+        tree = jax.device_get(ckpt.state_to_tree(self.run.state, self.run.rng))
+        ckpt.save(self.latest, tree, self.metadata(step, metrics), step)
+
+    def save_best(self, step: int, metrics) -> None:
+        """What inference needs (parameters and BatchNorm statistics)."""
+        state = self.run.state
+        tree = jax.device_get({"params": state.params, "batch_stats": state.batch_stats})
+        ckpt.save(self.best, tree, self.metadata(step, metrics), step)
+
+    def last_good(self) -> str:
+        """The latest checkpoint's folder, for error messages."""
+        last = self.latest.latest_step()
+        return (
+            "none"
+            if last is None
+            else str(Path(self.run.config.workdir) / ckpt.LATEST_DIR / str(last))
         )
+
+
+def _host_losses(pending: list[dict], first_step: int, run: _Run, checkpoints: _Checkpoints):
+    """The losses of the steps since the last sync, fetched at once; stops on a non-finite one.
+
+    A non-finite step left the parameters as they were (`steps.make_train_step`); the loop
+    checks here, before anything is logged or saved, and names that step.
+    """
+    host = jax.device_get(pending)
+    for i, metrics in enumerate(host):
+        if not metrics["finite"]:
+            step = first_step + i
+            raise NonFiniteLossError(
+                f"non-finite loss ({metrics['loss']}) or gradient norm ({metrics['grad_norm']}) "
+                f"at step {step} (epoch {step // run.steps_per_epoch}, batch "
+                f"{step % run.steps_per_epoch}); its update was skipped and training stopped; "
+                f"last good checkpoint: {checkpoints.last_good()}"
+            )
+    return [float(m["loss"]) for m in host], float(host[-1]["grad_norm"])
+
+
+def _validate(run: _Run, eval_step, step: int, epoch: int, wall_s: float, writer, say):
+    """Validation metrics at ``step`` (of ``epoch``), written and printed, as a dict."""
+    config = run.config
+    val = steps.evaluate_patches(
+        eval_step,
+        run.state,
+        run.datasets.val,
+        run.mesh,
+        4 * config.batch_size,  # no gradients: larger batches, fewer dispatches
+        config.seed,
+        config.max_val_patches,
+    )
+    writer.write(step, "val", {"epoch": epoch, **val, "wall_s": wall_s})
+    say(
+        f"step {step} epoch {epoch}: val loss {val['val_loss_ms']:.1f} ms "
+        f"(RMSE T1 {val['rmse_t1_ms']:.1f} ms, T2 {val['rmse_t2_ms']:.1f} ms)"
+    )
+    return val
+
+
+class _Loop:
+    """The optimiser steps of a prepared run, with its logging, validation and checkpoints.
+
+    The host waits for the device only at a log, validation or checkpoint step: the metrics of
+    the steps in between stay on the device until then (asynchronous dispatch).
+    """
+
+    def __init__(self, run: _Run, checkpoints: _Checkpoints, cleanup, t_start: float):
+        config = run.config
+        self.run, self.checkpoints, self.t_start = run, checkpoints, t_start
+        self.train_step = steps.make_train_step(run.mesh, config.target_norm)
+        self.eval_step = steps.make_eval_step(run.mesh, config.target_norm)
+        evals = config.evals_per_run
+        self.eval_every = max(1, run.total_steps // evals) if evals else 0
+        # Several hosts (jax.distributed) all run this loop; only the first writes and prints.
+        chief = jax.process_index() == 0
+        self.step = self.session_start = int(run.state.step)
+        self.writer = MetricsWriter(config.workdir, resume_step=self.step) if chief else _NoWriter()
+        cleanup.callback(self.writer.close)
+        self.bar = tqdm(
+            total=run.total_steps,
+            initial=self.step,
+            disable=not (config.progress and chief),
+            dynamic_ncols=True,
+        )
+        cleanup.callback(self.bar.close)
+        self.say = functools.partial(_say, chief)
+        self.pending: list = []  # device metrics since the last sync
+        self.final_val: dict[str, float] | None = None
+        self.train_time, self.train_steps = 0.0, 0  # compilation, validation, saving left out
+        self.t_sync = self.t_log = time.perf_counter()
+
+    def run_steps(self) -> None:
+        """Train from the current step to the run's last, epoch by epoch."""
+        run, config = self.run, self.run.config
+        while self.step < run.total_steps:
+            epoch, start_batch = divmod(self.step, run.steps_per_epoch)
+            batches = run.datasets.train.batches(
+                config.batch_size, config.seed, epoch, start_batch, drop_remainder=True
+            )
+            with closing(batches):
+                for batch in itertools.islice(batches, run.total_steps - self.step):
+                    sharded = steps.shard_batch(batch, run.mesh)
+                    run.state, metrics = self.train_step(run.state, sharded, run.rng)
+                    self.pending.append(metrics)
+                    self.step += 1
+                    self.bar.update(1)
+                    self._after_step(epoch)
+        self.bar.close()
+
+    def _after_step(self, epoch: int) -> None:
+        """Log, validate and checkpoint where the step asks for it."""
+        run, config, step = self.run, self.run.config, self.step
+        last = step == run.total_steps
+        log = step % config.log_every_steps == 0 or last
+        every = self.eval_every and step % self.eval_every == 0
+        validate = step % run.steps_per_epoch == 0 or last or every
+        save = config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0
+        if not (log or validate or save):
+            return
+        first = step - len(self.pending)
+        losses, grad_norm = _host_losses(self.pending, first, run, self.checkpoints)
+        run.pending_losses += losses
+        now = time.perf_counter()
+        if first > self.session_start:  # the session's first step compiles
+            self.train_time += now - self.t_sync
+            self.train_steps += len(self.pending)
+        self.pending = []
+        if log:
+            row = {
+                "epoch": epoch,
+                "loss": float(np.mean(run.pending_losses)),
+                "grad_norm": grad_norm,
+                "patches_per_s": len(run.pending_losses) * config.batch_size / (now - self.t_log),
+                "wall_s": now - self.t_start,
+            }
+            self.writer.write(step, "train", row)
+            self.bar.set_postfix(loss=f"{row['loss']:.4g}")
+            run.pending_losses, self.t_log = [], now
+        if validate:
+            wall_s = time.perf_counter() - self.t_start
+            val = _validate(run, self.eval_step, step, epoch, wall_s, self.writer, self.say)
+            if run.best is None or val["val_loss_ms"] < run.best["val_loss_ms"]:
+                run.best = {"val_loss_ms": val["val_loss_ms"], "step": step}
+                self.checkpoints.save_best(step, val)
+            self.checkpoints.save_latest(step, val)
+            self.final_val, self.t_log = val, time.perf_counter()  # not training throughput
+        elif save:
+            self.checkpoints.save_latest(step)
+        self.t_sync = time.perf_counter()
 
 
 def train_and_evaluate(
     config: TrainConfig, *, datasets: Datasets | None = None, model=None
 ) -> dict[str, Any]:
-    """Train `config.model`, evaluate every epoch, checkpoint, resume from `config.workdir`.
+    """Train `config.model`, validate, checkpoint, resume from `config.workdir`.
 
     Args:
       config: the run's settings; learning rate and batch size default to the model's spec.
@@ -160,220 +344,41 @@ def train_and_evaluate(
         step, and no checkpoint after the last good one is written.
 
     """
-    with contextlib.ExitStack() as cleanup:
-        return _train_and_evaluate(config, datasets, model, cleanup)
-
-
-def _train_and_evaluate(
-    config: TrainConfig, datasets: Datasets | None, model, cleanup: contextlib.ExitStack
-) -> dict[str, Any]:
-    """Body of `train_and_evaluate`; `cleanup` closes the checkpoint managers on any exit."""
     t_start = time.perf_counter()
-    config = resolve_config(config)
-    run_dir = Path(config.workdir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as cleanup:
+        run = _prepare(config, datasets, model)
+        checkpoints = _Checkpoints(run, cleanup)
+        checkpoints.restore()
+        loop = _Loop(run, checkpoints, cleanup, t_start)
+        loop.run_steps()
+        return _summary(run, loop, t_start)
 
-    # --- devices: one 1-D data mesh over all local devices
-    mesh = steps.make_mesh()
-    steps.check_batch_divisible(config.batch_size, mesh.devices.size)
 
-    # --- model and input
-    if model is None:
-        model = get_model(config.model, config.input_kind, **dict(config.model_overrides))
-    if datasets is None:
-        datasets = build_datasets(config, model_spec(config.model, config.input_kind).patch_size)
-    config = resolve_target_norm(config, datasets)
-    target_mean_ms = target_stats(datasets)[0]
-    train_ds, val_ds = datasets.train, datasets.val
-    steps_per_epoch = train_ds.n_patches // config.batch_size
-    if steps_per_epoch == 0:
-        raise InputError(
-            f"training set has {train_ds.n_patches} patches, fewer than one batch of "
-            f"{config.batch_size}"
-        )
-    total_steps = config.steps or config.epochs * steps_per_epoch
-    with closing(train_ds.batches(1, seed=0, epoch=0, start_batch=0)) as it:
-        first = next(iter(it))
-    sample_x = np.asarray(first["x"])
-    patch_size, channels = sample_x.shape[1], sample_x.shape[-1]
+def _say(chief: bool, text: str) -> None:
+    """Print on the first host only, above the progress bar."""
+    if chief:
+        tqdm.write(text)
+        sys.stdout.flush()
 
-    # --- state: init, then restore the latest checkpoint of the workdir if there is one
-    init_rng, train_rng = jax.random.split(jax.random.PRNGKey(config.seed))
-    schedule = learning_rate_schedule(
-        config.learning_rate,
-        total_steps,
-        config.lr_schedule,
-        config.warmup_steps,
-        config.final_lr_fraction,
-    )
-    state = create_train_state(model, init_rng, sample_x, schedule, config.grad_clip_norm)
-    latest_mgr = ckpt.make_manager(run_dir / ckpt.LATEST_DIR, config.keep_checkpoints)
-    best_mgr = ckpt.make_manager(run_dir / ckpt.BEST_DIR, 1)
-    cleanup.callback(latest_mgr.close)
-    cleanup.callback(best_mgr.close)
-    best: dict[str, Any] | None = None
-    restored = ckpt.restore_latest(latest_mgr, ckpt.state_to_tree(state, train_rng))
-    if restored is not None:
-        tree, saved_meta = restored
-        _check_resume(saved_meta, config, run_dir, data_hash(datasets))
-        state = state.replace(
-            params=tree["params"],
-            batch_stats=tree["batch_stats"],
-            opt_state=tree["opt_state"],
-            step=tree["step"],
-        )
-        train_rng, best = tree["rng"], saved_meta["best"]
-        if jax.process_index() == 0:
-            print(f"resuming {run_dir} from step {int(state.step)}", flush=True)
-    state = steps.replicate(state, mesh)
-    train_rng = steps.replicate(train_rng, mesh)
-    step = int(state.step)
 
-    # --- update and eval steps (jitted, data-parallel, state donated)
-    p_train_step = steps.make_train_step(mesh, config.target_norm)
-    p_eval_step = steps.make_eval_step(mesh, config.target_norm)
-    eval_batch = 4 * config.batch_size  # no gradients: larger batches, fewer dispatches
-
-    # --- checkpointing
-    def meta(at_step: int, metrics=None):
-        saved = ckpt.make_metadata(
-            config,
-            patch_size=patch_size,
-            channels=channels,
-            n_reps=train_ds.n_reps,
-            signal_normalisation=datasets.signal_normalisation,
-            sequence_hash=datasets.sequence_hash,
-            trajectory=datasets.trajectory,
-            data_hash=data_hash(datasets),
-            data_files=datasets.files,
-            step=at_step,
-            epoch=at_step // steps_per_epoch,
-            batch_in_epoch=at_step % steps_per_epoch,
-            best=best,
-            metrics=metrics,
-            train_target_mean_ms=target_mean_ms,
-        )
-        # Train losses not yet logged: a resumed run then logs the same averages.
-        return {**saved, "pending_losses": list(losses)}
-
-    def save_latest(at_step: int, metrics=None):
-        tree = jax.device_get(ckpt.state_to_tree(state, train_rng))
-        ckpt.save(latest_mgr, tree, meta(at_step, metrics), at_step)
-
-    # --- the loop
-    # Several hosts (jax.distributed) all run this loop; only the first one writes and prints.
-    chief = jax.process_index() == 0
-    writer = MetricsWriter(run_dir, resume_step=step) if chief else _NoWriter()
-    cleanup.callback(writer.close)
-    bar = tqdm(
-        total=total_steps, initial=step, disable=not (config.progress and chief), dynamic_ncols=True
-    )
-
-    def say(text: str, flush: bool = True) -> None:
-        """Print on the first host only, above the progress bar."""
-        if chief:
-            tqdm.write(text)
-            sys.stdout.flush()
-
-    # Train losses since the last log row (restored, see `meta`).
-    losses: list[float] = list(restored[1].get("pending_losses", [])) if restored else []
-    session_start = step
-    train_time, train_patches = 0.0, 0
-    t_log = time.perf_counter()
-    final_val: dict[str, float] | None = None
-    while step < total_steps:
-        epoch, start_batch = divmod(step, steps_per_epoch)
-        with closing(
-            train_ds.batches(
-                config.batch_size,
-                seed=config.seed,
-                epoch=epoch,
-                start_batch=start_batch,
-                drop_remainder=True,
-            )
-        ) as batches:
-            for batch in batches:
-                t0 = time.perf_counter()
-                state, metrics = p_train_step(state, steps.shard_batch(batch, mesh), train_rng)
-                metrics = jax.device_get(metrics)  # the finite check needs it now
-                if not metrics["finite"]:
-                    last = latest_mgr.latest_step()
-                    where = run_dir / ckpt.LATEST_DIR / str(last) if last is not None else "none"
-                    bar.close()
-                    raise NonFiniteLossError(
-                        f"non-finite loss ({metrics['loss']}) or gradient norm "
-                        f"({metrics['grad_norm']}) at step {step} (epoch {epoch}, batch "
-                        f"{step % steps_per_epoch}); training stopped, parameters not updated; "
-                        f"last good checkpoint: {where}"
-                    )
-                if step > session_start:  # the session's first step includes compilation
-                    train_time += time.perf_counter() - t0
-                    train_patches += config.batch_size
-                step += 1
-                losses.append(float(metrics["loss"]))
-                bar.update(1)
-                if step % config.log_every_steps == 0 or step == total_steps:
-                    now = time.perf_counter()
-                    rate = len(losses) * config.batch_size / (now - t_log)
-                    row = {
-                        "epoch": epoch,
-                        "loss": float(np.mean(losses)),
-                        "grad_norm": float(metrics["grad_norm"]),
-                        "patches_per_s": rate,
-                        "wall_s": now - t_start,
-                    }
-                    writer.write(step, "train", row)
-                    bar.set_postfix(loss=f"{row['loss']:.4g}", patches_s=f"{rate:.0f}")
-                    losses, t_log = [], now
-                epoch_end = step % steps_per_epoch == 0
-                periodic = config.eval_every_steps and step % config.eval_every_steps == 0
-                if epoch_end or periodic or step == total_steps:
-                    val = evaluate(
-                        p_eval_step,
-                        state,
-                        val_ds,
-                        mesh,
-                        eval_batch,
-                        config.seed,
-                        config.max_val_patches,
-                    )
-                    final_val = val
-                    wall_s = time.perf_counter() - t_start
-                    writer.write(step, "val", {"epoch": epoch, **val, "wall_s": wall_s})
-                    say(
-                        f"step {step} epoch {epoch}: val loss {val['val_loss_ms']:.1f} ms "
-                        f"(RMSE T1 {val['rmse_t1_ms']:.1f} ms, T2 {val['rmse_t2_ms']:.1f} ms)"
-                    )
-                    if best is None or val["val_loss_ms"] < best["val_loss_ms"]:
-                        best = {"val_loss_ms": val["val_loss_ms"], "step": step}
-                        inference_tree = jax.device_get(
-                            {"params": state.params, "batch_stats": state.batch_stats}
-                        )
-                        ckpt.save(best_mgr, inference_tree, meta(step, val), step)
-                    save_latest(step, val)
-                    t_log = time.perf_counter()  # evaluation time is not training throughput
-                elif config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0:
-                    save_latest(step)
-                if step >= total_steps:
-                    break
-    bar.close()
-
-    best_path = None
+def _summary(run: _Run, loop: _Loop, t_start: float) -> dict[str, Any]:
+    """What `train_and_evaluate` returns (and prints about the best checkpoint)."""
+    best, best_path = run.best, None
     if best is not None:
-        best_path = str((run_dir / ckpt.BEST_DIR / str(best["step"])).resolve())
-        say(
+        best_path = str((Path(run.config.workdir) / ckpt.BEST_DIR / str(best["step"])).resolve())
+        loop.say(
             f"best validation loss {best['val_loss_ms']:.2f} ms (sqrt of MSE over T1 and T2) "
-            f"at step {best['step']}; checkpoint {best_path}",
-            flush=True,
+            f"at step {best['step']}; checkpoint {best_path}"
         )
+    rate = loop.train_steps * run.config.batch_size / loop.train_time if loop.train_time else None
     return {
         "best_val_loss_ms": best["val_loss_ms"] if best else None,
         "best_step": best["step"] if best else None,
         "best_checkpoint": best_path,
-        "final_step": step,
-        "final_val": final_val,
-        "steps_per_epoch": steps_per_epoch,
-        "patches_per_s": train_patches / train_time if train_time > 0 else None,
+        "final_step": loop.step,
+        "final_val": loop.final_val,
+        "steps_per_epoch": run.steps_per_epoch,
+        "patches_per_s": rate,
         "wall_s": time.perf_counter() - t_start,
-        "workdir": str(run_dir.resolve()),
+        "workdir": str(Path(run.config.workdir).resolve()),
     }

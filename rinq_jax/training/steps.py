@@ -21,6 +21,8 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from rinq_jax.errors import InputError
+from rinq_jax.training.input_pipeline import closing
 from rinq_jax.training.state import TrainState
 
 Batch = dict[str, jax.Array]
@@ -199,9 +201,9 @@ def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
 
 
 def check_batch_divisible(batch_size: int, n_devices: int) -> None:
-    """Raise ValueError unless the global batch splits evenly over the devices."""
+    """Raise an InputError unless the global batch splits evenly over the devices."""
     if batch_size % n_devices:
-        raise ValueError(
+        raise InputError(
             f"batch size {batch_size} is not divisible by the {n_devices} devices; "
             f"use a multiple of {n_devices}"
         )
@@ -259,3 +261,36 @@ def make_eval_step(
         in_shardings=(repl, data),
         out_shardings=repl,
     )
+
+
+def evaluate_patches(
+    eval_fn, state: TrainState, ds, mesh, batch_size: int, seed: int, max_patches: int | None
+) -> dict[str, float]:
+    """Compute validation metrics in ms over `ds` (the first `max_patches` of a fixed order).
+
+    The last, short batch is padded to `batch_size` with weight-0 rows so one compiled shape
+    serves every batch (and the batch stays divisible by the device count).
+    """
+    sums = None
+    seen = 0
+    batches = ds.batches(batch_size, seed=seed, epoch=0, start_batch=0, drop_remainder=False)
+    with closing(batches):
+        for batch in batches:
+            n = len(batch["y_ms"])
+            if max_patches is not None:
+                n = min(n, max_patches - seen)
+            pad = batch_size - n
+            padded = {
+                key: np.concatenate([batch[key][:n], np.zeros_like(batch[key][:1]).repeat(pad, 0)])
+                for key in ("x", "y_ms", "tissue")
+                if key in batch
+            }
+            padded["weight"] = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)])
+            out = jax.device_get(eval_fn(state, shard_batch(padded, mesh)))
+            sums = out if sums is None else jax.tree.map(np.add, sums, out)
+            seen += n
+            if max_patches is not None and seen >= max_patches:
+                break
+    if sums is None:
+        raise ValueError("the validation set yielded no batches")
+    return finalize_eval(sums)

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from rinq_jax.data.subjects import phantom as ph
 from rinq_jax.data.subjects.phantom import Phantom, make_phantom, slice_positions
 from rinq_jax.data.subjects.phantom_geometry import SubjectAnatomy, sample_subject
 from rinq_jax.data.subjects.tissues import (
@@ -367,8 +366,3 @@ def test_make_phantom_rejects_bad_arguments(subjects, kwargs, match):
 def test_make_phantom_rejects_non_anatomy():
     with pytest.raises(ValueError, match="anatomy"):
         make_phantom({"head": 1}, 0.5)
-
-
-def test_module_exports_exist():
-    for name in ph.__all__:
-        assert hasattr(ph, name), name

@@ -1,5 +1,3 @@
-import dataclasses
-
 import pytest
 
 from rinq_jax.models import CNN1, DRONE, RNN1, RNN3, ModelSpec, get_model, model_spec
@@ -19,11 +17,6 @@ from rinq_jax.models import CNN1, DRONE, RNN1, RNN3, ModelSpec, get_model, model
 )
 def test_specs_follow_table_5(name, kind, patch, channels, lr, batch):
     assert model_spec(name, kind) == ModelSpec(name, kind, patch, channels, lr, batch)
-
-
-def test_spec_is_frozen():
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        model_spec("rnn3", "complex").batch_size = 64
 
 
 @pytest.mark.parametrize(

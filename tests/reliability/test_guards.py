@@ -87,17 +87,17 @@ def cli():
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--lr", "inf"], "must be finite"),
-        (["--lr", "nan"], "must be > 0"),
-        (["--lr", "abc"], "invalid positive_float value"),
-        (["--seed=-1"], "must be a non-negative integer"),
-        (["--checkpoint-every=-5"], "must be a non-negative integer"),
-        (["--steps", "-3"], "must be a positive integer"),
-        (["--epochs", "0"], "must be a positive integer"),
-        (["--batch-size", "7"], "not divisible by the 2 devices"),
+        (["--learning-rate", "inf"], "learning_rate must be > 0 and finite"),
+        (["--learning-rate", "nan"], "learning_rate must be > 0 and finite"),
+        (["--learning-rate", "abc"], "expected float, got 'abc'"),
+        (["--seed=-1"], "seed must be >= 0"),
+        (["--checkpoint-every-steps=-5"], "checkpoint_every_steps must be >= 0"),
+        (["--steps", "-3"], "steps must be >= 1"),
+        (["--epochs", "0"], "epochs must be >= 1"),
+        (["--warmup-fraction", "0.9"], "warmup_fraction must lie in [0.0, 0.5]"),
     ],
 )
-def test_train_flags_refused_by_argparse(cli, capsys, extra, message):
+def test_train_flags_refused_while_parsing(cli, capsys, extra, message):
     with pytest.raises(SystemExit) as exc:
         cli.main(["--model", "rnn3", *extra])
     assert exc.value.code == 2
@@ -106,7 +106,13 @@ def test_train_flags_refused_by_argparse(cli, capsys, extra, message):
 
 
 def test_train_flags_accepted_at_the_boundaries(cli):
-    args = cli.build_parser().parse_args(
-        ["--model", "drone", "--seed", "0", "--checkpoint-every", "0", "--lr", "1e-9"]
-    )
-    assert (args.seed, args.checkpoint_every, args.lr) == (0, 0, 1e-9)
+    args = ["--model", "drone", "--seed", "0", "--checkpoint-every-steps", "0"]
+    config = cli.config_from_args(cli.build_parser().parse_args([*args, "--learning-rate", "1e-9"]))
+    assert (config.seed, config.checkpoint_every_steps, config.learning_rate) == (0, 0, 1e-9)
+
+
+def test_a_batch_the_devices_cannot_split_is_one_line_before_any_work(cli, capsys, tmp_path):
+    run = tmp_path / "run"
+    assert cli.main(["--model", "rnn3", "--batch-size", "7", "--workdir", str(run)]) == 1
+    assert "not divisible by the 2 devices" in capsys.readouterr().err
+    assert not run.exists()

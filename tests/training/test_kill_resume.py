@@ -20,11 +20,11 @@ from .conftest import write_tiny_slices
 
 ROOT = Path(__file__).resolve().parents[2]
 # Full-size RNN3 on tiny files (T = 30): 3 training slices, batch 16 -> 6 steps an epoch.
-ARGS = ["--model", "rnn3", "--steps", "15", "--batch-size", "16", "--checkpoint-every", "2"]
+ARGS = ["--model", "rnn3", "--steps", "15", "--batch-size", "16", "--checkpoint-every-steps", "2"]
 
 
 def _command(data: Path, run: Path) -> list[str]:
-    return [sys.executable, str(ROOT / "train.py"), *ARGS, "--data", str(data), "--workdir",
+    return [sys.executable, str(ROOT / "train.py"), *ARGS, "--data-dir", str(data), "--workdir",
             str(run), "--no-progress"]  # fmt: skip
 
 

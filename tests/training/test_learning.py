@@ -5,10 +5,9 @@ import csv
 import numpy as np
 import pytest
 
-from rinq_jax.configs import recipes
+from rinq_jax.configs.train import get_config
 from rinq_jax.data.datasets import synthetic
 from rinq_jax.data.files import io
-from rinq_jax.training.config import TrainConfig
 from rinq_jax.training.loop import train_and_evaluate
 
 # Small and short (120 repetitions), so 4x undersampling and SNR 100 leave the signals enough
@@ -27,21 +26,24 @@ TINY = synthetic.BrainDataConfig(
 )
 
 
-def test_recipe_lowers_the_validation_loss_well_below_the_mean_predictor(tmp_path):
-    synthetic.generate(TINY, tmp_path / "data", progress=False)
-    steps = 300
-    fields = recipes.recipe_fields("rinq", "rnn3", steps)
-    fields.update(learning_rate=3e-3, eval_every_steps=100, max_val_patches=None)
-    config = TrainConfig(
-        model="rnn3",
-        data_dir=str(tmp_path / "data"),
-        workdir=str(tmp_path / "run"),
-        steps=steps,
-        values="brain",  # 300 steps learn the brain range; the wide one needs more (below)
+def _tiny_run(data, workdir, values):
+    """The default recipe for 300 steps of a small RNN3 on ``data``, validated 3 times."""
+    return get_config("rnn3").replace(
+        data_dir=str(data),
+        workdir=str(workdir),
+        steps=300,
+        learning_rate=3e-3,
+        evals_per_run=3,
+        max_val_patches=None,
+        values=values,
         progress=False,
         model_overrides=(("lstm_hidden", 32),),
-        **fields,
     )
+
+
+def test_recipe_lowers_the_validation_loss_well_below_the_mean_predictor(tmp_path):
+    synthetic.generate(TINY, tmp_path / "data", progress=False)
+    config = _tiny_run(tmp_path / "data", tmp_path / "run", "brain")
     result = train_and_evaluate(config)
     # the mean predictor on the same validation pixels
     val = [
@@ -54,9 +56,10 @@ def test_recipe_lowers_the_validation_loss_well_below_the_mean_predictor(tmp_pat
     first = float(val_rows[0]["val_loss_ms"])
     assert float(val_rows[0]["rme_t1_wm_pct"]) > 0  # per-tissue learning curves are logged
     assert result["best_val_loss_ms"] < first
-    # 0.66 of the mean predictor's loss on this data with phase-normalised inputs (0.52-0.61
-    # before, over float-rounding variants of the data): learning, far from the mean
-    assert result["best_val_loss_ms"] < 0.7 * mean_loss
+    # The run is deterministic (seeded data, initialisation and order; CPU): 0.66 of the mean
+    # predictor's loss, 0.52-0.61 in earlier versions of the data. A network that does not
+    # learn stays near 1.0; the bar leaves a margin for float rounding across platforms.
+    assert result["best_val_loss_ms"] < 0.8 * mean_loss
 
 
 @pytest.mark.slow  # ~3 min: two 300-step runs, a tiny out-of-range set, dictionary matching
@@ -72,18 +75,7 @@ def test_wide_values_measure_outside_the_brain_range_where_brain_values_recognis
     extremes = [p for p in files if io.inspect(p).generator["t1_scale"] in (0.5, 2.0)]
     errors = {}
     for values in ("wide", "brain"):
-        fields = recipes.recipe_fields("rinq", "rnn3", 300)
-        fields.update(learning_rate=3e-3, eval_every_steps=100, max_val_patches=None)
-        config = TrainConfig(
-            model="rnn3",
-            data_dir=str(tmp_path / "data"),
-            workdir=str(tmp_path / values),
-            steps=300,
-            values=values,
-            progress=False,
-            model_overrides=(("lstm_hidden", 32),),
-            **fields,
-        )
+        config = _tiny_run(tmp_path / "data", tmp_path / values, values)
         train_and_evaluate(config)
         checkpoint = inference.load_checkpoint(tmp_path / values)
         result = evaluate.evaluate(

@@ -48,7 +48,7 @@ def test_train_py_end_to_end_full_size_rnn3(tmp_path, capsys):
     _write_slices(data)
     cli = load_script("train.py")
     run = tmp_path / "run"
-    argv = ["--model", "rnn3", "--data", str(data), "--workdir", str(run), "--steps", "2"]
+    argv = ["--model", "rnn3", "--data-dir", str(data), "--workdir", str(run), "--steps", "2"]
     assert cli.main([*argv, "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "best validation loss" in out and str(run / "best") in out
@@ -64,7 +64,7 @@ def test_a_scanners_own_matching_maps_train_a_network_and_eval_writes_its_maps(t
     data.mkdir()
     _write_slices(data, maps="dm")
     run = tmp_path / "run"
-    argv = ["--model", "rnn1", "--data", str(data), "--workdir", str(run), "--steps", "2"]
+    argv = ["--model", "rnn1", "--data-dir", str(data), "--workdir", str(run), "--steps", "2"]
     argv += ["--batch-size", "16"]
     assert load_script("train.py").main([*argv, "--target", "dm", "--no-progress"]) == 0
     out = tmp_path / "eval"

@@ -7,6 +7,8 @@ import sys
 import pytest
 
 from rinq_jax.configs import recipes
+from rinq_jax.configs.train import get_config
+from rinq_jax.training.config import resolve_config, run_length
 from tests.scripts import load_script
 
 
@@ -23,21 +25,18 @@ def cli():
     "argv, message",
     [
         (["--model", "resnet"], "invalid choice: 'resnet'"),
-        (["--model", "rnn3", "--lr=-1e-3"], "must be > 0"),
-        (["--model", "rnn3", "--lr", "0"], "must be > 0"),
-        (["--model", "rnn3", "--batch-size", "33"], "not divisible by the 2 devices"),
-        (["--model", "rnn3", "--batch-size", "0"], "positive integer"),
-        (["--model", "rnn3", "--epochs", "2", "--steps", "5"], "not allowed with argument"),
-        (["--model", "rnn3", "--input", "phase"], "invalid choice: 'phase'"),
-        (["--model", "rnn3", "--target", "fake"], "invalid choice: 'fake'"),
-        (["--model", "rnn3", "--input", "magnitude"], "not defined for 'magnitude'"),
-        (["--model", "rnn3", "--matmul-dtype", "float16"], "invalid choice: 'float16'"),
-        (["--model", "rnn3", "--train-subjects", "0"], "positive integer"),
+        (["--model", "rnn3", "--learning-rate=-1e-3"], "learning_rate must be > 0 and finite"),
+        (["--model", "rnn3", "--config.learning_rate=inf"], "learning_rate must be > 0 and finite"),
+        (["--model", "rnn3", "--batch-size", "0"], "batch_size must be >= 1"),
+        (["--model", "rnn3", "--steps", "x"], "expected int, got 'x'"),
+        (["--model", "rnn3", "--epochs", "2", "--steps", "5"], "set steps or epochs, not both"),
+        (["--model", "rnn3", "--input-kind", "magnitude"], "not defined for 'magnitude'"),
+        (["--model", "rnn3", "--values", "narrow"], "values must be one of"),
+        (["--model", "rnn3", "--model-overrides", "{bad"], "expected JSON"),
         (
-            ["--model", "drone", "--matmul-dtype", "bfloat16"],
-            "unknown override(s) ['matmul_dtype']",
+            ["--model", "cnn1", "--model-overrides", '{"fast_gradients": true}'],
+            "unknown override(s) ['fast_gradients']",
         ),
-        (["--model", "cnn1", "--fast-gradients"], "unknown override(s) ['fast_gradients']"),
     ],
 )
 def test_refusals(cli, capsys, argv, message):
@@ -47,57 +46,41 @@ def test_refusals(cli, capsys, argv, message):
     assert message in capsys.readouterr().err
 
 
-def test_defaults(cli):
-    args = cli.build_parser().parse_args(["--model", "rnn3"])
-    c = cli.config_from_args(args)
-    assert (
-        c.workdir == "runs/rnn3-complex"
-        and c.steps == recipes.default_steps("rnn3")
-        and c.data_dir is None
+def test_the_default_is_the_recipe_config_and_flags_replace_its_fields(cli):
+    def config(*argv):
+        return cli.config_from_args(cli.build_parser().parse_args(["--model", *argv]))
+
+    assert config("rnn3") == get_config("rnn3")
+    assert config("rnn3", "--recipe", "paper") == get_config("rnn3", "paper")
+    # both spellings of a field, a None, a JSON field, a boolean
+    changed = config(
+        "rnn1",
+        "--steps",
+        "6000",
+        "--config.seed=2",
+        "--train-subjects",
+        "none",
+        "--model-overrides",
+        '{"matmul_dtype": "bfloat16"}',
+        "--no-progress",
     )
-    # the default recipe: log targets, warm-up and cosine decay, its own peak step size
-    assert (c.target_transform, c.lr_schedule) == ("log", "warmup_cosine")
-    assert (c.learning_rate, c.batch_size) == recipes.RINQ["rnn3"][:2]
-    assert 0 < c.warmup_steps < c.steps and c.grad_clip_norm == recipes.GRAD_CLIP_NORM
-    args = cli.build_parser().parse_args(["--model", "rnn3", "--recipe", "paper"])
-    c = cli.config_from_args(args)
-    assert (c.target_transform, c.lr_schedule, c.grad_clip_norm) == ("linear", "constant", None)
-    assert c.learning_rate is None and c.batch_size is None  # the paper's, filled in by the loop
-    # the LSTM's hand-written VJP by default on the CPU (recipes.fast_gradients), else autodiff
-    assert c.model_overrides == (("fast_gradients", True),)
-    args = cli.build_parser().parse_args(
-        ["--model", "rnn1", "--matmul-dtype", "bfloat16", "--no-fast-gradients"]
+    assert changed == get_config("rnn1").replace(
+        steps=6000, seed=2, progress=False, model_overrides=(("matmul_dtype", "bfloat16"),)
     )
-    assert cli.config_from_args(args).model_overrides == (("matmul_dtype", "bfloat16"),)
-    args = cli.build_parser().parse_args(["--model", "cnn1"])
-    assert cli.config_from_args(args).model_overrides == ()
-    args = cli.build_parser().parse_args(
-        [
-            "--model",
-            "cnn1",
-            "--input",
-            "magnitude",
-            "--data",
-            "d",
-            "--lr",
-            "1e-4",
-            "--batch-size",
-            "64",
-        ]
-    )
-    c = cli.config_from_args(args)
-    assert (c.workdir, c.epochs, c.steps) == ("runs/cnn1-magnitude", cli.DEFAULT_EPOCHS, None)
-    assert (c.learning_rate, c.batch_size, c.data_dir) == (1e-4, 64, "d")
+    magnitude = resolve_config(config("cnn1", "--input-kind", "magnitude"))
+    assert magnitude.workdir == "runs/cnn1-magnitude"
 
 
-def test_a_generated_brain_dataset_trains_for_the_default_steps(cli, tmp_path):
-    """--data of a generated dataset (a manifest: the default's or `scanner prepare`'s) is a
-    stream without epochs: the default data's length, not epochs over 155,579 pixels."""
-    (tmp_path / "manifest.json").write_text("{}")
-    c = cli.config_from_args(
-        cli.build_parser().parse_args(["--model", "rnn3", "--data", str(tmp_path)])
-    )
-    assert (c.epochs, c.steps) == (1, recipes.default_steps("rnn3"))
+def test_the_run_length_follows_the_data_and_sizes_the_recipe():
+    """No steps or epochs: the default steps on a stream, DEFAULT_EPOCHS epochs of slice files;
+    the warm-up and the validations are fractions of that length (not of a default length)."""
+    config = get_config("rnn3")
+    assert run_length(config, streamed=True, steps_per_epoch=7) == recipes.default_steps("rnn3")
+    assert run_length(config, streamed=False, steps_per_epoch=7) == 7 * recipes.DEFAULT_EPOCHS
+    assert run_length(config.replace(epochs=3), streamed=True, steps_per_epoch=7) == 21
+    assert run_length(config.replace(steps=5), streamed=False, steps_per_epoch=7) == 5
+    assert config.warmup_fraction == recipes.WARMUP_FRACTION
+    assert config.evals_per_run == recipes.EVALS_PER_RUN
 
 
 def test_bad_data_folder_is_one_line_error(cli, tmp_path, capsys):
@@ -105,7 +88,7 @@ def test_bad_data_folder_is_one_line_error(cli, tmp_path, capsys):
         [
             "--model",
             "rnn1",
-            "--data",
+            "--data-dir",
             str(tmp_path / "empty"),
             "--workdir",
             str(tmp_path / "run"),
@@ -122,7 +105,7 @@ def test_train_subjects_needs_a_generated_dataset(cli, tmp_path, capsys):
     from tests.evaluation.conftest import write_eval_slices
 
     write_eval_slices(tmp_path / "slices", n_files=3)
-    argv = ["--model", "rnn1", "--data", str(tmp_path / "slices"), "--train-subjects", "2"]
+    argv = ["--model", "rnn1", "--data-dir", str(tmp_path / "slices"), "--train-subjects", "2"]
     assert cli.main([*argv, "--workdir", str(tmp_path / "run"), "--no-progress"]) == 1
     err = capsys.readouterr().err
     assert "train_subjects needs a generated brain dataset" in err and err.count("\n") == 1
