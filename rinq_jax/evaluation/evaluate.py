@@ -34,6 +34,7 @@ pooled ``aggregate`` covers the slices with true maps only (None when there are 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -240,55 +241,35 @@ def evaluate(
         inference.IncompatibleCheckpointError: a checkpoint does not fit a file (checked for
             every file before any work).
         MrfFormatError: a malformed file.
-        ValueError: a file without true maps lacks ``acquisition/fov_mm`` (its NIfTI pixel
-            size; checked before any work).
+        MrfFormatError: a file without true maps lacks ``acquisition/fov_mm`` (its NIfTI
+            pixel size; checked before any work).
 
     """
     out_dir = Path(out_dir)
     files = [Path(f) for f in files]
-    if not files:
-        raise ValueError("evaluate: no slice files given")
     labels = list(labels or labels_for(checkpoints))
-    if len(labels) != len(checkpoints) or len(set(labels)) != len(labels):
-        raise InputError(f"evaluate: need one distinct label per checkpoint, got {labels}")
-    # Check everything up front: a misfit should fail in a second, not after an hour.
-    infos = [io.inspect(f) for f in files]
-    for info in infos:
-        if not info.has_target("true"):
-            pixel_size_mm(info)  # its maps are its output: they need a pixel size
-        for c in checkpoints:
-            inference.check_compatible(c.metadata, info)
-    has_truth = [info.has_target("true") for info in infos]
+    infos = _check_inputs(checkpoints, files, labels)
     out_dir.mkdir(parents=True, exist_ok=True)
     forwards = [inference.make_forward(c) for c in checkpoints]
-    per_slice: dict[str, dict[str, Any]] = {n: {} for n in labels}
-    pooled: dict[str, list] = {}  # pixels of the slices with truth
-    seconds: dict[str, list[float]] = {n: [] for n in labels}  # of every slice
-    scored_slices: list[io.MrfSlice] = []
-    dm_info: dict[str, Any] = {}
+    scores = _Scores()
     dictionary = None
-    for path, info, scored in zip(files, infos, has_truth, strict=True):
+    for path, info in zip(files, infos, strict=True):
+        scored = info.has_target("true")
         wanted = ("t1_ms", "t2_ms", "tissue", "fractions", *TRUTHS["single"])
         truth = io.read_slice(path, fields=[n for n in wanted if n in info.fields])
         if compare_dm and dictionary is None:
             dictionary = compare.matching_dictionary(info, dm_cache)
-            dm_info = {
-                "atoms": int(dictionary.atoms.shape[0]),
-                "rank": dictionary.rank,
-                "sequence_hash": dictionary.sequence_hash,
-            }
-        rows: list[figures.MapRow] = []
         methods = list(
             _predictions(checkpoints, labels, forwards, info, batch_size, dictionary, not scored)
         )
         if scored:
             methods += list(_baselines(truth, mean_ms))
+            scores.slices.append(truth)
+        rows: list[figures.MapRow] = []
         for label, t1_ms, t2_ms, m0, time_s, extra in methods:
-            seconds.setdefault(label, []).append(time_s)
+            scores.seconds.setdefault(label, []).append(time_s)
             if scored:
-                m, pixels, _ = _score(t1_ms, t2_ms, truth, truth.mask)
-                per_slice.setdefault(label, {})[path.name] = {**m, "seconds": time_s, **extra}
-                pooled.setdefault(label, []).append(pixels)
+                m = scores.add(label, path.name, t1_ms, t2_ms, truth, {"seconds": time_s, **extra})
                 if label not in (MEAN_LABEL, DM_LABELS["nominal"]):
                     rows.append(figures.MapRow(label, t1_ms, t2_ms))
                 if nifti:
@@ -297,32 +278,76 @@ def evaluate(
             else:
                 written = _write_maps(out_dir / "nifti", info, label, t1_ms, t2_ms, m0)
                 summary = map_summary(t1_ms, t2_ms, m0, truth.mask)
-                per_slice.setdefault(label, {})[path.name] = {
-                    **summary,
-                    "seconds": time_s,
-                    **extra,
-                    "nifti": written,
-                }
+                entry = {**summary, "seconds": time_s, **extra, "nifti": written}
+                scores.per_slice.setdefault(label, {})[path.name] = entry
                 rows.append(figures.MapRow(label, t1_ms, t2_ms, m0))
                 log(
                     f"{path.name} {label}: no true maps; median T1 {summary['t1_median_ms']:.0f} "
                     f"ms, T2 {summary['t2_median_ms']:.0f} ms, {time_s:.2f} s"
                 )
-        if scored:
-            scored_slices.append(truth)
         if make_figures:
-            (out_dir / "figures").mkdir(exist_ok=True)
-            if scored:
-                truth_name = "single" if truth.t1_single_ms is not None else "rate"
-                t1_true, t2_true = (getattr(truth, n) for n in TRUTHS[truth_name])
-                title = f"{path.name}: errors against the {truth_name} truth"
-                fig = figures.map_grid(rows, t1_true, t2_true, truth.mask, title=title)
-            else:
-                fig = figures.prediction_grid(rows, truth.mask, title=f"{path.name} (no true maps)")
-            figures.save_figure(fig, out_dir / "figures" / f"{path.stem}.png")
+            _slice_figure(out_dir / "figures", path, rows, truth if scored else None, truth.mask)
+    result = _result(files, infos, scores, checkpoints, labels, dictionary, mean_ms)
+    export.write_json(out_dir / "metrics.json", result)
+    return result
+
+
+def _check_inputs(checkpoints, files: list[Path], labels: list[str]) -> list[io.SliceInfo]:
+    """Every file's metadata, after checking everything up front.
+
+    Labels, each checkpoint against each file, the pixel size of each file without truth (its
+    NIfTI maps): a misfit fails in a second, not after an hour.
+    """
+    if not files:
+        raise InputError("evaluate: no slice files given")
+    if len(labels) != len(checkpoints) or len(set(labels)) != len(labels):
+        raise InputError(f"evaluate: need one distinct label per checkpoint, got {labels}")
+    infos = [io.inspect(f) for f in files]
+    for info in infos:
+        if not info.has_target("true"):
+            pixel_size_mm(info)  # its maps are its output: they need a pixel size
+        for c in checkpoints:
+            inference.check_compatible(c.metadata, info)
+    return infos
+
+
+@dataclasses.dataclass
+class _Scores:
+    """What `evaluate` collects over the slices, per method label."""
+
+    per_slice: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    pooled: dict[str, list] = dataclasses.field(default_factory=dict)  # scored slices' pixels
+    seconds: dict[str, list[float]] = dataclasses.field(default_factory=dict)  # every slice's
+    slices: list[io.MrfSlice] = dataclasses.field(default_factory=list)  # the scored ones
+
+    def add(self, label, name, t1_ms, t2_ms, truth, extra) -> dict[str, Any]:
+        """Score one method's maps of a slice with truth; returns its metrics."""
+        m, pixels, _ = _score(t1_ms, t2_ms, truth, truth.mask)
+        self.per_slice.setdefault(label, {})[name] = {**m, **extra}
+        self.pooled.setdefault(label, []).append(pixels)
+        return m
+
+
+def _slice_figure(folder: Path, path: Path, rows, truth: io.MrfSlice | None, mask) -> None:
+    """The slice's Fig. 2-style grid: errors against its truth, or the maps alone."""
+    folder.mkdir(exist_ok=True)
+    if truth is not None:
+        truth_name = "single" if truth.t1_single_ms is not None else "rate"
+        t1_true, t2_true = (getattr(truth, n) for n in TRUTHS[truth_name])
+        title = f"{path.name}: errors against the {truth_name} truth"
+        fig = figures.map_grid(rows, t1_true, t2_true, mask, title=title)
+    else:
+        fig = figures.prediction_grid(rows, mask, title=f"{path.name} (no true maps)")
+    figures.save_figure(fig, folder / f"{path.stem}.png")
+
+
+def _result(files, infos, scores: _Scores, checkpoints, labels, dictionary, mean_ms):
+    """metrics.json: per method its pooled scores, timing and slices (module docstring)."""
     result: dict[str, Any] = {
         "files": [str(f) for f in files],
-        "files_without_truth": [str(f) for f, t in zip(files, has_truth, strict=True) if not t],
+        "files_without_truth": [
+            str(f) for f, i in zip(files, infos, strict=True) if not i.has_target("true")
+        ],
         "pixel_classes": {
             "pure": f"one brain compartment covers >= {metrics.PURE_FRACTION:.0%} of the pixel",
             "pure99": f"... >= {metrics.VERY_PURE_FRACTION:.0%}",
@@ -335,16 +360,16 @@ def evaluate(
         },
         "models": {},
     }
-    for name in per_slice:
+    for name in scores.per_slice:
         # pooled over the scored slices only when the method scored every one of them (the
         # measured-B1 matching and recognition need fields that a user's file may lack)
-        pixels = pooled.get(name, [])
-        every = len(pixels) == len(scored_slices)
+        pixels = scores.pooled.get(name, [])
+        every = len(pixels) == len(scores.slices)
         entry: dict[str, Any] = {
-            "aggregate": _aggregate(pixels, scored_slices) if every else None,
-            "regions": _regions(pixels, scored_slices) if every else None,
-            "seconds_per_slice": float(np.mean(seconds[name])),
-            "slices": per_slice[name],
+            "aggregate": _aggregate(pixels, scores.slices) if every else None,
+            "regions": _regions(pixels, scores.slices) if every else None,
+            "seconds_per_slice": float(np.mean(scores.seconds[name])),
+            "slices": scores.per_slice[name],
         }
         if name in labels:
             c = checkpoints[labels.index(name)]
@@ -355,11 +380,14 @@ def evaluate(
                 input_kind=c.metadata["input_kind"],
             )
         elif name in DM_LABELS.values():
-            entry["dictionary"] = dm_info
+            entry["dictionary"] = {
+                "atoms": int(dictionary.atoms.shape[0]),
+                "rank": dictionary.rank,
+                "sequence_hash": dictionary.sequence_hash,
+            }
         elif name == MEAN_LABEL:
             entry["constant_ms"] = list(mean_ms)
         result["models"][name] = entry
-    export.write_json(out_dir / "metrics.json", result)
     return result
 
 

@@ -48,7 +48,7 @@ from rinq_jax.configs import recipes
 from rinq_jax.configs.data import DEFAULT_DATA_DIR
 from rinq_jax.configs.train import get_config
 from rinq_jax.data.datasets import synthetic
-from rinq_jax.errors import InputError
+from rinq_jax.errors import InputError, InputNotFoundError
 from rinq_jax.evaluation import evaluate as evaluate_lib
 from rinq_jax.evaluation import export, inference
 from rinq_jax.training.config import TrainConfig
@@ -255,6 +255,16 @@ def markdown(results: Mapping[str, Mapping[str, Any]], setup: Setup, test_files)
 # --------------------------------------------------------------------------- the experiment
 
 
+def _dataset(data_dir: Path):
+    """The generated brain dataset's config and test files (the default one made if missing)."""
+    if synthetic.read_manifest(data_dir) is None and data_dir == DEFAULT_DATA_DIR:
+        synthetic.generate(synthetic.PRESETS["brain"], data_dir)
+    data = synthetic.read_manifest(data_dir)
+    if data is None:
+        raise InputNotFoundError(f"{data_dir}: not a generated brain dataset (no manifest.json)")
+    return data, [data_dir / name for name in synthetic.file_lists(data)["test"]]
+
+
 def run(
     setup: Setup,
     workdir: str | Path,
@@ -272,18 +282,12 @@ def run(
     by_key = {r.key: r for r in ROWS}
     unknown = [k for k in rows or () if k not in by_key]
     if unknown:
-        raise ValueError(f"unknown row(s) {unknown}; valid: {', '.join(by_key)}")
+        raise InputError(f"unknown row(s) {unknown}; valid: {', '.join(by_key)}")
     if setup.recipe not in recipes.RECIPES:
-        raise ValueError(f"recipe must be one of {recipes.RECIPES}, got {setup.recipe!r}")
+        raise InputError(f"recipe must be one of {recipes.RECIPES}, got {setup.recipe!r}")
     selected = [by_key[k] for k in rows] if rows else list(ROWS)
     workdir = Path(workdir)
-    data_dir = Path(setup.data_dir)
-    if synthetic.read_manifest(data_dir) is None and data_dir == DEFAULT_DATA_DIR:
-        synthetic.generate(synthetic.PRESETS["brain"], data_dir)
-    data = synthetic.read_manifest(data_dir)
-    if data is None:
-        raise FileNotFoundError(f"{data_dir}: not a generated brain dataset (no manifest.json)")
-    test_files = [data_dir / name for name in synthetic.file_lists(data)["test"]]
+    data, test_files = _dataset(Path(setup.data_dir))
 
     configs = {
         (r.key, s): train_config(r, setup, s, workdir) for r in selected for s in setup.seeds
