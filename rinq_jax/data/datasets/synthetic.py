@@ -309,20 +309,16 @@ def make_slice_file(
     tissue, mask = tissues.dominant_tissue(slc.fractions)
     t1_ms, t2_ms = compartments.true_maps(slc.fractions, values)
     matched = match(dictionary.project(signals[mask]), dictionary)
-    dm_t1_ms, dm_t2_ms = np.zeros((m, m), np.float32), np.zeros((m, m), np.float32)
-    dm_t1_ms[mask], dm_t2_ms[mask] = matched.t1_ms, matched.t2_ms
+    dm_t1_ms, dm_t2_ms = _on_mask(mask, matched.t1_ms, matched.t2_ms)
     pd = np.tensordot(values.pd, slc.fractions, axes=1)
     phase = slc.phase_rad + values.phase_rad
     b1 = (1.0 + values.b1_amplitude * slc.b1_shape).astype(np.float32)
     single = {}
     if single_truth:
-        single = {"t1_single_ms": np.zeros((m, m), np.float32)}
-        single["t2_single_ms"] = np.zeros((m, m), np.float32)
-        single["t1_single_ms"][mask], single["t2_single_ms"][mask] = (
-            compartments.single_compartment_maps(
-                seq, slc.fractions[:, mask], values, slc.b1_shape[mask]
-            )
+        fit = compartments.single_compartment_maps(
+            seq, slc.fractions[:, mask], values, slc.b1_shape[mask]
         )
+        single = dict(zip(("t1_single_ms", "t2_single_ms"), _on_mask(mask, *fit), strict=True))
     b1_rng = _subject_rng(config, subject, slice_index, 3)
     return io.MrfSlice(
         subject_id=f"sub-{subject:02d}",
@@ -361,6 +357,14 @@ def make_slice_file(
             "noiseless unaliased signal at the true B1",
         },
     )
+
+
+def _on_mask(mask: np.ndarray, *values: np.ndarray) -> list[np.ndarray]:
+    """float32 maps of the values float[N] of the pixels in ``mask``, 0 outside."""
+    maps = [np.zeros(mask.shape, np.float32) for _ in values]
+    for out, inside in zip(maps, values, strict=True):
+        out[mask] = inside
+    return maps
 
 
 def _acquire(config: BrainDataConfig, maps, coef, fov_rms: float, rng) -> np.ndarray:
