@@ -265,26 +265,9 @@ def evaluate(
         if scored:
             methods += list(_baselines(truth, mean_ms))
             scores.slices.append(truth)
-        rows: list[figures.MapRow] = []
-        for label, t1_ms, t2_ms, m0, time_s, extra in methods:
-            scores.seconds.setdefault(label, []).append(time_s)
-            if scored:
-                m = scores.add(label, path.name, t1_ms, t2_ms, truth, {"seconds": time_s, **extra})
-                if label not in (MEAN_LABEL, DM_LABELS["nominal"]):
-                    rows.append(figures.MapRow(label, t1_ms, t2_ms))
-                if nifti:
-                    _write_maps(out_dir / "nifti", info, label, t1_ms, t2_ms)
-                log(f"{path.name} {label}: val loss {m['val_loss_ms']:.1f} ms, {time_s:.2f} s")
-            else:
-                written = _write_maps(out_dir / "nifti", info, label, t1_ms, t2_ms, m0)
-                summary = map_summary(t1_ms, t2_ms, m0, truth.mask)
-                entry = {**summary, "seconds": time_s, **extra, "nifti": written}
-                scores.per_slice.setdefault(label, {})[path.name] = entry
-                rows.append(figures.MapRow(label, t1_ms, t2_ms, m0))
-                log(
-                    f"{path.name} {label}: no true maps; median T1 {summary['t1_median_ms']:.0f} "
-                    f"ms, T2 {summary['t2_median_ms']:.0f} ms, {time_s:.2f} s"
-                )
+        nifti_dir = out_dir / "nifti" if nifti or not scored else None
+        rows = [scores.record(m, path, info, truth, nifti_dir, log) for m in methods]
+        rows = [row for row in rows if row is not None]
         if make_figures:
             _slice_figure(out_dir / "figures", path, rows, truth if scored else None, truth.mask)
     result = _result(files, infos, scores, checkpoints, labels, dictionary, mean_ms)
@@ -320,12 +303,32 @@ class _Scores:
     seconds: dict[str, list[float]] = dataclasses.field(default_factory=dict)  # every slice's
     slices: list[io.MrfSlice] = dataclasses.field(default_factory=list)  # the scored ones
 
-    def add(self, label, name, t1_ms, t2_ms, truth, extra) -> dict[str, Any]:
-        """Score one method's maps of a slice with truth; returns its metrics."""
-        m, pixels, _ = _score(t1_ms, t2_ms, truth, truth.mask)
-        self.per_slice.setdefault(label, {})[name] = {**m, **extra}
+    def record(self, method, path: Path, info, read: io.MrfSlice, nifti_dir, log):
+        """One method's maps of a slice; returns the slice figure's row, or None.
+
+        Scored against the slice's truth, or for a slice without true maps summarised and
+        written as NIfTI (its output).
+        """
+        label, t1_ms, t2_ms, m0, time_s, extra = method
+        self.seconds.setdefault(label, []).append(time_s)
+        if not info.has_target("true"):
+            written = _write_maps(nifti_dir, info, label, t1_ms, t2_ms, m0)
+            summary = map_summary(t1_ms, t2_ms, m0, read.mask)
+            entry = {**summary, "seconds": time_s, **extra, "nifti": written}
+            self.per_slice.setdefault(label, {})[path.name] = entry
+            log(
+                f"{path.name} {label}: no true maps; median T1 {summary['t1_median_ms']:.0f} "
+                f"ms, T2 {summary['t2_median_ms']:.0f} ms, {time_s:.2f} s"
+            )
+            return figures.MapRow(label, t1_ms, t2_ms, m0)
+        m, pixels, _ = _score(t1_ms, t2_ms, read, read.mask)
+        self.per_slice.setdefault(label, {})[path.name] = {**m, "seconds": time_s, **extra}
         self.pooled.setdefault(label, []).append(pixels)
-        return m
+        if nifti_dir is not None:
+            _write_maps(nifti_dir, info, label, t1_ms, t2_ms)
+        log(f"{path.name} {label}: val loss {m['val_loss_ms']:.1f} ms, {time_s:.2f} s")
+        shown = label not in (MEAN_LABEL, DM_LABELS["nominal"])
+        return figures.MapRow(label, t1_ms, t2_ms) if shown else None
 
 
 def _slice_figure(folder: Path, path: Path, rows, truth: io.MrfSlice | None, mask) -> None:
