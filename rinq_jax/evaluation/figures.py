@@ -116,28 +116,14 @@ def map_grid(
         raise ValueError("map_grid needs at least one row")
     fig = Figure(figsize=(11, 2.4 * n_rows + (0.4 if title else 0)), layout="constrained")
     axes = fig.subplots(n_rows, 4, squeeze=False)
-    r = 0
     if show_truth:
-        _panel(
-            axes[0, 0],
-            display_map(true_t1_ms, mask),
-            *T1_WINDOW_MS,
-            "viridis",
-            "ground truth: T1",
-            "ms",
-        )
-        _panel(
-            axes[0, 2],
-            display_map(true_t2_ms, mask),
-            *T2_WINDOW_MS,
-            "viridis",
-            "ground truth: T2",
-            "ms",
-        )
-        for ax in (axes[0, 1], axes[0, 3]):
-            ax.set_axis_off()
-        r = 1
-    for row in rows:
+        for c, (true, window, name) in enumerate(
+            ((true_t1_ms, T1_WINDOW_MS, "T1"), (true_t2_ms, T2_WINDOW_MS, "T2"))
+        ):
+            maps = display_map(true, mask)
+            _panel(axes[0, 2 * c], maps, *window, "viridis", f"ground truth: {name}", "ms")
+            axes[0, 2 * c + 1].set_axis_off()
+    for r, row in enumerate(rows, start=int(show_truth)):
         for c, (pred, true, window, name) in enumerate(
             (
                 (row.t1_ms, true_t1_ms, T1_WINDOW_MS, "T1"),
@@ -145,14 +131,8 @@ def map_grid(
             )
         ):
             m = parameter_metrics(pred[mask], true[mask], name)
-            _panel(
-                axes[r, 2 * c],
-                display_map(pred, mask),
-                *window,
-                "viridis",
-                f"{row.label}: {name}",
-                "ms",
-            )
+            maps = display_map(pred, mask)
+            _panel(axes[r, 2 * c], maps, *window, "viridis", f"{row.label}: {name}", "ms")
             _panel(
                 axes[r, 2 * c + 1],
                 relative_error_pct(pred, true, mask),
@@ -162,7 +142,6 @@ def map_grid(
                 f"{name} RME {m['rme_pct']:.1f} ± {m['rme_std_pct']:.1f} %",
                 "%",
             )
-        r += 1
     if title:
         fig.suptitle(title, fontsize=10)
     return fig

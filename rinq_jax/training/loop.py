@@ -25,6 +25,7 @@ from typing import Any
 
 import jax
 import numpy as np
+from jax.sharding import Mesh
 from tqdm import tqdm
 
 from rinq_jax.errors import InputError
@@ -64,7 +65,7 @@ class _Run:
 
     config: TrainConfig
     datasets: Datasets
-    mesh: Any
+    mesh: Mesh
     state: TrainState
     rng: jax.Array
     steps_per_epoch: int
@@ -77,7 +78,7 @@ class _Run:
 
 
 def _prepare(config: TrainConfig, datasets: Datasets | None, model) -> _Run:
-    """Resolve the config, build model, data and state, and restore the workdir's checkpoint."""
+    """Resolve the config's defaults, build devices, model, data and the initial state."""
     config = resolve_config(config)
     mesh = steps.make_mesh()  # one 1-D data mesh over all local devices
     steps.check_batch_divisible(config.batch_size, mesh.devices.size)
