@@ -73,6 +73,20 @@ def _check_common(cfg: AcquisitionConfig, batch: int, nthreads: int) -> None:
     check_eps_threads(cfg.nufft_eps, nthreads)
 
 
+def _checked_subspace(coefficients, basis, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """complex64 coefficients [K, m, m] and basis [K, T], or a ValueError naming the shape."""
+    coefficients, basis = np.asarray(coefficients), np.asarray(basis)
+    if coefficients.ndim != 3 or coefficients.shape[1:] != (m, m):
+        raise ValueError(
+            f"coefficients must have shape (K, {m}, {m}) for matrix={m}, got {coefficients.shape}"
+        )
+    if basis.ndim != 2 or basis.shape[0] != coefficients.shape[0] or basis.shape[1] < 1:
+        raise ValueError(
+            f"basis must have shape (K={coefficients.shape[0]}, T >= 1), got {basis.shape}"
+        )
+    return coefficients.astype(np.complex64, copy=False), basis.astype(np.complex64, copy=False)
+
+
 def acquire(
     coefficients: np.ndarray,
     basis: np.ndarray,
@@ -120,19 +134,7 @@ def acquire(
 
     """
     _check_common(cfg, batch, nthreads)
-    coefficients = np.asarray(coefficients)
-    basis = np.asarray(basis)
-    m = cfg.matrix
-    if coefficients.ndim != 3 or coefficients.shape[1:] != (m, m):
-        raise ValueError(
-            f"coefficients must have shape (K, {m}, {m}) for matrix={m}, got {coefficients.shape}"
-        )
-    if basis.ndim != 2 or basis.shape[0] != coefficients.shape[0] or basis.shape[1] < 1:
-        raise ValueError(
-            f"basis must have shape (K={coefficients.shape[0]}, T >= 1), got {basis.shape}"
-        )
-    coefficients = coefficients.astype(np.complex64, copy=False)
-    basis = basis.astype(np.complex64, copy=False)
+    coefficients, basis = _checked_subspace(coefficients, basis, cfg.matrix)
     n_comp, n_reps = basis.shape
 
     signal_rms = series_rms(coefficients, basis)
