@@ -34,7 +34,7 @@ from rinq_jax.data.acquisition.spiral import (
     spiral_trajectory,
 )
 
-__all__ = ["acquire", "acquire_noise"]
+__all__ = ["acquire", "acquire_noise", "checked_subspace"]
 
 
 def series_rms(coefficients: np.ndarray, basis: np.ndarray) -> float:
@@ -73,7 +73,7 @@ def _check_common(cfg: AcquisitionConfig, batch: int, nthreads: int) -> None:
     check_eps_threads(cfg.nufft_eps, nthreads)
 
 
-def _checked_subspace(coefficients, basis, m: int) -> tuple[np.ndarray, np.ndarray]:
+def checked_subspace(coefficients, basis, m: int) -> tuple[np.ndarray, np.ndarray]:
     """complex64 coefficients [K, m, m] and basis [K, T], or a ValueError naming the shape."""
     coefficients, basis = np.asarray(coefficients), np.asarray(basis)
     if coefficients.ndim != 3 or coefficients.shape[1:] != (m, m):
@@ -134,7 +134,7 @@ def acquire(
 
     """
     _check_common(cfg, batch, nthreads)
-    coefficients, basis = _checked_subspace(coefficients, basis, cfg.matrix)
+    coefficients, basis = checked_subspace(coefficients, basis, cfg.matrix)
     n_comp, n_reps = basis.shape
 
     signal_rms = series_rms(coefficients, basis)

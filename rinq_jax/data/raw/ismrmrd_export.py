@@ -44,7 +44,7 @@ import numpy as np
 
 from rinq_jax.atomic import atomic_path
 from rinq_jax.data.acquisition import compartments
-from rinq_jax.data.acquisition.acquisition import series_rms
+from rinq_jax.data.acquisition.acquisition import checked_subspace, series_rms
 from rinq_jax.data.acquisition.coils import coil_sensitivities
 from rinq_jax.data.acquisition.gridding import DEFAULT_BATCH, noise_std, progress_bar
 from rinq_jax.data.acquisition.multicoil import coil_kspace, kspace_blocks
@@ -163,20 +163,10 @@ def simulate_raw(
         ``path``.
 
     """
-    coefficients = np.asarray(coefficients).astype(np.complex64, copy=False)
-    basis = np.asarray(basis).astype(np.complex64, copy=False)
-    m, n_reps = cfg.matrix, basis.shape[-1]
-    if coefficients.ndim != 3 or coefficients.shape[1:] != (m, m):
-        raise ValueError(f"coefficients must have shape (K, {m}, {m}), got {coefficients.shape}")
-    if basis.ndim != 2 or basis.shape[0] != coefficients.shape[0]:
-        raise ValueError(f"basis must have shape (K={coefficients.shape[0]}, T), got {basis.shape}")
-    if sequence.n_reps != n_reps:
-        raise ValueError(f"sequence has {sequence.n_reps} repetitions, basis {n_reps}")
-    if cfg.interleaves_per_repetition != 1:
-        raise ValueError(
-            "ISMRMRD export writes one interleaf per repetition: needs undersampling == "
-            f"n_interleaves and not fully_sampled, got {cfg.interleaves_per_repetition} per rep"
-        )
+    m = cfg.matrix
+    coefficients, basis = checked_subspace(coefficients, basis, m)
+    n_reps = basis.shape[-1]
+    _check_exportable(cfg, sequence, n_reps)
     sens = coil_sensitivities(m, n_coils) if sensitivities is None else np.asarray(sensitivities)
     if sens.ndim != 3 or sens.shape[1:] != (m, m):
         raise ValueError(f"sensitivities must have shape (C, {m}, {m}), got {sens.shape}")
@@ -194,13 +184,7 @@ def simulate_raw(
         with ismrmrd.File(tmp, "w") as f:
             container = f["dataset"]
             container.header = ismrmrd_header(cfg, n_reps, n_coil, sequence)
-            # A noise scan from a child stream: the repetitions' noise stays that of `acquire`.
-            noise_rng = rng.spawn(1)[0] if rng is not None else np.random.default_rng(0)
-            noise = noise_rng.standard_normal((n_coil, n_samples, 2), dtype=np.float32)
-            noise = (max(sigma, 1e-30) / math.sqrt(2.0)) * noise.view(np.complex64)[..., 0]
-            noise_acq = _acquisition(noise, np.zeros((n_samples, 2), np.float32))
-            noise_acq.set_flag(ismrmrd.ACQ_IS_NOISE_MEASUREMENT)
-            container.acquisitions = [noise_acq]
+            container.acquisitions = [_noise_scan(rng, sigma, n_coil, n_samples)]
             bar = progress_bar(n_reps, progress)
             for t0, data in kspace_blocks(kspace, basis, cfg, sigma, rng, batch):
                 container.acquisitions.extend(
@@ -218,6 +202,30 @@ def simulate_raw(
             if bar is not None:
                 bar.close()
     return path
+
+
+def _check_exportable(cfg: AcquisitionConfig, sequence: FispSequence, n_reps: int) -> None:
+    """A ValueError unless the schedule has the basis's T and one interleaf per repetition."""
+    if sequence.n_reps != n_reps:
+        raise ValueError(f"sequence has {sequence.n_reps} repetitions, basis {n_reps}")
+    if cfg.interleaves_per_repetition != 1:
+        raise ValueError(
+            "ISMRMRD export writes one interleaf per repetition: needs undersampling == "
+            f"n_interleaves and not fully_sampled, got {cfg.interleaves_per_repetition} per rep"
+        )
+
+
+def _noise_scan(rng, sigma: float, n_coil: int, n_samples: int) -> ismrmrd.Acquisition:
+    """The noise measurement: one readout per coil.
+
+    Drawn from a child stream of ``rng``, so that the repetitions' noise stays that of `acquire`.
+    """
+    noise_rng = rng.spawn(1)[0] if rng is not None else np.random.default_rng(0)
+    noise = noise_rng.standard_normal((n_coil, n_samples, 2), dtype=np.float32)
+    noise = (max(sigma, 1e-30) / math.sqrt(2.0)) * noise.view(np.complex64)[..., 0]
+    scan = _acquisition(noise, np.zeros((n_samples, 2), np.float32))
+    scan.set_flag(ismrmrd.ACQ_IS_NOISE_MEASUREMENT)
+    return scan
 
 
 def raw_dir(out_dir: str | os.PathLike, n_coils: int) -> Path:
