@@ -41,6 +41,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -264,6 +265,51 @@ def open_scan(
         yield RawScan(raw, matrix, fov_mm, seq, layout, played, read)
 
 
+def _grid_and_combine(opened: RawScan, raw: Path, window: int, eps, nthreads, progress: bool):
+    """The import's two passes over the repetitions; returns (averages, weights, signals).
+
+    Segment averages -> Walsh weights -> the coil-combined series.
+    """
+    layout, read, matrix = opened.layout, opened.read, opened.matrix
+    # leave=False erases the bar and disable=None hides it when stderr is not a terminal, so
+    # an error stays one line.
+    bar = None
+    if progress:
+        bar = tqdm(total=2 * layout.n_reps, desc="import", unit="rep", leave=False, disable=None)
+    try:
+        averages = segment_averages(layout, read, matrix, eps, nthreads, bar)
+        if not np.any(np.abs(averages) > 0):
+            raise MrfFormatError(raw, layout.field(None, "data"), "all samples are zero")
+        weights = walsh_weights(averages, window=window)
+        signals = combined_series(layout, read, weights, matrix, eps, nthreads, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    return averages, weights, signals
+
+
+def _acquisition_attrs(opened: RawScan, raw: Path) -> dict[str, Any]:
+    """The slice file's ``acquisition`` attributes of the scan (`rinq_jax.data.files.format`)."""
+    return {
+        "matrix": opened.matrix,
+        "fov_mm": opened.fov_mm,
+        "n_coils": opened.layout.n_coils,
+        "n_interleaves": opened.trajectory.n_interleaves,
+        "trajectory": json.dumps(opened.trajectory.signature()),
+        "source": str(raw),
+    }
+
+
+def _scanner_maps(mask: np.ndarray, dm_maps) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The scanner's (T1, T2) NIfTI maps in ms; returns (mask, t1_ms, t2_ms).
+
+    The mask keeps only the pixels where both are finite and positive, the maps are 0 outside.
+    """
+    t1_ms, t2_ms = (nifti.read_map(p, mask.shape) for p in dm_maps)
+    mask = mask & np.isfinite(t1_ms) & np.isfinite(t2_ms) & (t1_ms > 0) & (t2_ms > 0)
+    return mask, *(np.where(mask, m, 0.0).astype(np.float32) for m in (t1_ms, t2_ms))
+
+
 def import_ismrmrd(
     raw: str | os.PathLike,
     sequence_csv: str | os.PathLike,
@@ -330,31 +376,11 @@ def import_ismrmrd(
         te_ms=te_ms,
         ti_ms=ti_ms,
     ) as opened:
-        layout, read, matrix = opened.layout, opened.read, opened.matrix
-        # Two passes over the repetitions. leave=False erases the bar and disable=None hides it
-        # when stderr is not a terminal, so an error stays one line.
-        bar = None
-        if progress:
-            bar = tqdm(
-                total=2 * layout.n_reps, desc="import", unit="rep", leave=False, disable=None
-            )
-        try:
-            averages = segment_averages(layout, read, matrix, eps, nthreads, bar)
-            if not np.any(np.abs(averages) > 0):
-                raise MrfFormatError(raw, layout.field(None, "data"), "all samples are zero")
-            weights = walsh_weights(averages, window=window)
-            signals = combined_series(layout, read, weights, matrix, eps, nthreads, bar)
-        finally:
-            if bar is not None:
-                bar.close()
+        averages, weights, signals = _grid_and_combine(opened, raw, window, eps, nthreads, progress)
     mask = otsu_mask(np.linalg.norm(combine(weights, averages), axis=-1))
     dm_t1_ms = dm_t2_ms = None
     if dm_maps is not None:
-        dm_t1_ms, dm_t2_ms = (nifti.read_map(p, mask.shape) for p in dm_maps)
-        mask &= np.isfinite(dm_t1_ms) & np.isfinite(dm_t2_ms) & (dm_t1_ms > 0) & (dm_t2_ms > 0)
-        dm_t1_ms, dm_t2_ms = (
-            np.where(mask, m, 0.0).astype(np.float32) for m in (dm_t1_ms, dm_t2_ms)
-        )
+        mask, dm_t1_ms, dm_t2_ms = _scanner_maps(mask, dm_maps)
     slice_ = io.MrfSlice(
         subject_id=subject_id or raw.stem,
         slice_id=slice_id,
@@ -363,21 +389,14 @@ def import_ismrmrd(
         mask=mask,
         dm_t1_ms=dm_t1_ms,
         dm_t2_ms=dm_t2_ms,
-        acquisition={
-            "matrix": matrix,
-            "fov_mm": opened.fov_mm,
-            "n_coils": layout.n_coils,
-            "n_interleaves": opened.trajectory.n_interleaves,
-            "trajectory": json.dumps(opened.trajectory.signature()),
-            "source": str(raw),
-        },
+        acquisition=_acquisition_attrs(opened, raw),
         generator={
             "program": PROG,
             "source": str(raw),
             "sequence_csv": str(sequence_csv),
             "repetition_counter": counter,
             "traj_units": traj_units if trajectory is None else f"{traj_units} ({trajectory})",
-            "skipped_acquisitions": layout.n_skipped,
+            "skipped_acquisitions": opened.layout.n_skipped,
             "coil_combination": f"Walsh (MRM 43:682, 2000), window {window} px, time-segment averages",
         },
     )
