@@ -342,3 +342,19 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# The B1 axis of the matching dictionary where B1 varies (the generated data's 0.8-1.2 range).
+MATCHING_B1_VALUES = (0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2)
+
+
+def matching_dictionary(
+    seq: FispSequence, cache_dir: str | os.PathLike, rank: int | None, b1_axis: bool
+) -> Dictionary:
+    """The dictionary of template matching, loaded from or built into ``cache_dir``.
+
+    The paper grid (`paper_grid`), with the B1 axis `MATCHING_B1_VALUES` if ``b1_axis``,
+    simulated for ``seq`` and compressed to ``rank``.
+    """
+    grid = paper_grid(b1_values=MATCHING_B1_VALUES if b1_axis else None)
+    return cached(seq, grid, cache_dir, rank=rank)

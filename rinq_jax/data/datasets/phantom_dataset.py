@@ -76,7 +76,7 @@ class GenerateConfig:
     fully_sampled: bool = False
     rank: int = 50
     b1_field: bool = False
-    dm_b1_values: tuple[float, ...] = (0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2)
+    dm_b1_values: tuple[float, ...] = dictionary_lib.MATCHING_B1_VALUES
     lesions: bool = False
     seed: int = 0
 

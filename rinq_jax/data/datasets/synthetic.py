@@ -52,7 +52,6 @@ NUFFT_THREADS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
 MANIFEST = "manifest.json"
 NOISE_BANK = "noise_bank.npy"
 SPLITS = ("train", "val", "test")
-DM_B1_VALUES = (0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -484,9 +483,9 @@ def generate(
 
 
 def matching_dictionary(config: BrainDataConfig, out_dir: Path) -> dictionary_lib.Dictionary:
-    """The paper-grid dictionary with a B1 axis (`DM_B1_VALUES`), cached in ``out_dir/cache``."""
-    grid = dictionary_lib.paper_grid(b1_values=DM_B1_VALUES)
-    return dictionary_lib.cached(config.sequence(), grid, Path(out_dir) / "cache", rank=config.rank)
+    """The matching dictionary with its B1 axis, cached in ``out_dir/cache``."""
+    cache = Path(out_dir) / "cache"
+    return dictionary_lib.matching_dictionary(config.sequence(), cache, config.rank, b1_axis=True)
 
 
 @dataclasses.dataclass(frozen=True)
