@@ -156,6 +156,52 @@ def _add_lesions(fine: np.ndarray, x: np.ndarray, y: np.ndarray, s: int, count: 
         fine[WM][inside] = 0.0
 
 
+def _brain_samples(z_mm: float, xm, ym) -> tuple[np.ndarray, np.ndarray]:
+    """The brain's tissue fractions float[N_CLASSES, n, n] at template positions, and its mask.
+
+    GM, WM and CSF from the template's maps (the other classes 0), and the brain mask ``m``
+    they were drawn from (see `make_slice`).
+    """
+    gm_vol, wm_vol, mask_vol = load_template()
+    m = np.clip(sample_plane(mask_vol, z_mm, xm, ym), 0.0, 1.0)
+    g = np.clip(sample_plane(gm_vol, z_mm, xm, ym), 0.0, None)
+    w = np.clip(sample_plane(wm_vol, z_mm, xm, ym), 0.0, None)
+    shrink = m / np.maximum(np.maximum(g + w, m), 1e-12)  # so that g + w <= m
+    g, w = g * shrink, w * shrink
+    fine = np.zeros((N_CLASSES, *m.shape))
+    fine[GM], fine[WM], fine[CSF] = g, w, np.maximum(m - g - w, 0.0)
+    return fine, m
+
+
+def _head_shell(geom, xm, ym, z_mm: float, m, mask_vol, fine_mm: float) -> np.ndarray:
+    """The head layer (a tissue label) of each sub-pixel sample: BACKGROUND beyond the skin.
+
+    Layers follow the 3D distance to the brain over nearby planes, with the slice's geometry.
+    """
+    n = m.shape[0]
+    theta = np.arctan2(ym - BRAIN_CENTRE_MM[1], xm - BRAIN_CENTRE_MM[0])
+    lateral = np.clip((np.abs(np.cos(theta)) - 0.55) / 0.35, 0.0, 1.0) ** 2
+    temporal = lateral * float(np.clip((35.0 - z_mm) / 30.0, 0.0, 1.0))  # gone above z ~ 35
+    table = geom.skull_mm * (1.0 - geom.diploe_fraction) / 2.0
+    layers = (
+        (CSF, geom.csf_mm),
+        (BONE, table),  # inner table
+        (FAT, geom.skull_mm * geom.diploe_fraction),  # diploe
+        (BONE, table),  # outer table
+        (MUSCLE_SKIN, geom.temporalis_mm * temporal),
+        (FAT, geom.scalp_fat_mm),
+        (MUSCLE_SKIN, geom.skin_mm),
+    )
+    bounds = np.cumsum([np.broadcast_to(t, (n, n)) for _, t in layers], axis=0)
+    # Off-slice planes reuse the slice's in-plane map: its warp changes little over 16 mm.
+    planes = [sample_plane(mask_vol, z_mm + dz, xm, ym) if dz else m for dz in _DZ_MM]
+    dist = _brain_distance(np.stack(planes) >= 0.5, fine_mm, float(bounds.max()) + 2.0)
+    shell = np.full((n, n), BACKGROUND)
+    for (label, _), bound in zip(layers[::-1], bounds[::-1], strict=True):
+        shell[dist <= bound] = label  # inner layers overwrite outer ones
+    return shell
+
+
 def make_slice(
     subject_id: int,
     slice_position: float,
@@ -207,36 +253,9 @@ def make_slice(
     x_img, y_img = np.meshgrid(coord, coord)
     xm, ym = to_template(geom, x_img, y_img, z_mm)
 
-    gm_vol, wm_vol, mask_vol = load_template()
-    m = np.clip(sample_plane(mask_vol, z_mm, xm, ym), 0.0, 1.0)
-    g = np.clip(sample_plane(gm_vol, z_mm, xm, ym), 0.0, None)
-    w = np.clip(sample_plane(wm_vol, z_mm, xm, ym), 0.0, None)
-    shrink = m / np.maximum(np.maximum(g + w, m), 1e-12)  # so that g + w <= m
-    g, w = g * shrink, w * shrink
-    fine = np.zeros((N_CLASSES, n, n))
-    fine[GM], fine[WM], fine[CSF] = g, w, np.maximum(m - g - w, 0.0)
-
-    # Head layers from the 3D distance to the brain over nearby planes (same in-plane map).
-    theta = np.arctan2(ym - BRAIN_CENTRE_MM[1], xm - BRAIN_CENTRE_MM[0])
-    lateral = np.clip((np.abs(np.cos(theta)) - 0.55) / 0.35, 0.0, 1.0) ** 2
-    temporal = lateral * float(np.clip((35.0 - z_mm) / 30.0, 0.0, 1.0))  # gone above z ~ 35
-    table = geom.skull_mm * (1.0 - geom.diploe_fraction) / 2.0
-    layers = (
-        (CSF, geom.csf_mm),
-        (BONE, table),  # inner table
-        (FAT, geom.skull_mm * geom.diploe_fraction),  # diploe
-        (BONE, table),  # outer table
-        (MUSCLE_SKIN, geom.temporalis_mm * temporal),
-        (FAT, geom.scalp_fat_mm),
-        (MUSCLE_SKIN, geom.skin_mm),
-    )
-    bounds = np.cumsum([np.broadcast_to(t, (n, n)) for _, t in layers], axis=0)
-    # Off-slice planes reuse the slice's in-plane map: its warp changes little over 16 mm.
-    planes = [sample_plane(mask_vol, z_mm + dz, xm, ym) if dz else m for dz in _DZ_MM]
-    dist = _brain_distance(np.stack(planes) >= 0.5, fine_mm, float(bounds.max()) + 2.0)
-    shell = np.full((n, n), BACKGROUND)
-    for (label, _), bound in zip(layers[::-1], bounds[::-1], strict=True):
-        shell[dist <= bound] = label  # inner layers overwrite outer ones
+    mask_vol = load_template()[2]
+    fine, m = _brain_samples(z_mm, xm, ym)
+    shell = _head_shell(geom, xm, ym, z_mm, m, mask_vol, fine_mm)
     for label in np.unique(shell):
         fine[label] += np.where(shell == label, 1.0 - m, 0.0)
 
