@@ -133,13 +133,8 @@ class _KilledAt:
     """The training batches, interrupted when the trainer asks for the ``batch``-th one."""
 
     def __init__(self, ds, batch):
-        self.ds, self.n_patches, self.n_reps, self.batch, self.served = (
-            ds,
-            ds.n_patches,
-            ds.n_reps,
-            batch,
-            0,
-        )
+        self.ds, self.batch, self.served = ds, batch, 0
+        self.n_patches, self.n_reps = ds.n_patches, ds.n_reps
 
     def batches(self, batch_size, seed=0, epoch=0, start_batch=0, drop_remainder=False):
         for b in self.ds.batches(batch_size, seed, epoch, start_batch, drop_remainder):
