@@ -17,7 +17,7 @@ from pathlib import Path
 
 from rinq_jax.cli import checkpoint_step, positive_int
 from rinq_jax.errors import InputError
-from rinq_jax.evaluation import evaluate, inference
+from rinq_jax.evaluation import evaluate, inference, summary
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"eval.py: error: {err}", file=sys.stderr)
         return 1
-    for line in evaluate.summary_lines(result):
+    for line in summary.summary_lines(result):
         print(line)
     print(f"wrote {out / 'metrics.json'}")
     return 0

@@ -27,7 +27,7 @@ from rinq_jax.data.files import io
 from rinq_jax.data.raw import ismrmrd_export
 from rinq_jax.data.raw.ismrmrd_import import import_ismrmrd
 from rinq_jax.errors import InputError
-from rinq_jax.evaluation import evaluate, inference
+from rinq_jax.evaluation import evaluate, inference, summary
 
 
 def scored_copy(imported: Path, truth: Path, out: Path) -> Path:
@@ -95,7 +95,7 @@ def main(argv=None) -> int:
     except InputError as err:
         print(f"scanner_roundtrip: error: {err}", file=sys.stderr)
         return 1
-    for line in evaluate.summary_lines(result):
+    for line in summary.summary_lines(result):
         print(line)
     print(f"wrote {args.out / 'eval' / 'metrics.json'}")
     return 0

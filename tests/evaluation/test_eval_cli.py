@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from rinq_jax.evaluation import evaluate, inference
+from rinq_jax.evaluation.summary import _slug
 from tests.scripts import load_script
 
 from .conftest import SHAPE, write_eval_slices
@@ -54,7 +55,7 @@ def test_eval_py_end_to_end(cli, tiny_run, tmp_path, capsys):
     image = nib.load(out / "nifti" / f"{stem}_rnn3-complex_t1_ms.nii.gz")
     assert image.shape == (SHAPE[1], SHAPE[0], 1)
     assert np.allclose(np.diag(image.affine), [5.0, 5.0, 5.0, 1.0])  # fov 60 mm / 12 pixels
-    assert (out / "nifti" / f"{stem}_{evaluate._slug(evaluate.DM_LABEL)}_t2_ms.nii.gz").exists()
+    assert (out / "nifti" / f"{stem}_{_slug(evaluate.DM_LABEL)}_t2_ms.nii.gz").exists()
     assert not list(out.glob(".*tmp*"))  # no temporary files left behind
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from rinq_jax.data.files import io, nifti
 from rinq_jax.evaluation import compare, evaluate, figures, inference
+from rinq_jax.evaluation.summary import _slug
 from rinq_jax.physics import epg
 from rinq_jax.physics.sequence import paper_sequence
 from tests.scripts import load_script
@@ -79,7 +80,7 @@ def test_eval_py_writes_maps_for_a_slice_without_truth(
         "rnn3-complex": (p.t1_ms, p.t2_ms, inference.m0_map(scan, p.t1_ms, p.t2_ms)),
     }
     d = compare.match_slice(scan, compare.matching_dictionary(scan, dm_cache))
-    expected[evaluate._slug(evaluate.DM_LABEL)] = (d.t1_ms, d.t2_ms, d.m0)
+    expected[_slug(evaluate.DM_LABEL)] = (d.t1_ms, d.t2_ms, d.m0)
     h = SHAPE[0]
     for method, (t1_ms, t2_ms, m0) in expected.items():
         for name, values in (("t1_ms", t1_ms), ("t2_ms", t2_ms), ("m0", np.abs(m0))):
@@ -105,7 +106,7 @@ def test_eval_py_writes_maps_for_a_slice_without_truth(
         summary = entry["slices"][scan.name]
         assert not ERROR_FIELDS & set(summary)
         assert summary["n_pixels"] == int(mask.sum()) and summary["seconds"] > 0
-        method = evaluate._slug(name)
+        method = _slug(name)
         t1_ms, t2_ms, m0 = expected[method]
         assert summary["t1_median_ms"] == pytest.approx(float(np.median(t1_ms[mask])))
         assert summary["t2_median_ms"] == pytest.approx(float(np.median(t2_ms[mask])))
