@@ -210,6 +210,15 @@ def _to_device_tree(tree):
     return jax.tree.map(lambda a: jax.numpy.asarray(np.asarray(a)), tree)
 
 
+def check_format(metadata: dict[str, Any], run_dir: Path) -> None:
+    """An InputError unless the checkpoint was written in this version's `FORMAT`."""
+    if metadata.get("format") != FORMAT:
+        raise InputError(
+            f"{run_dir} holds a checkpoint of format {metadata.get('format')!r}, this version "
+            f"reads and writes {FORMAT!r}; train again in a new --workdir"
+        )
+
+
 def load_for_inference(run_dir: str | Path, step: int | str | None = "best"):
     """Model, variables and metadata of a run, for evaluation.
 
@@ -238,8 +247,7 @@ def load_for_inference(run_dir: str | Path, step: int | str | None = "best"):
     if found is None:
         raise InputNotFoundError(f"no readable checkpoint in {run_dir}")
     tree, metadata = found
-    if metadata.get("format") != FORMAT:
-        raise InputError(f"{run_dir}: checkpoint format {metadata.get('format')!r}, want {FORMAT}")
+    check_format(metadata, run_dir)
     overrides = dict(TrainConfig.from_dict(metadata["config"]).model_overrides)
     model = get_model(metadata["model"], metadata["input_kind"], **overrides)
     variables = {
@@ -281,11 +289,7 @@ def check_resume(
     saved: dict[str, Any], config: TrainConfig, run_dir: Path, new_data_hash: str
 ) -> None:
     """Refuse to continue a run whose trajectory-defining settings or data have changed."""
-    if saved.get("format") != FORMAT:
-        raise InputError(
-            f"{run_dir} holds a checkpoint of format {saved.get('format')!r}, this version "
-            f"writes {FORMAT!r}; use a new --workdir"
-        )
+    check_format(saved, run_dir)
     old = TrainConfig.from_dict(saved["config"])
     changed = [f for f in TRAJECTORY_FIELDS if getattr(old, f) != getattr(config, f)]
     if saved.get("data_hash") != new_data_hash:

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from rinq_jax.errors import InputError
 from rinq_jax.training import checkpoints as ckpt
 from rinq_jax.training.config import TrainConfig
 from rinq_jax.training.loop import train_and_evaluate
@@ -97,3 +98,9 @@ def test_load_for_inference_rebuilds_a_registry_model(tmp_path, toy_datasets):
     with pytest.raises(FileNotFoundError, match="no readable checkpoint"):
         ckpt.load_for_inference(empty)
     assert list(empty.iterdir()) == []  # reading creates nothing
+
+
+def test_a_checkpoint_of_another_format_is_refused_by_name(tmp_path):
+    with pytest.raises(InputError, match="format 'rinq_jax.checkpoint/1'.*new --workdir"):
+        ckpt.check_format({"format": "rinq_jax.checkpoint/1"}, tmp_path)
+    ckpt.check_format({"format": ckpt.FORMAT}, tmp_path)  # this version's: accepted
