@@ -166,14 +166,11 @@ def _simulate_chunk(
     Memory: the per-repetition factors, about a dozen float[T, N] arrays (37 MB for
     T = 3,000 and N = 256 in float32), besides the signals.
     """
-    n = t1_ms.shape[0]
     dtype = t1_ms.dtype
     first = (jnp.arange(n_states) == 0).astype(dtype)[:, None]  # selects order 0
     # Equilibrium Z_0 = 1, or after the inversion and TI of relaxation Z_0 = 1 - 2 E1(TI).
     z0 = 1 - 2 * jnp.exp(-ti_ms / t1_ms) if inverted else jnp.ones_like(t1_ms)
     z = first * z0[None, :]
-    zeros = jnp.zeros((n_states, n), dtype)
-    zero_row = jnp.zeros((1, n), dtype)
     e2_te = jnp.exp(-te_ms / t2_ms)
     # Frame rotation after repetition n, from phase phi_n to phi_{n+1}.
     step_rad = jnp.concatenate([phase_rad[1:] - phase_rad[:-1], jnp.zeros_like(phase_rad[:1])])
@@ -185,31 +182,55 @@ def _simulate_chunk(
     e1 = jnp.exp(-tr_ms[:, None] / t1_ms[None, :])
     e2 = jnp.exp(-tr_ms[:, None] / t2_ms[None, :])
 
+    e2_cos = e2 * jnp.cos(step_rad)[:, None]
     if real:
-        # Per-atom factors precomputed, in the order of operations of the reference.
-        c2, s2 = (1 + cos_a) / 2, (1 - cos_a) / 2
-        xs = (c2, s2, sin_a, cos_a, 0.5 * sin_a, e1, 1 - e1, e2 * jnp.cos(step_rad)[:, None])
+        return _scan_real(first, z, cos_a, sin_a, e1, e2_cos, e2_te, unroll)
+    e2_sin = e2 * jnp.sin(step_rad)[:, None]
+    return _scan_complex(first, z, cos_a, sin_a, e1, e2_cos, e2_sin, e2_te, unroll)
 
-        def step(carry, rep):
-            ai, bi, zr = carry
-            c2, s2, sin_a, cos_a, half_sin_a, e1, recovery, e2_rot = rep
-            ai_rf = c2 * ai + s2 * bi - sin_a * zr
-            bi_rf = s2 * ai + c2 * bi + sin_a * zr
-            zr_rf = cos_a * zr + half_sin_a * (ai - bi)
-            ai_new = e2_rot * ai_rf
-            bi_new = e2_rot * bi_rf
-            zr_new = e1 * zr_rf + first * recovery
-            ai_new = jnp.concatenate([-bi_new[1:2], ai_new[:-1]], axis=0)
-            bi_new = jnp.concatenate([bi_new[1:], zero_row], axis=0)
-            return (ai_new, bi_new, zr_new), ai_rf[0]
 
-        _, im = jax.lax.scan(step, (zeros, zeros, z), xs, unroll=unroll)
-        return jax.lax.complex(jnp.zeros_like(im), im * e2_te).T
+def _scan_real(first, z0, cos_a, sin_a, e1, e2_cos, e2_te, unroll):
+    """`_simulate_chunk`'s scan when F is imaginary and Z real: Im a, Im b and Re z only.
 
-    # RF, relaxation and the frame rotation a *= E2 exp(-i step), b *= E2 exp(+i step)
-    # folded into per-atom factors: a_new = (c - i s)(c2 a + s2 b - i sin z) etc.
+    ``cos_a``, ``sin_a``, ``e1`` and ``e2_cos`` (E2(TR) times the cosine of the frame step,
+    +-E2 here) are per-repetition factors float[T, N]; ``first`` float[n_states, 1] selects
+    order 0, ``z0`` float[n_states, N] is the initial Z, ``e2_te`` float[N]. Returns the
+    signals complex[N, T].
+    """
+    zeros, zero_row = jnp.zeros_like(z0), jnp.zeros_like(z0[:1])
+    # Per-atom factors precomputed, in the order of operations of the reference.
     c2, s2 = (1 + cos_a) / 2, (1 - cos_a) / 2
-    c, s = e2 * jnp.cos(step_rad)[:, None], e2 * jnp.sin(step_rad)[:, None]
+    xs = (c2, s2, sin_a, cos_a, 0.5 * sin_a, e1, 1 - e1, e2_cos)
+
+    def step(carry, rep):
+        ai, bi, zr = carry
+        c2, s2, sin_a, cos_a, half_sin_a, e1, recovery, e2_rot = rep
+        ai_rf = c2 * ai + s2 * bi - sin_a * zr
+        bi_rf = s2 * ai + c2 * bi + sin_a * zr
+        zr_rf = cos_a * zr + half_sin_a * (ai - bi)
+        ai_new = e2_rot * ai_rf
+        bi_new = e2_rot * bi_rf
+        zr_new = e1 * zr_rf + first * recovery
+        ai_new = jnp.concatenate([-bi_new[1:2], ai_new[:-1]], axis=0)
+        bi_new = jnp.concatenate([bi_new[1:], zero_row], axis=0)
+        return (ai_new, bi_new, zr_new), ai_rf[0]
+
+    _, im = jax.lax.scan(step, (zeros, zeros, z0), xs, unroll=unroll)
+    return jax.lax.complex(jnp.zeros_like(im), im * e2_te).T
+
+
+def _scan_complex(first, z0, cos_a, sin_a, e1, e2_cos, e2_sin, e2_te, unroll):
+    """`_simulate_chunk`'s scan for any RF phases.
+
+    Arguments as in `_scan_real`, plus ``e2_sin`` float[T, N], E2(TR) times the sine of
+    the frame step.
+
+    RF, relaxation and the frame rotation a *= E2 exp(-i step), b *= E2 exp(+i step) are
+    folded into per-atom factors: a_new = (c - i s)(c2 a + s2 b - i sin z) etc.
+    """
+    zeros, zero_row = jnp.zeros_like(z0), jnp.zeros_like(z0[:1])
+    c2, s2 = (1 + cos_a) / 2, (1 - cos_a) / 2
+    c, s = e2_cos, e2_sin
     factors = (c * c2, c * s2, c * sin_a, s * c2, s * s2, s * sin_a)
     xs = (factors, (e1 * cos_a, 0.5 * e1 * sin_a, 1 - e1), (c2, s2, sin_a))
 
@@ -230,7 +251,7 @@ def _simulate_chunk(
         signal_im = c2 * ai[0] + s2 * bi[0] - sin_a * zr[0]
         return (ar_new, ai_new, br_new, bi_new, zr_new, zi_new), (signal_re, signal_im)
 
-    init = (zeros, zeros, zeros, zeros, z, zeros)
+    init = (zeros, zeros, zeros, zeros, z0, zeros)
     _, (re, im) = jax.lax.scan(step, init, xs, unroll=unroll)
     return jax.lax.complex(re * e2_te, im * e2_te).T
 
