@@ -36,8 +36,6 @@ from pathlib import Path
 from rinq_jax.data.datasets import synthetic
 from rinq_jax.data.files.format import MrfFormatError
 from rinq_jax.data.raw import ismrmrd_import
-from rinq_jax.data.raw.ismrmrd_read import REPETITION_COUNTERS
-from rinq_jax.data.raw.ismrmrd_traj import TRAJ_UNITS
 from rinq_jax.errors import InputError
 
 PROG = "python -m rinq_jax.scanner"
@@ -64,24 +62,23 @@ def prepare(
     *,
     base: synthetic.BrainDataConfig = synthetic.PRESETS["brain"],
     progress: bool = True,
-    **scan_options,
+    options: ismrmrd_import.ScanOptions = ismrmrd_import.ScanOptions(),
 ) -> tuple[synthetic.BrainDataConfig, Path]:
     """Steps 1-2 of the module docstring; returns (the dataset's config, the imported scan).
 
-    ``base``: the dataset's subjects, slices, SNR and seed (`protocol_config`);
-    ``scan_options``: ``matrix``, ``fov_mm``, ``counter``, ``trajectory``, ``traj_units``,
-    ``dataset``, ``te_ms``, ``ti_ms`` as in `ismrmrd_import.import_ismrmrd`.
+    ``base``: the dataset's subjects, slices, SNR and seed (`protocol_config`); ``options``:
+    how to read the scan.
     """
-    with ismrmrd_import.open_scan(raw, sequence_csv, **scan_options) as scan:
+    with ismrmrd_import.open_scan(raw, sequence_csv, options) as scan:
         config = protocol_config(scan, base)
     synthetic.generate(config, out_dir, progress=progress)
     imported = ismrmrd_import.import_ismrmrd(
         raw,
         sequence_csv,
         out_dir / SCANS / f"{raw.stem}.h5",
+        options,
         nthreads=synthetic.NUFFT_THREADS,
         progress=progress,
-        **scan_options,
     )
     return config, imported
 
@@ -99,24 +96,7 @@ def _parser() -> argparse.ArgumentParser:
         "--preset", choices=sorted(synthetic.PRESETS), default="brain", help="(default: brain)"
     )
     p.add_argument("--seed", type=int, default=0, help="seed of anatomies, values and noise")
-    p.add_argument("--matrix", type=int, help="image matrix (default: from the header)")
-    p.add_argument("--fov-mm", type=float, help="FOV in mm (default: from the header)")
-    p.add_argument(
-        "--repetition-counter",
-        choices=REPETITION_COUNTERS,
-        default="repetition",
-        help="idx counter that numbers the repetitions (default: repetition)",
-    )
-    p.add_argument("--trajectory", type=Path, help=".npy trajectory float[n, samples, 2]")
-    p.add_argument(
-        "--traj-units",
-        choices=TRAJ_UNITS,
-        default="cycles_per_pixel",
-        help="units of the trajectory (default: cycles_per_pixel, [-0.5, 0.5))",
-    )
-    p.add_argument("--dataset", default="dataset", help="ISMRMRD dataset group")
-    p.add_argument("--te-ms", type=float, help="echo time (default: CSV, else header)")
-    p.add_argument("--ti-ms", help="inversion delay or 'none' (default: CSV, else header)")
+    ismrmrd_import.add_scan_flags(p)
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return parser
 
@@ -132,14 +112,7 @@ def main(argv=None) -> int:
             args.out,
             base=dataclasses.replace(synthetic.PRESETS[args.preset], seed=args.seed),
             progress=not args.no_progress,
-            matrix=args.matrix,
-            fov_mm=args.fov_mm,
-            counter=args.repetition_counter,
-            trajectory=args.trajectory,
-            traj_units=args.traj_units,
-            dataset=args.dataset,
-            te_ms=args.te_ms,
-            ti_ms=args.ti_ms,
+            options=ismrmrd_import.scan_options(args),
         )
     except MrfFormatError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)

@@ -130,9 +130,9 @@ def test_trajectory_file_and_contrast_counter_give_the_same_slice(tmp_path, per_
         raw,
         schedule_of(raw),
         tmp_path / "out.h5",
-        counter="contrast",
-        trajectory=tmp_path / "traj.npy",
-        traj_units="rad_per_pixel",
+        ismrmrd_import.ScanOptions(
+            counter="contrast", trajectory=tmp_path / "traj.npy", traj_units="rad_per_pixel"
+        ),
     )
     np.testing.assert_allclose(
         io.read_slice(out).signals, io.read_slice(reference).signals, rtol=0, atol=1e-5
@@ -145,20 +145,25 @@ def test_trajectory_file_problems_name_the_trajectory_file(tmp_path):
     np.save(bad, np.zeros((RAW_REPS, 5, 2), np.float32))
     for path, field in ((bad, "trajectory"), (tmp_path / "none.npy", "file")):
         with pytest.raises(MrfFormatError) as err:
-            ismrmrd_import.import_ismrmrd(raw, schedule_of(raw), tmp_path / "o.h5", trajectory=path)
+            options = ismrmrd_import.ScanOptions(trajectory=path)
+            ismrmrd_import.import_ismrmrd(raw, schedule_of(raw), tmp_path / "o.h5", options)
         assert err.value.path == str(path) and err.value.field == field
 
 
 def test_matrix_and_fov_options_override_the_header_and_are_checked(tmp_path):
     raw = write_valid_raw(tmp_path / "raw.h5")
     out = ismrmrd_import.import_ismrmrd(
-        raw, schedule_of(raw), tmp_path / "o.h5", matrix=32, fov_mm=250.0
+        raw,
+        schedule_of(raw),
+        tmp_path / "o.h5",
+        ismrmrd_import.ScanOptions(matrix=32, fov_mm=250.0),
     )
     info = io.inspect(out)
     assert info.shape == (32, 32, RAW_REPS) and info.acquisition["fov_mm"] == 250.0
     for kw, field in (({"matrix": 31}, "--matrix"), ({"fov_mm": -1.0}, "--fov-mm")):
         with pytest.raises(MrfFormatError) as err:
-            ismrmrd_import.import_ismrmrd(raw, schedule_of(raw), tmp_path / "x.h5", **kw)
+            options = ismrmrd_import.ScanOptions(**kw)
+            ismrmrd_import.import_ismrmrd(raw, schedule_of(raw), tmp_path / "x.h5", options)
         assert err.value.field == field and err.value.path == str(raw)
 
 

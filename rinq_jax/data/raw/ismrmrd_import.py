@@ -66,11 +66,14 @@ from rinq_jax.physics.sequence import FispSequence
 
 __all__ = [
     "RawScan",
+    "ScanOptions",
+    "add_scan_flags",
     "combined_series",
     "import_ismrmrd",
     "main",
     "open_scan",
     "otsu_mask",
+    "scan_options",
     "segment_averages",
 ]
 
@@ -79,6 +82,74 @@ PROG = "python -m rinq_jax.data.raw.ismrmrd_import"
 BLOCK = 64
 #: Most time segments whose averages estimate the coil sensitivities (`segment_averages`).
 MAX_SEGMENTS = 16
+
+
+@dataclasses.dataclass(frozen=True)
+class ScanOptions:
+    """How to read a raw scan: what completes or overrides its header and schedule.
+
+    Attributes:
+        matrix: image matrix H = W; None: the header's ``encodedSpace/matrixSize``.
+        fov_mm: field of view in mm; None: the header's ``encodedSpace/fieldOfView_mm``.
+        counter: the ``idx`` counter numbering the repetitions (`REPETITION_COUNTERS`).
+        trajectory: a ``.npy`` trajectory (`ismrmrd_traj.load_trajectory`) instead of the
+            file's; None: the file's.
+        traj_units: units of the trajectory (`ismrmrd_traj.TRAJ_UNITS`).
+        dataset: the ISMRMRD dataset group.
+        te_ms: echo time in ms; None: the CSV's ``# te_ms``, else the header's TE.
+        ti_ms: inversion delay in ms or ``"none"``; None: the CSV's, else the header's TI.
+    """
+
+    matrix: int | None = None
+    fov_mm: float | None = None
+    counter: str = "repetition"
+    trajectory: Path | None = None
+    traj_units: str = "cycles_per_pixel"
+    dataset: str = "dataset"
+    te_ms: float | None = None
+    ti_ms: float | str | None = None
+
+    def __post_init__(self):
+        if self.counter not in REPETITION_COUNTERS:
+            raise ValueError(f"counter must be one of {REPETITION_COUNTERS}, got {self.counter!r}")
+        if self.traj_units not in TRAJ_UNITS:
+            raise ValueError(f"traj_units must be one of {TRAJ_UNITS}, got {self.traj_units!r}")
+
+
+def add_scan_flags(parser: argparse.ArgumentParser) -> None:
+    """The `ScanOptions` as command-line flags (read back by `scan_options`)."""
+    parser.add_argument("--matrix", type=int, help="image matrix (default: from the header)")
+    parser.add_argument("--fov-mm", type=float, help="FOV in mm (default: from the header)")
+    parser.add_argument(
+        "--repetition-counter",
+        choices=REPETITION_COUNTERS,
+        default="repetition",
+        help="idx counter that numbers the repetitions (default: repetition)",
+    )
+    parser.add_argument("--trajectory", type=Path, help=".npy trajectory float[n, samples, 2]")
+    parser.add_argument(
+        "--traj-units",
+        choices=TRAJ_UNITS,
+        default="cycles_per_pixel",
+        help="units of the trajectory (default: cycles_per_pixel, [-0.5, 0.5))",
+    )
+    parser.add_argument("--dataset", default="dataset", help="ISMRMRD dataset group")
+    parser.add_argument("--te-ms", type=float, help="echo time (default: CSV, else header)")
+    parser.add_argument("--ti-ms", help="inversion delay or 'none' (default: CSV, else header)")
+
+
+def scan_options(args: argparse.Namespace) -> ScanOptions:
+    """The `ScanOptions` of flags added by `add_scan_flags`."""
+    return ScanOptions(
+        matrix=args.matrix,
+        fov_mm=args.fov_mm,
+        counter=args.repetition_counter,
+        trajectory=args.trajectory,
+        traj_units=args.traj_units,
+        dataset=args.dataset,
+        te_ms=args.te_ms,
+        ti_ms=args.ti_ms,
+    )
 
 
 def _geometry(path, header, dataset: str, matrix, fov_mm) -> tuple[int, float]:
@@ -215,19 +286,9 @@ class RawScan:
 
 @contextlib.contextmanager
 def open_scan(
-    raw: str | os.PathLike,
-    sequence_csv: str | os.PathLike,
-    *,
-    matrix: int | None = None,
-    fov_mm: float | None = None,
-    counter: str = "repetition",
-    trajectory: str | os.PathLike | None = None,
-    traj_units: str = "cycles_per_pixel",
-    dataset: str = "dataset",
-    te_ms: float | None = None,
-    ti_ms: float | str | None = None,
+    raw: str | os.PathLike, sequence_csv: str | os.PathLike, options: ScanOptions = ScanOptions()
 ) -> Iterator[RawScan]:
-    """Open and check a raw scan and its schedule (arguments as in `import_ismrmrd`).
+    """Open and check a raw scan and its schedule, read as ``options`` say.
 
     Reads the headers, the schedule and every repetition's trajectory; the data are read by
     ``RawScan.read`` while the file is open.
@@ -235,28 +296,30 @@ def open_scan(
     Raises:
         MrfFormatError: a malformed input, naming the file and the field.
     """
-    if counter not in REPETITION_COUNTERS:
-        raise ValueError(f"counter must be one of {REPETITION_COUNTERS}, got {counter!r}")
-    raw = Path(raw)
-    with open_raw(raw, dataset) as (header, acquisitions):
-        matrix, fov_mm = _geometry(raw, header, dataset, matrix, fov_mm)
+    o, raw = options, Path(raw)
+    with open_raw(raw, o.dataset) as (header, acquisitions):
+        matrix, fov_mm = _geometry(raw, header, o.dataset, o.matrix, o.fov_mm)
         header_te, header_ti = _header_times(header)
         seq = read_schedule(
-            sequence_csv, te_ms=te_ms, ti_ms=ti_ms, default_te_ms=header_te, default_ti_ms=header_ti
+            sequence_csv,
+            te_ms=o.te_ms,
+            ti_ms=o.ti_ms,
+            default_te_ms=header_te,
+            default_ti_ms=header_ti,
         )
         layout = scan(
             raw,
             acquisitions,
             seq.n_reps,
-            dataset=dataset,
-            counter=counter,
-            need_traj=trajectory is None,
+            dataset=o.dataset,
+            counter=o.counter,
+            need_traj=o.trajectory is None,
         )
-        scale = traj_scale(traj_units, matrix)
+        scale = traj_scale(o.traj_units, matrix)
         traj_file, rows = None, None
-        if trajectory is not None:
-            traj_file = load_trajectory(trajectory, layout.n_samples, layout.n_reps, scale)
-            rows = layout.trajectory_rows(traj_file.shape[0], trajectory)
+        if o.trajectory is not None:
+            traj_file = load_trajectory(o.trajectory, layout.n_samples, layout.n_reps, scale)
+            rows = layout.trajectory_rows(traj_file.shape[0], o.trajectory)
 
         def read(reps):
             return read_block(layout, acquisitions, reps, scale, traj_file, rows)
@@ -310,19 +373,20 @@ def _scanner_maps(mask: np.ndarray, dm_maps) -> tuple[np.ndarray, np.ndarray, np
     return mask, *(np.where(mask, m, 0.0).astype(np.float32) for m in (t1_ms, t2_ms))
 
 
+def _traj_units_note(options: ScanOptions) -> str:
+    units = options.traj_units
+    return units if options.trajectory is None else f"{units} ({options.trajectory})"
+
+
+_COIL_COMBINATION = "Walsh (MRM 43:682, 2000), window {window} px, time-segment averages"
+
+
 def import_ismrmrd(
     raw: str | os.PathLike,
     sequence_csv: str | os.PathLike,
     out: str | os.PathLike,
+    options: ScanOptions = ScanOptions(),
     *,
-    matrix: int | None = None,
-    fov_mm: float | None = None,
-    counter: str = "repetition",
-    trajectory: str | os.PathLike | None = None,
-    traj_units: str = "cycles_per_pixel",
-    dataset: str = "dataset",
-    te_ms: float | None = None,
-    ti_ms: float | str | None = None,
     subject_id: str | None = None,
     slice_id: str = "slice-00",
     window: int = DEFAULT_WINDOW,
@@ -337,14 +401,7 @@ def import_ismrmrd(
         raw: the ISMRMRD file.
         sequence_csv: the schedule (`rinq_jax.physics.schedule_files`), one row per repetition.
         out: the slice file to write (atomically; its folder is created).
-        matrix: image matrix H = W; default the header's ``encodedSpace/matrixSize``.
-        fov_mm: field of view in mm; default the header's ``encodedSpace/fieldOfView_mm``.
-        counter: the ``idx`` counter numbering the repetitions (``repetition`` or ``contrast``).
-        trajectory: ``.npy`` trajectory (`ismrmrd_traj.load_trajectory`) instead of the file's.
-        traj_units: units of the trajectory (`ismrmrd_traj.TRAJ_UNITS`).
-        dataset: the ISMRMRD dataset group.
-        te_ms: echo time in ms (default: the CSV's ``# te_ms``, else the header's TE).
-        ti_ms: inversion delay in ms or ``"none"`` (default: the CSV's, else the header's TI).
+        options: how to read the scan (matrix, FOV, counter, trajectory, TE, TI, ...).
         subject_id: the slice's subject id (default the raw file's stem).
         slice_id: the slice's id.
         window: Walsh window in pixels.
@@ -356,26 +413,10 @@ def import_ismrmrd(
             ``dm_t1_ms``/``dm_t2_ms`` so that ``train.py --target dm`` can learn from them; the
             mask then keeps only pixels where both are finite and positive.
 
-    Returns:
-        ``out``.
-
-    Raises:
-        MrfFormatError: a malformed input, naming the file and the field.
-
+    Returns ``out``; raises MrfFormatError on a malformed input, naming the file and field.
     """
     raw, out = Path(raw), Path(out)
-    with open_scan(
-        raw,
-        sequence_csv,
-        matrix=matrix,
-        fov_mm=fov_mm,
-        counter=counter,
-        trajectory=trajectory,
-        traj_units=traj_units,
-        dataset=dataset,
-        te_ms=te_ms,
-        ti_ms=ti_ms,
-    ) as opened:
+    with open_scan(raw, sequence_csv, options) as opened:
         averages, weights, signals = _grid_and_combine(opened, raw, window, eps, nthreads, progress)
     mask = otsu_mask(np.linalg.norm(combine(weights, averages), axis=-1))
     dm_t1_ms = dm_t2_ms = None
@@ -394,10 +435,10 @@ def import_ismrmrd(
             "program": PROG,
             "source": str(raw),
             "sequence_csv": str(sequence_csv),
-            "repetition_counter": counter,
-            "traj_units": traj_units if trajectory is None else f"{traj_units} ({trajectory})",
+            "repetition_counter": options.counter,
+            "traj_units": _traj_units_note(options),
             "skipped_acquisitions": opened.layout.n_skipped,
-            "coil_combination": f"Walsh (MRM 43:682, 2000), window {window} px, time-segment averages",
+            "coil_combination": _COIL_COMBINATION.format(window=window),
         },
     )
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -413,24 +454,7 @@ def main(argv=None) -> int:
     parser.add_argument("raw", type=Path, help="ISMRMRD file (HDF5)")
     parser.add_argument("--sequence", type=Path, required=True, help="schedule CSV")
     parser.add_argument("--out", type=Path, required=True, help="slice file to write")
-    parser.add_argument("--matrix", type=int, help="image matrix (default: from the header)")
-    parser.add_argument("--fov-mm", type=float, help="FOV in mm (default: from the header)")
-    parser.add_argument(
-        "--repetition-counter",
-        choices=REPETITION_COUNTERS,
-        default="repetition",
-        help="idx counter that numbers the repetitions (default: repetition)",
-    )
-    parser.add_argument("--trajectory", type=Path, help=".npy trajectory float[n, samples, 2]")
-    parser.add_argument(
-        "--traj-units",
-        choices=TRAJ_UNITS,
-        default="cycles_per_pixel",
-        help="units of the trajectory (default: cycles_per_pixel, [-0.5, 0.5))",
-    )
-    parser.add_argument("--dataset", default="dataset", help="ISMRMRD dataset group")
-    parser.add_argument("--te-ms", type=float, help="echo time (default: CSV, else header)")
-    parser.add_argument("--ti-ms", help="inversion delay or 'none' (default: CSV, else header)")
+    add_scan_flags(parser)
     parser.add_argument("--subject-id", help="subject id (default: the raw file's stem)")
     parser.add_argument("--slice-id", default="slice-00", help="slice id")
     parser.add_argument("--threads", type=int, default=1, help="finufft threads")
@@ -448,14 +472,7 @@ def main(argv=None) -> int:
             args.raw,
             args.sequence,
             args.out,
-            matrix=args.matrix,
-            fov_mm=args.fov_mm,
-            counter=args.repetition_counter,
-            trajectory=args.trajectory,
-            traj_units=args.traj_units,
-            dataset=args.dataset,
-            te_ms=args.te_ms,
-            ti_ms=args.ti_ms,
+            scan_options(args),
             subject_id=args.subject_id,
             slice_id=args.slice_id,
             nthreads=max(1, args.threads),

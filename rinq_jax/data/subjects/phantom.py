@@ -179,18 +179,8 @@ def make_phantom(
     Per-pixel values: each fine sample of tissue ``k`` gets
     ``T = T_k * subject_scale_k * (1 + drift(x, y)) * (1 + texture_cv_k * n(x, y))``
     (same for T2 and PD with their own drift and noise fields), clipped to the dictionary
-    range with T2 <= T1. Each pixel then averages its ``supersample**2`` samples:
-
-    * M0 (proton density): linear mean over the pixel's area (air counts as 0), since the
-      signal is the sum of the magnetisation in the pixel.
-    * T1 and T2: PD-weighted mean of the *rates*,
-      ``1 / T = sum(pd_i / T_i) / sum(pd_i)``. The summed magnetisation of a mixed pixel
-      starts to relax at exactly this rate (the initial slope of a sum of exponentials),
-      and it is the effective rate of compartments in fast exchange (Zimmerman & Brittin,
-      J Phys Chem 61:1328 (1957)). It weights by water, not area, because the protons carry
-      the signal. It also keeps each pixel between its components' values and T2 <= T1.
-      Pixels are still single-compartment: signals simulated from these maps are not the
-      exact two-compartment sum (use ``fractions`` for that).
+    range with T2 <= T1. Each pixel then averages its ``supersample**2`` samples
+    (`_pixel_averages`: M0 over the area, T1 and T2 as PD-weighted rates).
 
     Args:
         anatomy: the subject, from `rinq_jax.data.subjects.phantom_geometry.sample_subject`.
@@ -207,13 +197,55 @@ def make_phantom(
         variability: add per-pixel texture and smooth drift; ``False`` gives every pure
             pixel of a tissue the subject's exact tissue value (for tests and figures).
 
-    Returns:
-        The :class:`Phantom`.
-
-    Raises:
-        ValueError: on a position outside [0, 1], a bad matrix, FOV, seed or supersample.
-
+    Returns the :class:`Phantom`; raises ValueError on a position outside [0, 1] or a bad
+    matrix, FOV, seed or supersample.
     """
+    z, matrix, fov_mm, seed, supersample = _checked_arguments(
+        anatomy, slice_position, matrix, fov_mm, seed, supersample
+    )
+    # Slice randomness depends on subject, position and seed, never on other slices.
+    z_key = int(round(z * 1_000_000))
+    ss = np.random.SeedSequence([anatomy.seed, anatomy.subject_id, seed, z_key])
+    rng_lesion, rng_texture, rng_drift, rng_phase, rng_b1 = (
+        np.random.default_rng(s) for s in ss.spawn(5)
+    )
+
+    fine_mm = fov_mm / matrix / supersample
+    xh, yh = _to_head_frame(anatomy, *_pixel_centres_mm(matrix * supersample, fine_mm, fov_mm))
+    labels = render_labels(anatomy, z, xh, yh, fine_mm, rng_lesion if lesions else None)
+    # Per-pixel fields in head-normalised coordinates (|u|, |v| <~ 1 inside the head).
+    xp, yp = _to_head_frame(anatomy, *_pixel_centres_mm(matrix, fov_mm / matrix, fov_mm))
+    u, v = xp / anatomy.head_semi_axis_lr_mm, yp / anatomy.head_semi_axis_ap_mm
+
+    # View the fine grid as [H, s, W, s] so pixel fields broadcast as [H, 1, W, 1].
+    lab = labels.reshape(matrix, supersample, matrix, supersample)
+    drift_rng = rng_drift if variability else None
+    t1, t2, pd = _sample_values(anatomy, lab, u, v, drift_rng, rng_texture)
+    t1_map, t2_map, pd_map = _pixel_averages(t1, t2, pd)
+
+    fractions = np.stack([(lab == k).mean(axis=(1, 3)) for k in range(N_CLASSES)], axis=0)
+    tissue, mask = dominant_tissue(fractions.astype(np.float32))
+    # A smooth receive phase: a random offset plus a smooth polynomial over the head.
+    offset_rad, scale = rng_phase.uniform(-math.pi, math.pi), rng_phase.uniform(0.5, 2.0)
+    m0 = pd_map * np.exp(1j * (offset_rad + scale * smooth_poly(rng_phase, u, v)))
+    b1 = 1.0 + 0.2 * b1_pattern(rng_b1, u, v) if b1_field else np.ones((matrix, matrix))
+
+    return Phantom(
+        t1_ms=t1_map.astype(np.float32),
+        t2_ms=t2_map.astype(np.float32),
+        m0=m0.astype(np.complex64),
+        b1=b1.astype(np.float32),
+        mask=mask,
+        tissue=tissue,
+        fractions=fractions.astype(np.float32),
+        subject_id=anatomy.subject_id,
+        slice_position=z,
+        fov_mm=fov_mm,
+    )
+
+
+def _checked_arguments(anatomy, slice_position, matrix, fov_mm, seed, supersample):
+    """`make_phantom`'s arguments checked: (z, matrix, fov_mm, seed, supersample)."""
     if not isinstance(anatomy, SubjectAnatomy):
         raise ValueError(f"anatomy must be a SubjectAnatomy, got {type(anatomy).__name__}")
     if isinstance(slice_position, bool) or not isinstance(
@@ -232,43 +264,45 @@ def make_phantom(
         raise ValueError(f"fov_mm must be a positive number, got {fov_mm!r}")
     if not math.isfinite(float(fov_mm)):
         raise ValueError(f"fov_mm must be finite, got {fov_mm!r}")
-    fov_mm = float(fov_mm)
+    return z, matrix, float(fov_mm), seed, supersample
 
-    # Slice randomness depends on subject, position and seed, never on other slices.
-    z_key = int(round(z * 1_000_000))
-    ss = np.random.SeedSequence([anatomy.seed, anatomy.subject_id, seed, z_key])
-    rng_lesion, rng_texture, rng_drift, rng_phase, rng_b1 = (
-        np.random.default_rng(s) for s in ss.spawn(5)
-    )
 
-    pixel_mm = fov_mm / matrix
-    fine_mm = pixel_mm / supersample
-    n_fine = matrix * supersample
-    coord = -fov_mm / 2.0 + (np.arange(n_fine) + 0.5) * fine_mm
-    xh, yh = _to_head_frame(anatomy, coord[None, :], coord[:, None])
-    labels = render_labels(anatomy, z, xh, yh, fine_mm, rng_lesion if lesions else None)
+def _sample_values(anatomy, lab, u, v, rng_drift, rng_texture):
+    """T1, T2 (ms) and PD of every fine sample, float[H, s, W, s], from its label ``lab``.
 
-    # Per-pixel fields in head-normalised coordinates (|u|, |v| <~ 1 inside the head).
-    pix = -fov_mm / 2.0 + (np.arange(matrix) + 0.5) * pixel_mm
-    xp, yp = _to_head_frame(anatomy, pix[None, :], pix[:, None])
-    u, v = xp / anatomy.head_semi_axis_lr_mm, yp / anatomy.head_semi_axis_ap_mm
-
-    # View the fine grid as [H, s, W, s] so pixel fields broadcast as [H, 1, W, 1].
-    lab = labels.reshape(matrix, supersample, matrix, supersample)
+    The subject's tissue values times, unless ``rng_drift`` is None, a smooth drift over
+    the head-normalised pixel coordinates ``u, v`` and a per-pixel texture; clipped to the
+    dictionary range with T2 <= T1; air gets a placeholder T of 1 ms (and PD 0).
+    """
     t1 = _T1_MS[lab] * np.asarray(anatomy.t1_scale)[lab]
     t2 = _T2_MS[lab] * np.asarray(anatomy.t2_scale)[lab]
     pd = _PD[lab] * np.asarray(anatomy.pd_scale)[lab]
-    if variability:
+    if rng_drift is not None:
         cv = _TEXTURE_CV[lab]
         for field, amp in ((t1, _DRIFT_T1), (t2, _DRIFT_T2), (pd, _DRIFT_PD)):
             drift = np.clip(amp * smooth_poly(rng_drift, u, v), -1.5 * amp, 1.5 * amp)
-            noise = np.clip(_texture(rng_texture, matrix), -3.0, 3.0)
+            noise = np.clip(_texture(rng_texture, lab.shape[0]), -3.0, 3.0)
             field *= (1.0 + drift)[:, None, :, None] * (1.0 + cv * noise[:, None, :, None])
     tissue_present = lab != BACKGROUND
     t1 = np.where(tissue_present, np.clip(t1, *DICT_T1_RANGE_MS), 1.0)
     t2 = np.where(tissue_present, np.clip(t2, DICT_T2_RANGE_MS[0], DICT_T2_RANGE_MS[1]), 1.0)
-    t2 = np.minimum(t2, t1)
+    return t1, np.minimum(t2, t1), pd
 
+
+def _pixel_averages(t1, t2, pd):
+    """Pixel maps (t1_ms, t2_ms, pd) float[H, W] of fine samples float[H, s, W, s].
+
+    * PD (M0): linear mean over the pixel's area (air counts as 0), since the signal is
+      the sum of the magnetisation in the pixel.
+    * T1 and T2: PD-weighted mean of the *rates*, ``1 / T = sum(pd_i / T_i) / sum(pd_i)``.
+      The summed magnetisation of a mixed pixel starts to relax at exactly this rate (the
+      initial slope of a sum of exponentials), and it is the effective rate of compartments
+      in fast exchange (Zimmerman & Brittin, J Phys Chem 61:1328 (1957)). It weights by
+      water, not area, because the protons carry the signal. It also keeps each pixel
+      between its components' values and T2 <= T1. Pixels are still single-compartment:
+      signals simulated from these maps are not the exact two-compartment sum (use the
+      phantom's ``fractions`` for that). Air pixels get T = 0.
+    """
     pd_sum = pd.sum(axis=(1, 3))
     inside = pd_sum > 0.0
     # Air samples have pd = 0 and a placeholder T of 1 ms, so they add nothing to the rates.
@@ -276,31 +310,13 @@ def make_phantom(
     rate2 = np.where(inside, (pd / t2).sum(axis=(1, 3)), 1.0)
     t1_map = np.where(inside, pd_sum / rate1, 0.0)
     t2_map = np.where(inside, pd_sum / rate2, 0.0)
-    pd_map = pd_sum / supersample**2
+    return t1_map, t2_map, pd_sum / (pd.shape[1] * pd.shape[3])
 
-    fractions = np.stack([(lab == k).mean(axis=(1, 3)) for k in range(N_CLASSES)], axis=0).astype(
-        np.float32
-    )
-    tissue, mask = dominant_tissue(fractions)
 
-    phase = rng_phase.uniform(-math.pi, math.pi) + rng_phase.uniform(0.5, 2.0) * smooth_poly(
-        rng_phase, u, v
-    )
-    m0 = (pd_map * np.exp(1j * phase)).astype(np.complex64)
-    b1 = 1.0 + 0.2 * b1_pattern(rng_b1, u, v) if b1_field else np.ones((matrix, matrix))
-
-    return Phantom(
-        t1_ms=t1_map.astype(np.float32),
-        t2_ms=t2_map.astype(np.float32),
-        m0=m0,
-        b1=b1.astype(np.float32),
-        mask=mask,
-        tissue=tissue,
-        fractions=fractions,
-        subject_id=anatomy.subject_id,
-        slice_position=z,
-        fov_mm=fov_mm,
-    )
+def _pixel_centres_mm(n: int, spacing_mm: float, fov_mm: float):
+    """Pixel centres (x float[1, n], y float[n, 1]) in mm of an n x n grid over the FOV."""
+    coord = -fov_mm / 2.0 + (np.arange(n) + 0.5) * spacing_mm
+    return coord[None, :], coord[:, None]
 
 
 def _to_head_frame(anatomy: SubjectAnatomy, x_mm: np.ndarray, y_mm: np.ndarray):

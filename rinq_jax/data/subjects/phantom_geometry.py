@@ -231,7 +231,34 @@ def render_labels(
     ``z`` is the slice position in [0, 1], ``fine_mm`` the sample spacing (sets the cortex
     ribbon's distance transform); ``lesion_rng`` draws lesions into WM, None for none.
     Returns uint8 labels of ``rinq_jax.data.subjects.tissues`` with the shape of ``xh``.
+
+    From the outside in: the head's layers (skin, fat, muscle, skull, CSF), the brain cut
+    by sulci and the interhemispheric fissure, a cortical ribbon over white matter, deep
+    grey nuclei and ventricles, then lesions.
     """
+    labels, brain, ray = _head_layers(anatomy, z, xh, yh)
+    _cut_sulci(anatomy, z, brain, ray)
+    _cut_fissure(anatomy, z, brain, xh, yh)
+    labels[brain] = WM
+    _paint_cortex(labels, brain, fine_mm, anatomy.cortex_mm)
+    _paint_deep_structures(anatomy, z, labels, brain, xh, yh)
+    if lesion_rng is not None:
+        _add_lesions(labels, xh, yh, lesion_rng)
+    return labels
+
+
+@dataclass(frozen=True)
+class _Ray:
+    """Where each fine sample lies on the ray from the head centre (arrays shaped like xh)."""
+
+    theta: np.ndarray  # elliptic angle, rad
+    radius_mm: np.ndarray  # distance from the head centre
+    depth_mm: np.ndarray  # depth below the skin along the ray
+    pial_mm: np.ndarray  # depth of the brain's surface along the ray
+
+
+def _head_layers(anatomy: SubjectAnatomy, z: float, xh: np.ndarray, yh: np.ndarray):
+    """Labels of the head's layers down to the CSF, the brain mask below them, and the `_Ray`."""
     scale = _head_scale(z)
     a = anatomy.head_semi_axis_lr_mm * scale
     b = anatomy.head_semi_axis_ap_mm * scale
@@ -264,10 +291,15 @@ def render_labels(
     labels[depth >= d_diploe] = FAT
     labels[depth >= d_inner] = BONE
     labels[depth >= d_csf] = CSF
-    brain = depth >= d_pial
+    return labels, depth >= d_pial, _Ray(theta, radius_mm, depth, d_pial)
 
-    # Sulci: CSF clefts at fixed angles whose depth changes smoothly with z, so neighbouring
-    # slices share most sulci and distant ones do not.
+
+def _cut_sulci(anatomy: SubjectAnatomy, z: float, brain: np.ndarray, ray: _Ray) -> None:
+    """Cut the sulci from ``brain`` (in place).
+
+    CSF clefts at fixed angles whose depth changes smoothly with z, so neighbouring slices
+    share most sulci and distant ones do not.
+    """
     angles = np.asarray(anatomy.sulcus_angles_rad) + np.asarray(anatomy.sulcus_drifts_rad) * z
     depths = (
         anatomy.fold_amplitude_mm
@@ -276,19 +308,24 @@ def render_labels(
     )
     order = np.argsort(angles % (2.0 * math.pi))
     angles, depths = angles[order] % (2.0 * math.pi), depths[order]
-    near = brain & (depth < d_pial + depths.max())
-    th = theta[near] % (2.0 * math.pi)
+    near = brain & (ray.depth_mm < ray.pial_mm + depths.max())
+    th = ray.theta[near] % (2.0 * math.pi)
     right = np.searchsorted(angles, th) % len(angles)
     in_sulcus = np.zeros(th.shape, bool)
     for idx in (right - 1, right):  # the nearest sulcus is one of the two neighbours
         delta = np.angle(np.exp(1j * (th - angles[idx])))
-        in_sulcus |= (np.abs(delta) * radius_mm[near] < anatomy.sulcus_width_mm / 2.0) & (
-            depth[near] < d_pial[near] + depths[idx]
+        in_sulcus |= (np.abs(delta) * ray.radius_mm[near] < anatomy.sulcus_width_mm / 2.0) & (
+            ray.depth_mm[near] < ray.pial_mm[near] + depths[idx]
         )
     brain[near] &= ~in_sulcus
 
-    # Interhemispheric fissure: anterior and posterior clefts along the midline; above the
-    # corpus callosum (z > 0.6) it splits the hemispheres completely.
+
+def _cut_fissure(anatomy: SubjectAnatomy, z: float, brain, xh, yh) -> None:
+    """Cut the interhemispheric fissure from ``brain`` (in place).
+
+    Anterior and posterior clefts along the midline; above the corpus callosum (z > 0.6)
+    the fissure splits the hemispheres completely.
+    """
     brain_b = float(np.max(np.where(brain, np.abs(yh), 0.0), initial=0.0))
     fissure_depth = anatomy.fissure_depth_fraction + (1.0 - anatomy.fissure_depth_fraction) * float(
         np.clip((z - 0.6) / 0.2, 0.0, 1.0)
@@ -296,20 +333,25 @@ def render_labels(
     y_cut = brain_b * (1.0 - fissure_depth)
     brain &= ~((np.abs(xh) < anatomy.fissure_width_mm / 2.0) & (np.abs(yh) >= y_cut))
 
-    # Cortex: the ribbon within cortex_mm of any outer CSF (surface, sulci, fissure).
-    labels[brain] = WM
-    if brain.any():
-        rows = np.flatnonzero(brain.any(axis=1))
-        cols = np.flatnonzero(brain.any(axis=0))
-        r0, r1 = max(rows[0] - 2, 0), rows[-1] + 3
-        c0, c1 = max(cols[0] - 2, 0), cols[-1] + 3
-        dist = ndimage.distance_transform_edt(brain[r0:r1, c0:c1], sampling=fine_mm)
-        crop = labels[r0:r1, c0:c1]
-        crop[brain[r0:r1, c0:c1] & (dist <= anatomy.cortex_mm)] = GM
 
+def _paint_cortex(labels, brain, fine_mm: float, cortex_mm: float) -> None:
+    """Label the cortex GM (in place): the brain within cortex_mm of outer CSF."""
+    if not brain.any():
+        return
+    rows = np.flatnonzero(brain.any(axis=1))
+    cols = np.flatnonzero(brain.any(axis=0))
+    r0, r1 = max(rows[0] - 2, 0), rows[-1] + 3
+    c0, c1 = max(cols[0] - 2, 0), cols[-1] + 3
+    dist = ndimage.distance_transform_edt(brain[r0:r1, c0:c1], sampling=fine_mm)
+    crop = labels[r0:r1, c0:c1]
+    crop[brain[r0:r1, c0:c1] & (dist <= cortex_mm)] = GM
+
+
+def _paint_deep_structures(anatomy: SubjectAnatomy, z: float, labels, brain, xh, yh) -> None:
+    """Deep grey nuclei (labelled GM) and the ventricles (CSF), in place."""
     white = labels == WM
     vs = anatomy.ventricle_scale
-    # Deep grey nuclei (labelled GM), only inside WM so the cortex stays intact.
+    # Deep grey nuclei, only inside WM so the cortex stays intact.
     for centre, width, (cx, cy), (ax, ay) in (
         (0.50, 0.10, (8.0 + 9.0 * vs, -20.0), (4.5, 8.0)),  # caudate heads
         (0.36, 0.07, (10.0, 8.0), (8.0, 13.0)),  # thalami
@@ -333,10 +375,6 @@ def render_labels(
     if p3 > 0.2:  # third ventricle: a midline slit between the thalami
         slit = (np.abs(xh) < 1.2 * p3) & (np.abs(yh - 5.0) < 12.0)
         labels[slit & brain] = CSF
-
-    if lesion_rng is not None:
-        _add_lesions(labels, xh, yh, lesion_rng)
-    return labels
 
 
 def _add_lesions(
