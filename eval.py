@@ -17,7 +17,7 @@ from pathlib import Path
 
 from rinq_jax.cli import checkpoint_step, positive_int
 from rinq_jax.errors import InputError
-from rinq_jax.evaluation import evaluate, inference, summary
+from rinq_jax.evaluation import evaluate, inference
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,12 +52,12 @@ def main(argv: list[str] | None = None) -> int:
             make_figures=args.figures,
             nifti=args.nifti,
             batch_size=args.batch_size,
-            mean_ms=checkpoints[0].train_target_mean_ms,
+            mean_ms=checkpoints[0].metadata.train_target_mean_ms,
         )
     except InputError as err:
         print(f"eval.py: error: {err}", file=sys.stderr)
         return 1
-    for line in summary.summary_lines(result):
+    for line in result.summary_lines():
         print(line)
     print(f"wrote {out / 'metrics.json'}")
     return 0

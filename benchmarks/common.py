@@ -19,6 +19,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from rinq_jax.training.targets import TargetNorm
+
 SLICE_SHAPE = (256, 256)
 MASK_FRACTION = 0.6
 N_REPS = 3000
@@ -26,7 +28,7 @@ RANK = 50
 PAPER_BATCH = {"cnn1": 128, "rnn1": 128, "rnn3": 32}
 PATCH = {"cnn1": 1, "rnn1": 1, "rnn3": 3}
 BF16_MODELS = ("rnn1", "rnn3")  # models with matmul_dtype="bfloat16"
-TARGET_NORM_MS = ((0.0, 0.0), (4500.0, 3000.0))  # (offsets, scales) of (T1, T2)
+TARGET_NORM = TargetNorm((0.0, 0.0), (4500.0, 3000.0))  # offsets, scales of (T1, T2) in ms
 OUT_DIR = Path(__file__).parent / "out"  # the dictionary cache
 SETTLE_S = 0.3
 

@@ -39,12 +39,10 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     fast = synthetic.BrainDataConfig(matrix=args.matrix)
     old = dataclasses.replace(phantom_dataset.PRESETS["paper"], matrix=args.matrix)
-    grid = dictionary_lib.paper_grid(b1_values=dictionary_lib.MATCHING_B1_VALUES)
-    dictionary = dictionary_lib.cached(fast.sequence(), grid, args.cache, rank=fast.rank)
-    assert (
-        old.sequence().hash == fast.sequence().hash
-        and old.dm_b1_values == dictionary_lib.MATCHING_B1_VALUES
+    dictionary = dictionary_lib.matching_dictionary(
+        fast.sequence(), args.cache, fast.rank, b1_axis=True
     )
+    assert old.sequence().hash == fast.sequence().hash and old.b1_field
     synthetic.make_training_slice(dataclasses.replace(fast, matrix=32), 0, 0)  # compile the EPG
 
     def timed(fn):

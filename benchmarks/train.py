@@ -16,7 +16,7 @@ from benchmarks.common import (
     N_REPS,
     PAPER_BATCH,
     PATCH,
-    TARGET_NORM_MS,
+    TARGET_NORM,
     add_ratios,
     interleaved,
     matmul_flops_per_sample,
@@ -48,7 +48,7 @@ def _jax_train(
     state = create_train_state(model, jax.random.key(0), x[:1], spec.learning_rate)
     n_params = sum(v.size for v in jax.tree.leaves(state.params))
     mesh = make_mesh(jax.local_devices()[:1])
-    step = make_train_step(mesh, TARGET_NORM_MS)
+    step = make_train_step(mesh, TARGET_NORM)
     data = shard_batch({"x": x, "y_ms": y}, mesh)
     rng = jax.random.key(1)
     holder = {"state": state}
@@ -90,7 +90,7 @@ def _torch_train(name: str, x: np.ndarray, y: np.ndarray, compile_model: bool, b
             return loss.detach()
 
         model.train()
-    y_norm = (y - np.float32(TARGET_NORM_MS[0])) / np.float32(TARGET_NORM_MS[1])
+    y_norm = np.asarray(TARGET_NORM.normalise(y))
     xt, yt = (torch.from_numpy(v).to(device) for v in (x, y_norm))
     t = time.perf_counter()
     step(xt, yt)

@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from rinq_jax.configs.data import DICTIONARY_RANK
 from rinq_jax.data.acquisition.trajectory import Trajectory
 from rinq_jax.data.datasets import synthetic, test_sets
 from rinq_jax.data.datasets.phantom_dataset import PRESETS, check_counts, generate
@@ -68,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, help="seed of anatomies, tissue values and noise")
     parser.add_argument(
-        "--rank", type=int, help="SVD rank of the dictionary subspace (default 50, the paper's)"
+        "--rank", type=int, help=f"SVD rank of the dictionary subspace (default {DICTIONARY_RANK})"
     )
     parser.add_argument(
         "--test-set",

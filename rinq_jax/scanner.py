@@ -5,7 +5,7 @@
     python eval.py --ckpt runs/mine                                   # held-out subjects
     python eval.py --ckpt runs/mine --data DIR/scans/*.h5 --out results/mine  # the scan's maps
 
-``prepare`` reads from the ISMRMRD file (`rinq_jax.data.raw.ismrmrd_import.open_scan`, every field
+``prepare`` reads from the ISMRMRD file (`rinq_jax.data.raw.ismrmrd_scan.open_scan`, every field
 checked) what the network must be trained for: the k-space trajectory (each interleaf's
 positions and the interleaf played at each repetition), the matrix and FOV, the coil count,
 and with the schedule CSV the FISP schedule (TE and TI from the CSV or the header). It then
@@ -35,7 +35,7 @@ from pathlib import Path
 
 from rinq_jax.data.datasets import synthetic
 from rinq_jax.data.files.format import MrfFormatError
-from rinq_jax.data.raw import ismrmrd_import
+from rinq_jax.data.raw import ismrmrd_import, ismrmrd_scan
 from rinq_jax.errors import InputError
 
 PROG = "python -m rinq_jax.scanner"
@@ -43,7 +43,7 @@ SCANS = "scans"
 
 
 def protocol_config(
-    scan: ismrmrd_import.RawScan, base: synthetic.BrainDataConfig
+    scan: ismrmrd_scan.RawScan, base: synthetic.BrainDataConfig
 ) -> synthetic.BrainDataConfig:
     """``base`` (subjects, slices, SNR, seed, ...) acquired as ``scan`` was."""
     return base.with_protocol(
@@ -62,14 +62,14 @@ def prepare(
     *,
     base: synthetic.BrainDataConfig = synthetic.PRESETS["brain"],
     progress: bool = True,
-    options: ismrmrd_import.ScanOptions = ismrmrd_import.ScanOptions(),
+    options: ismrmrd_scan.ScanOptions = ismrmrd_scan.ScanOptions(),
 ) -> tuple[synthetic.BrainDataConfig, Path]:
     """Steps 1-2 of the module docstring; returns (the dataset's config, the imported scan).
 
     ``base``: the dataset's subjects, slices, SNR and seed (`protocol_config`); ``options``:
     how to read the scan.
     """
-    with ismrmrd_import.open_scan(raw, sequence_csv, options) as scan:
+    with ismrmrd_scan.open_scan(raw, sequence_csv, options) as scan:
         config = protocol_config(scan, base)
     synthetic.generate(config, out_dir, progress=progress)
     imported = ismrmrd_import.import_ismrmrd(
@@ -96,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
         "--preset", choices=sorted(synthetic.PRESETS), default="brain", help="(default: brain)"
     )
     p.add_argument("--seed", type=int, default=0, help="seed of anatomies, values and noise")
-    ismrmrd_import.add_scan_flags(p)
+    ismrmrd_scan.add_scan_flags(p)
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return parser
 
@@ -112,7 +112,7 @@ def main(argv=None) -> int:
             args.out,
             base=dataclasses.replace(synthetic.PRESETS[args.preset], seed=args.seed),
             progress=not args.no_progress,
-            options=ismrmrd_import.scan_options(args),
+            options=ismrmrd_scan.scan_options(args),
         )
     except MrfFormatError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)

@@ -106,7 +106,7 @@ def test_the_protocol_travels_to_the_checkpoint_which_refuses_another_trajectory
     )
     train_and_evaluate(config)
     metadata = inference.load_checkpoint(run).metadata
-    assert metadata["sequence_hash"] == schedule.hash
+    assert metadata.sequence_hash == schedule.hash
     inference.check_compatible(metadata, io.inspect(imported))  # the scan itself: accepted
     uniform = spiral.played_trajectory(
         spiral.AcquisitionConfig(matrix=MATRIX, n_interleaves=12, undersampling=12), N_REPS

@@ -12,6 +12,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# The paper's acquisition (Hoppe, Thamm et al. 2019, Sect. 3.1): the defaults of the spiral, the
+# generators, the schedule, the matching dictionary and the models' parameter counts.
+PAPER_FOV_MM = 300.0
+PAPER_MATRIX = 256
+PAPER_N_REPS = 3000
+PAPER_UNDERSAMPLING = 48  # spiral interleaves, one per repetition
+# SVD rank of the matching dictionary's subspace (McGivney et al., IEEE TMI 33:2311, 2014).
+DICTIONARY_RANK = 50
+
 # Where `train.py` without --data-dir generates (once) and finds the default brain dataset.
 DEFAULT_DATA_DIR = Path("data/brain")
 # Where the quick phantom dataset of the tests and sweeps is generated (once).
@@ -33,7 +42,7 @@ PHANTOM_PRESETS = {
     "paper": {"n_subjects": 8, "n_slices": 4, "matrix": 256, "b1_field": True, "lesions": True},
 }
 
-# What the training stream draws (`rinq_jax.data.acquisition.compartments.ValueDistribution`
+# What the training stream draws (`rinq_jax.data.subjects.tissue_values.ValueDistribution`
 # fields), by `TrainConfig.values`. "wide" (the default): three draws in four give the brain
 # compartments values anywhere in T1 50-4,500 ms, T2 5-2,500 ms, so that a network must measure
 # rather than recognise tissue (issue 23), with B1 over 0.8-1.2 and the SNR halved to doubled, 16

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
+from rinq_jax.configs.data import DICTIONARY_RANK
 from rinq_jax.data.datasets import synthetic
 from rinq_jax.data.files import io
 from rinq_jax.physics import dictionary as dictionary_lib
 from rinq_jax.physics.matching import match, match_with_b1
 
 # B1 values of the matching dictionary when a slice has a B1 field (as `GenerateConfig`).
-DEFAULT_RANK = 50
 # How matching gets B1 (FISP-MRF's T2 is coupled to it): searched as a free dictionary
 # dimension, taken from the file's measured ``b1_map``, or fixed at the nominal 1.
 B1_MODES = ("free", "map", "nominal")
@@ -44,7 +44,7 @@ def default_cache_dir(path: str | Path) -> Path:
 def matching_dictionary(file: str | Path | io.SliceInfo, cache_dir: str | Path | None = None):
     """The rank-K paper-grid dictionary for a slice file's sequence, loaded from or built into a cache.
 
-    The rank is the file's ``generator/dm_rank`` (default 50, at most T - 1); a B1 axis
+    The rank is the file's ``generator/dm_rank`` (default `configs.data.DICTIONARY_RANK`, at most T - 1); a B1 axis
     (`dictionary.MATCHING_B1_VALUES`) is used when the file has a measured ``b1_map`` or its true B1 is not 1
     everywhere inside the mask, as the generator does.
     """
@@ -55,7 +55,7 @@ def matching_dictionary(file: str | Path | io.SliceInfo, cache_dir: str | Path |
     has_b1 = "b1_map" in info.fields or (s.b1 is not None and not np.allclose(s.b1[s.mask], 1.0))
     # Below T: `matching.match` tells coefficients from time series by their length, so a
     # rank equal to T would have the already projected coefficients projected again.
-    rank = min(int(info.generator.get("dm_rank", DEFAULT_RANK)), info.n_reps - 1)
+    rank = min(int(info.generator.get("dm_rank", DICTIONARY_RANK)), info.n_reps - 1)
     cache = cache_dir or default_cache_dir(path)
     return dictionary_lib.matching_dictionary(s.sequence, cache, rank, b1_axis=has_b1)
 

@@ -45,9 +45,10 @@ from rinq_jax.configs.data import DEFAULT_DATA_DIR
 from rinq_jax.data.acquisition import compartments
 from rinq_jax.data.files import io
 from rinq_jax.data.files.nifti import pixel_size_mm
-from rinq_jax.data.subjects import tissues
+from rinq_jax.data.subjects import tissue_values, tissues
 from rinq_jax.errors import InputError, InputNotFoundError
 from rinq_jax.evaluation import compare, export, figures, inference, metrics
+from rinq_jax.evaluation.results import EvaluationResult, MethodResult
 from rinq_jax.evaluation.summary import map_summary, write_maps
 
 DM_LABEL = "dictionary matching (B1 free)"
@@ -76,15 +77,15 @@ def split_test_files(checkpoint: inference.Checkpoint) -> list[Path]:
 
     """
     meta = checkpoint.metadata
-    names = (meta.get("data_files") or {}).get("test") or []
+    names = meta.data_files.get("test") or []
     if not names:
         raise InputError(
             f"{checkpoint.run_dir}: the checkpoint records no test-split files; pass --data FILE ..."
         )
-    data_dir = Path(meta["config"].get("data_dir") or DEFAULT_DATA_DIR)
+    data_dir = Path(meta.config.data_dir or DEFAULT_DATA_DIR)
     paths = [data_dir / name for name in names]
-    if not all(p.exists() for p in paths) and meta.get("data_dir_abs"):
-        data_dir = Path(meta["data_dir_abs"])
+    if not all(p.exists() for p in paths):
+        data_dir = Path(meta.data_dir_abs)
         paths = [data_dir / name for name in names]
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
@@ -147,11 +148,11 @@ def recognition_maps(truth: io.MrfSlice) -> tuple[np.ndarray, np.ndarray]:
     """The recognition baseline: each tissue's population value, mixed by the pixel's fractions.
 
     No signal is used: a pixel gets the rate-weighted mean (`compartments.true_maps`) of the
-    population means the training draws centre on (`compartments.population_means`) over its
+    population means the training draws centre on (`tissue_values.population_means`) over its
     true compartment fractions. A network measures only where it beats this.
     """
     fractions = np.moveaxis(truth.fractions, -1, 0)
-    t1_ms, t2_ms = compartments.true_maps(fractions, compartments.population_means())
+    t1_ms, t2_ms = compartments.true_maps(fractions, tissue_values.population_means())
     return np.where(truth.mask, t1_ms, 0.0), np.where(truth.mask, t2_ms, 0.0)
 
 
@@ -165,7 +166,7 @@ def evaluate(
     dm_cache: str | Path | None = None,
     make_figures: bool = True,
     nifti: bool = False,
-    batch_size: int = 256,
+    batch_size: int = inference.BATCH_SIZE,
     mean_ms: tuple[float, float] | None = None,
     log=print,
 ) -> dict[str, Any]:
@@ -184,11 +185,11 @@ def evaluate(
             the slices without).
         batch_size: patches per forward call.
         mean_ms: (T1, T2) in ms of the mean predictor to score as a baseline (the training
-            targets' mean, `inference.Checkpoint.train_target_mean_ms`), or None.
+            targets' mean, ``CheckpointMetadata.train_target_mean_ms``), or None.
         log: where progress lines go (``print``; a no-op to silence).
 
     Returns:
-        The dict written to ``out_dir/metrics.json`` (see the module docstring).
+        The `EvaluationResult`, also written as ``out_dir/metrics.json`` (module docstring).
 
     Raises:
         inference.IncompatibleCheckpointError: a checkpoint does not fit a file (checked for
@@ -224,7 +225,7 @@ def evaluate(
         if make_figures:
             _slice_figure(out_dir / "figures", path, rows, truth if scored else None, truth.mask)
     result = _result(files, infos, scores, checkpoints, labels, dictionary, mean_ms)
-    export.write_json(out_dir / "metrics.json", result)
+    export.write_json(out_dir / "metrics.json", result.to_json())
     return result
 
 
@@ -298,13 +299,43 @@ def _slice_figure(folder: Path, path: Path, rows, truth: io.MrfSlice | None, mas
 
 
 def _result(files, infos, scores: _Scores, checkpoints, labels, dictionary, mean_ms):
-    """metrics.json: per method its pooled scores, timing and slices (module docstring)."""
-    result: dict[str, Any] = {
-        "files": [str(f) for f in files],
-        "files_without_truth": [
+    """Per method its pooled scores, timing and slices (module docstring)."""
+    methods = {}
+    for name in scores.per_slice:
+        # pooled over the scored slices only when the method scored every one of them (the
+        # measured-B1 matching and recognition need fields that a user's file may lack)
+        pixels = scores.pooled.get(name, [])
+        every = len(pixels) == len(scores.slices)
+        about: dict[str, Any] = {}
+        if name in labels:
+            c = checkpoints[labels.index(name)]
+            about = {
+                "run_dir": str(c.run_dir),
+                "step": c.metadata.step,
+                "model": c.metadata.model,
+                "input_kind": c.metadata.input_kind,
+            }
+        elif name in DM_LABELS.values():
+            about["dictionary"] = {
+                "atoms": int(dictionary.atoms.shape[0]),
+                "rank": dictionary.rank,
+                "sequence_hash": dictionary.sequence_hash,
+            }
+        elif name == MEAN_LABEL:
+            about["constant_ms"] = list(mean_ms)
+        methods[name] = MethodResult(
+            aggregate=_aggregate(pixels, scores.slices) if every else None,
+            regions=_regions(pixels, scores.slices) if every else None,
+            seconds_per_slice=float(np.mean(scores.seconds[name])),
+            slices=scores.per_slice[name],
+            about=about,
+        )
+    return EvaluationResult(
+        files=[str(f) for f in files],
+        files_without_truth=[
             str(f) for f, i in zip(files, infos, strict=True) if not i.has_target("true")
         ],
-        "pixel_classes": {
+        pixel_classes={
             "pure": f"one brain compartment covers >= {metrics.PURE_FRACTION:.0%} of the pixel",
             "pure99": f"... >= {metrics.VERY_PURE_FRACTION:.0%}",
             "boundary": "a mixture of brain compartments",
@@ -314,37 +345,8 @@ def _result(files, infos, scores: _Scores, checkpoints, labels, dictionary, mean
                 "single": "single-compartment fit of the noiseless unaliased signal at true B1",
             },
         },
-        "models": {},
-    }
-    for name in scores.per_slice:
-        # pooled over the scored slices only when the method scored every one of them (the
-        # measured-B1 matching and recognition need fields that a user's file may lack)
-        pixels = scores.pooled.get(name, [])
-        every = len(pixels) == len(scores.slices)
-        entry: dict[str, Any] = {
-            "aggregate": _aggregate(pixels, scores.slices) if every else None,
-            "regions": _regions(pixels, scores.slices) if every else None,
-            "seconds_per_slice": float(np.mean(scores.seconds[name])),
-            "slices": scores.per_slice[name],
-        }
-        if name in labels:
-            c = checkpoints[labels.index(name)]
-            entry.update(
-                run_dir=str(c.run_dir),
-                step=c.step,
-                model=c.metadata["model"],
-                input_kind=c.metadata["input_kind"],
-            )
-        elif name in DM_LABELS.values():
-            entry["dictionary"] = {
-                "atoms": int(dictionary.atoms.shape[0]),
-                "rank": dictionary.rank,
-                "sequence_hash": dictionary.sequence_hash,
-            }
-        elif name == MEAN_LABEL:
-            entry["constant_ms"] = list(mean_ms)
-        result["models"][name] = entry
-    return result
+        methods=methods,
+    )
 
 
 def _baselines(truth: io.MrfSlice, mean_ms):

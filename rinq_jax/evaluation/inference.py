@@ -6,8 +6,8 @@ network in fixed batches of ``batch_size`` patches; the last, short batch is pad
 forward serves every batch and every slice. At paper size (256 x 256 x 3000, complex, 3 x 3 patches)
 memory stays at one row block (~60 MB) plus one batch of patches (``batch_size`` x 216 kB).
 
-The network regresses ``y_norm = (y_ms - offset_ms) / scale_ms`` (see `rinq_jax.training.config`);
-maps come back in ms using the checkpoint's own ``target_normalisation`` offsets and scales.
+The network regresses normalised targets (`rinq_jax.training.targets`); maps come back in ms
+with the checkpoint's own offsets, scales and transform.
 
 The network predicts T1 and T2 only; `m0_map` adds the proton density M0 by a per-pixel least
 squares fit of the EPG fingerprint at the predicted T1/T2 to the measured signal (`estimate_m0`).
@@ -32,8 +32,9 @@ from rinq_jax.errors import InputError
 from rinq_jax.models import model_spec
 from rinq_jax.physics import epg
 from rinq_jax.training import checkpoints
-from rinq_jax.training.steps import denormalise_targets
 
+# Patches per forward call of `predict_slice` (bounds memory; one compiled shape).
+BATCH_SIZE = 256
 # Relaxation times below this (ms) are raised to it before simulating the M0 fit's fingerprint:
 # the EPG needs T1, T2 > 0, and an untrained network may predict 0 or less.
 M0_FIT_MIN_MS = 1.0
@@ -50,61 +51,20 @@ class Checkpoint:
     Attributes:
         model: the flax module.
         variables: {"params", "batch_stats"} of the restored step.
-        metadata: the checkpoint's JSON (`rinq_jax.training.checkpoints.make_metadata`).
+        metadata: the checkpoint's `rinq_jax.training.checkpoints.CheckpointMetadata`.
         run_dir: where it was loaded from.
 
     """
 
     model: Any
     variables: Any
-    metadata: dict
+    metadata: checkpoints.CheckpointMetadata
     run_dir: str
 
     @property
     def name(self) -> str:
         """Short label, e.g. ``"rnn3 complex"``."""
-        return f"{self.metadata['model']} {self.metadata['input_kind']}"
-
-    @property
-    def train_target_mean_ms(self) -> tuple[float, float] | None:
-        """Mean (T1, T2) in ms of the run's training targets (None in older checkpoints)."""
-        mean = self.metadata.get("train_target_mean_ms")
-        return None if mean is None else (float(mean[0]), float(mean[1]))
-
-    @property
-    def step(self) -> int:
-        """Optimiser steps of the restored parameters."""
-        return int(self.metadata["step"])
-
-    @property
-    def target_norm_ms(self) -> tuple:
-        """((T1, T2) offsets, (T1, T2) scales, transform) of the network's targets.
-
-        As `training.steps.denormalise_targets` takes them: y_ms = y_norm * scale + offset,
-        exponentiated for the "log" transform.
-
-        Read from the metadata's ``target_normalisation`` (an absent offset is 0, as in
-        checkpoints written before offsets existed).
-        """
-        norm = self.metadata.get("target_normalisation") or {}
-        scale = norm.get("scale_ms")
-        offset = norm.get("offset_ms", [0.0, 0.0])
-        if (
-            scale is None
-            or len(scale) != 2
-            or len(offset) != 2
-            or not all(float(v) > 0 for v in scale)
-        ):
-            raise IncompatibleCheckpointError(
-                f"{self.run_dir}: metadata field 'target_normalisation' is {norm!r}; expected "
-                "two positive scale_ms values (and optionally two offset_ms values)"
-            )
-        transform = norm.get("transform", "linear")
-        return (
-            (float(offset[0]), float(offset[1])),
-            (float(scale[0]), float(scale[1])),
-            transform,
-        )
+        return f"{self.metadata.model} {self.metadata.input_kind}"
 
 
 def load_checkpoint(run_dir: str | Path, step: int | str | None = "best") -> Checkpoint:
@@ -124,7 +84,7 @@ def load_checkpoint(run_dir: str | Path, step: int | str | None = "best") -> Che
     return Checkpoint(model, variables, metadata, str(run_dir))
 
 
-def check_compatible(metadata: dict, info: io.SliceInfo) -> None:
+def check_compatible(metadata: checkpoints.CheckpointMetadata, info: io.SliceInfo) -> None:
     """Refuse a slice the checkpoint cannot read, naming what does not fit.
 
     Checks: number of repetitions T, acquisition sequence hash, the k-space trajectory (where
@@ -137,61 +97,54 @@ def check_compatible(metadata: dict, info: io.SliceInfo) -> None:
 
     """
     problems = []
-    if int(metadata["n_reps"]) != info.n_reps:
+    if metadata.n_reps != info.n_reps:
         problems.append(
-            f"number of repetitions: the checkpoint was trained on T = {metadata['n_reps']}, "
+            f"number of repetitions: the checkpoint was trained on T = {metadata.n_reps}, "
             f"the file has T = {info.n_reps}"
         )
-    elif metadata.get("sequence_hash") and metadata["sequence_hash"] != info.sequence_hash:
+    elif metadata.sequence_hash and metadata.sequence_hash != info.sequence_hash:
         problems.append(
-            f"acquisition sequence: the checkpoint's hash is {metadata['sequence_hash']}, "
+            f"acquisition sequence: the checkpoint's hash is {metadata.sequence_hash}, "
             f"the file's {info.sequence_hash}"
         )
-    trained_on, file_has = metadata.get("trajectory"), info.trajectory
+    trained_on, file_has = metadata.trajectory, info.trajectory
     difference = trained_on and file_has and signature_difference(trained_on, file_has)
     if difference:
         problems.append(f"k-space trajectory (checkpoint vs file): {difference}")
-    normalisation = metadata.get("signal_normalisation")
-    if normalisation not in (None, SIGNAL_NORMALISATION):
+    normalisation = metadata.signal_normalisation
+    if normalisation != SIGNAL_NORMALISATION:
         problems.append(
             f"input normalisation: the checkpoint was trained with {normalisation!r}, this "
             f"version normalises {SIGNAL_NORMALISATION!r}"
         )
-    kind = metadata.get("input_kind")
-    if kind not in INPUT_CHANNELS:
-        problems.append(f"input kind {kind!r} is not one of {tuple(INPUT_CHANNELS)}")
-    elif int(metadata.get("channels", INPUT_CHANNELS[kind])) != INPUT_CHANNELS[kind]:
+    kind = metadata.input_kind
+    if metadata.channels != INPUT_CHANNELS[kind]:
         problems.append(
             f"input kind {kind!r} needs {INPUT_CHANNELS[kind]} channels, the checkpoint "
-            f"says {metadata['channels']}"
+            f"says {metadata.channels}"
         )
-    patch = int(metadata["patch_size"])
-    try:
-        want = model_spec(metadata["model"], kind).patch_size
-    except ValueError as err:
-        problems.append(str(err))
-    else:
-        if patch != want:
-            problems.append(
-                f"patch size {patch} in the checkpoint, model {metadata['model']} needs {want}"
-            )
+    patch, want = metadata.patch_size, model_spec(metadata.model, kind).patch_size
+    if patch != want:
+        problems.append(
+            f"patch size {patch} in the checkpoint, model {metadata.model} needs {want}"
+        )
     if patch > min(info.n_rows, info.n_cols):
         problems.append(f"patch size {patch} exceeds the image ({info.n_rows} x {info.n_cols})")
     if problems:
         raise IncompatibleCheckpointError(
-            f"{info.path}: checkpoint ({metadata['model']} {kind}) does not fit: "
+            f"{info.path}: checkpoint ({metadata.model} {kind}) does not fit: "
             + "; ".join(problems)
         )
 
 
 def make_forward(checkpoint: Checkpoint):
     """Jitted ``x: float32[B, P, P, T, C] -> y_ms: float32[B, 2]`` in eval mode (running BN stats)."""
-    target_norm = checkpoint.target_norm_ms
+    target_norm = checkpoint.metadata.config.target_norm
     model, variables = checkpoint.model, checkpoint.variables
 
     @jax.jit
     def forward(x):
-        return denormalise_targets(model.apply(variables, x, train=False), target_norm)
+        return target_norm.denormalise(model.apply(variables, x, train=False))
 
     return forward
 
@@ -220,7 +173,7 @@ def predict_slice(
     checkpoint: Checkpoint,
     file: str | Path | io.SliceInfo,
     *,
-    batch_size: int = 256,
+    batch_size: int = BATCH_SIZE,
     chunk_rows: int = 8,
     forward=None,
 ) -> SlicePrediction:
@@ -243,7 +196,7 @@ def predict_slice(
     meta = checkpoint.metadata
     check_compatible(meta, info)
     forward = forward or make_forward(checkpoint)
-    patch, kind = int(meta["patch_size"]), meta["input_kind"]
+    patch, kind = meta.patch_size, meta.input_kind
     channels = INPUT_CHANNELS[kind]
     buffer = np.zeros((batch_size, patch, patch, info.n_reps, channels), np.float32)
     jax.block_until_ready(forward(buffer))  # compile (cached after the first slice)

@@ -31,11 +31,10 @@ from typing import Any
 import numpy as np
 
 from rinq_jax.data.subjects import tissues
+from rinq_jax.training.steps import paper_loss_ms
 
-# Tissues reported separately (labels of `rinq_jax.data.subjects.tissues.TISSUES`).
-TISSUE_LABELS: Mapping[str, int] = {"wm": tissues.WM, "gm": tissues.GM, "csf": tissues.CSF}
 # Per pixel class, lesions are reported too.
-REGION_TISSUES: Mapping[str, int] = {**TISSUE_LABELS, "lesion": tissues.LESION}
+REGION_TISSUES: Mapping[str, int] = {**tissues.SCORED_TISSUES, "lesion": tissues.LESION}
 PURE_FRACTION = 0.9
 VERY_PURE_FRACTION = 0.99
 MAX_NON_BRAIN_FRACTION = 0.02
@@ -86,14 +85,14 @@ def parameter_metrics(pred_ms: np.ndarray, true_ms: np.ndarray, name: str = "t1"
 
 
 def validation_loss_ms(pred_ms: np.ndarray, true_ms: np.ndarray) -> float:
-    """The paper's validation loss: sqrt of the mean over pixels and (T1, T2) of squared errors.
+    """The paper's validation loss (`training.steps.paper_loss_ms`) of predicted maps.
 
     Args:
         pred_ms: float[N, 2] predicted (T1, T2) in ms.
         true_ms: float[N, 2] true (T1, T2) in ms.
 
     Returns:
-        sqrt(mean((pred - true)^2)) in ms; NaN for N = 0.
+        sqrt(mean((pred - true)^2)) over pixels and (T1, T2), in ms; NaN for N = 0.
 
     """
     pred_ms, true_ms = np.asarray(pred_ms, np.float64), np.asarray(true_ms, np.float64)
@@ -101,7 +100,7 @@ def validation_loss_ms(pred_ms: np.ndarray, true_ms: np.ndarray) -> float:
         raise ValueError(f"expected two float[N, 2] arrays, got {pred_ms.shape}, {true_ms.shape}")
     if pred_ms.size == 0:
         return math.nan
-    return float(np.sqrt(np.mean((pred_ms - true_ms) ** 2)))
+    return float(paper_loss_ms(np.sum((pred_ms - true_ms) ** 2), len(pred_ms)))
 
 
 def pixel_metrics(
@@ -135,7 +134,7 @@ def pixel_metrics(
             )
         out["tissues"] = {
             label_name: pixel_metrics(pred_ms[tissue == label], true_ms[tissue == label])
-            for label_name, label in TISSUE_LABELS.items()
+            for label_name, label in tissues.SCORED_TISSUES.items()
         }
     return out
 

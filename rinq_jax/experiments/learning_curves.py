@@ -18,9 +18,8 @@ import csv
 import sys
 from pathlib import Path
 
-from rinq_jax.configs import recipes
+from rinq_jax.configs.experiments import LEARNING_CURVE_MODELS, learning_curve_config
 from rinq_jax.configs.models import MODEL_NAMES
-from rinq_jax.configs.train import get_config
 from rinq_jax.evaluation import figures, inference
 from rinq_jax.training.loop import train_and_evaluate
 
@@ -70,7 +69,7 @@ def main(argv=None) -> int:
     """Command line; see the module docstring."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--workdir", type=Path, default=Path("runs/curves"))
-    p.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=list(MODEL_NAMES))
+    p.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=list(LEARNING_CURVE_MODELS))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("docs/results/learning_curves.png"))
     p.add_argument(
@@ -80,15 +79,13 @@ def main(argv=None) -> int:
     if args.plot_only:
         runs = {}
         for run in args.plot_only:
-            config = inference.load_checkpoint(run, "latest").metadata["config"]
-            runs[f"{config['model'].upper()} ({run.name})"] = (run, config["batch_size"])
+            config = inference.load_checkpoint(run, "latest").metadata.config
+            runs[f"{config.model.upper()} ({run.name})"] = (run, config.batch_size)
         print(f"wrote {plot(runs, args.out)}")
         return 0
     runs = {}
     for model in args.models:
-        config = get_config(model).replace(
-            workdir=str(args.workdir / model), steps=recipes.default_steps(model), seed=args.seed
-        )
+        config = learning_curve_config(model, args.workdir, args.seed)
         train_and_evaluate(config)
         runs[model.upper()] = (args.workdir / model, config.batch_size)
     print(f"wrote {plot(runs, args.out)}")

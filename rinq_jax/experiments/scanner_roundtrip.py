@@ -27,7 +27,8 @@ from rinq_jax.data.files import io
 from rinq_jax.data.raw import ismrmrd_export
 from rinq_jax.data.raw.ismrmrd_import import import_ismrmrd
 from rinq_jax.errors import InputError
-from rinq_jax.evaluation import evaluate, inference, summary
+from rinq_jax.evaluation import evaluate, inference
+from rinq_jax.evaluation.results import EvaluationResult
 
 
 def scored_copy(imported: Path, truth: Path, out: Path) -> Path:
@@ -59,7 +60,7 @@ def scored_copy(imported: Path, truth: Path, out: Path) -> Path:
     return out
 
 
-def run(ckpt: Path, data_dir: Path, n_coils: int, out: Path) -> dict:
+def run(ckpt: Path, data_dir: Path, n_coils: int, out: Path) -> EvaluationResult:
     """Steps 1-3 of the module docstring; returns `evaluate.evaluate`'s result."""
     config = synthetic.read_manifest(data_dir)
     if config is None:
@@ -78,7 +79,7 @@ def run(ckpt: Path, data_dir: Path, n_coils: int, out: Path) -> dict:
         out / "eval",
         compare_dm=True,
         dm_cache=data_dir / "cache",
-        mean_ms=checkpoint.train_target_mean_ms,
+        mean_ms=checkpoint.metadata.train_target_mean_ms,
     )
 
 
@@ -95,7 +96,7 @@ def main(argv=None) -> int:
     except InputError as err:
         print(f"scanner_roundtrip: error: {err}", file=sys.stderr)
         return 1
-    for line in summary.summary_lines(result):
+    for line in result.summary_lines():
         print(line)
     print(f"wrote {args.out / 'eval' / 'metrics.json'}")
     return 0

@@ -31,7 +31,7 @@ from rinq_jax.data.files import io
 from rinq_jax.data.files.format import MrfFormatError
 from rinq_jax.errors import InputError
 from rinq_jax.evaluation import evaluate as evaluate_lib
-from rinq_jax.evaluation import export, figures, inference, summary
+from rinq_jax.evaluation import export, figures, inference
 
 SNRS = (10.0, 20.0, 30.0, 60.0, None)  # None: noiseless
 UNDERSAMPLINGS = (48, 24, 12, 6)  # divisors of the 48 interleaves; 48 is the paper's
@@ -132,7 +132,7 @@ def run(
         )
         row: dict[str, Any] = {"parameter": setting.parameter, "value": setting.value}
         for method, key in ((label, "network"), (evaluate_lib.DM_LABEL, "dictionary matching")):
-            row[key] = summary.entry_summary(result["models"][method])
+            row[key] = result.methods[method].headline()
         log(
             f"{setting.name}: {label} {row['network']['loss_ms']:.1f} ms, "
             f"dictionary matching {row['dictionary matching']['loss_ms']:.1f} ms"

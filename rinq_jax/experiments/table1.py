@@ -13,7 +13,7 @@ length needs another WORKDIR (its learning-rate schedule differs).
 
 Data: the default brain dataset (`rinq_jax.data.datasets.synthetic`, preset "brain", generated on
 first use in ``data/brain``). The paper contrasts a small training set (12 slices of 4 subjects) with
-a larger one (28 slices); here the small set is the first `SMALL_SUBJECTS` training subjects
+a larger one (28 slices); here the small set is the first `configs.experiments.SMALL_SUBJECTS` training subjects
 (12 slices) and RNN3* trains on all of them (48 slices). Every row validates and is tested on
 the dataset's held-out subjects: a split by subject, stricter than the paper's Table 1 (random
 slices, so its test slices had training slices of the same subject beside them).
@@ -46,121 +46,43 @@ import numpy as np
 from rinq_jax.cli import non_negative_int, positive_float
 from rinq_jax.configs import recipes
 from rinq_jax.configs.data import DEFAULT_DATA_DIR
-from rinq_jax.configs.train import get_config
+from rinq_jax.configs.experiments import (
+    SMALL_SUBJECTS,
+    TABLE1_ORDERING,
+    TABLE1_ROWS,
+    TABLE1_SEEDS,
+    TABLE1_STEPS_FRACTION,
+    Table1Setup,
+    table1_config,
+)
 from rinq_jax.data.datasets import synthetic
+from rinq_jax.data.subjects.tissues import SCORED_TISSUES
 from rinq_jax.errors import InputError, InputNotFoundError
 from rinq_jax.evaluation import evaluate as evaluate_lib
 from rinq_jax.evaluation import export, inference
+from rinq_jax.evaluation.results import MethodResult
 from rinq_jax.training.config import TrainConfig
-from rinq_jax.training.loop import train_and_evaluate
+from rinq_jax.training.loop import TrainSummary, train_and_evaluate
 
 DONE_FILE = "done.json"
-SMALL_SUBJECTS = 4  # the paper's small set: 4 subjects, 12 slices
-SEEDS = (0, 1)
-STEPS_FRACTION = 0.5
 
 
-@dataclasses.dataclass(frozen=True)
-class Row:
-    """One network of the table.
-
-    Attributes:
-        key: run folder prefix, e.g. ``"rnn3-complex-more"``.
-        model, input_kind: registry names.
-        more_data: trained on every training subject (RNN3*), else on `SMALL_SUBJECTS`.
-        paper_val_loss_ms: the paper's Table 1 value (None where the paper has none).
-        label: row label in tables and figures.
-
-    """
-
-    key: str
-    model: str
-    input_kind: str
-    more_data: bool
-    paper_val_loss_ms: float | None
-    label: str
-
-
-ROWS = (
-    Row("cnn1-magnitude", "cnn1", "magnitude", False, 636.96, "CNN1 magnitude"),
-    Row("rnn1-magnitude", "rnn1", "magnitude", False, 424.96, "RNN1 magnitude"),
-    Row("cnn1-complex", "cnn1", "complex", False, 470.26, "CNN1 complex"),
-    Row("rnn1-complex", "rnn1", "complex", False, 269.20, "RNN1 complex"),
-    Row("rnn3-complex", "rnn3", "complex", False, 221.52, "RNN3 complex"),
-    Row("rnn3-complex-more", "rnn3", "complex", True, 195.34, "RNN3* complex (more data)"),
-    Row("drone-complex", "drone", "complex", False, None, "DRONE complex"),
-)
-# The paper's claims, as (claim, better row, worse row) on the test loss.
-ORDERING = (
-    ("complex over magnitude", "cnn1-complex", "cnn1-magnitude"),
-    ("complex over magnitude", "rnn1-complex", "rnn1-magnitude"),
-    ("RNN over CNN", "rnn1-magnitude", "cnn1-magnitude"),
-    ("RNN over CNN", "rnn1-complex", "cnn1-complex"),
-    ("RNN3 (3x3 patch, quantile layer) over RNN1", "rnn3-complex", "rnn1-complex"),
-    ("more data over less", "rnn3-complex-more", "rnn3-complex"),
-)
-TISSUES = ("wm", "gm", "csf")
-
-
-@dataclasses.dataclass(frozen=True)
-class Setup:
-    """Everything the experiment's runs share.
-
-    Attributes:
-        data_dir: a generated brain dataset (`rinq_jax.data.datasets.synthetic`).
-        recipe: "rinq" or "paper" (`rinq_jax.configs.recipes`).
-        steps_fraction: each row's steps as a fraction of the recipe's default steps.
-        seeds: one run per row and seed.
-        model_overrides: per model name, `get_model` overrides (tests use tiny networks).
-        max_steps: cap on every run's steps (smoke runs).
-
-    """
-
-    data_dir: str = str(DEFAULT_DATA_DIR)
-    recipe: str = "rinq"
-    steps_fraction: float = STEPS_FRACTION
-    seeds: tuple[int, ...] = SEEDS
-    model_overrides: Mapping[str, tuple] = dataclasses.field(default_factory=dict)
-    max_steps: int | None = None
-
-
-def train_config(row: Row, setup: Setup, seed: int, workdir: Path) -> TrainConfig:
-    """The TrainConfig of one row and seed."""
-    steps = max(1, round(setup.steps_fraction * recipes.default_steps(row.model)))
-    if setup.max_steps is not None:
-        steps = min(steps, setup.max_steps)
-    config = get_config(row.model, setup.recipe, row.input_kind)
-    return config.replace(
-        data_dir=setup.data_dir,
-        workdir=str(workdir / f"{row.key}-seed{seed}"),
-        steps=steps,
-        seed=seed,
-        train_subjects=None if row.more_data else SMALL_SUBJECTS,
-        progress=False,
-        model_overrides=tuple(
-            {
-                **dict(config.model_overrides),
-                **dict(setup.model_overrides.get(row.model, ())),
-            }.items()
-        ),
-    )
-
-
-def train_run(config: TrainConfig, log=print) -> dict[str, Any]:
+def train_run(config: TrainConfig, log=print) -> TrainSummary:
     """Train one run unless its ``done.json`` says it ran its steps; returns its summary."""
     done = Path(config.workdir) / DONE_FILE
     if done.exists():
-        summary = json.loads(done.read_text())
-        if summary.get("final_step") != config.steps:  # its learning-rate schedule differs
+        summary = TrainSummary(**json.loads(done.read_text()))
+        if summary.final_step != config.steps:  # its learning-rate schedule differs
             raise InputError(
-                f"{done.parent} ran {summary.get('final_step')} steps, this setup asks for "
+                f"{done.parent} ran {summary.final_step} steps, this setup asks for "
                 f"{config.steps}; use another --workdir"
             )
         log(f"{done.parent.name}: finished earlier, skipped")
         return summary
     log(f"{Path(config.workdir).name}: training {config.steps} steps ...")
-    export.write_json(done, train_and_evaluate(config))
-    return json.loads(done.read_text())
+    summary = train_and_evaluate(config)
+    export.write_json(done, dataclasses.asdict(summary))
+    return summary
 
 
 # --------------------------------------------------------------------------- tables
@@ -178,14 +100,12 @@ def _cell(values: Sequence[float], digits: int = 1) -> str:
     return f"{_fmt(float(np.mean(values)), digits)} ({seeds})"
 
 
-def _scores(entry: Mapping[str, Any]) -> dict[str, float]:
-    """Test loss and per-tissue T1/T2 RME of one `evaluate` entry."""
-    a = entry["aggregate"]
-    out = {"test_loss_ms": a["val_loss_ms"]}
-    for tissue in TISSUES:
-        t = a.get("tissues", {}).get(tissue)
+def _scores(method: MethodResult) -> dict[str, float]:
+    """Test loss and per-tissue T1/T2 RME of one method of an evaluation."""
+    out = {"test_loss_ms": method.headline()["loss_ms"]}
+    for tissue in SCORED_TISSUES:
         for p in ("t1", "t2"):
-            out[f"rme_{p}_{tissue}_pct"] = t[p]["rme_pct"] if t else float("nan")
+            out[f"rme_{p}_{tissue}_pct"] = method.tissue_rme_pct(tissue, p)
     return out
 
 
@@ -196,7 +116,7 @@ def ordering_checks(results: Mapping[str, Mapping[str, Any]]) -> list[dict[str, 
     "reversed" when the opposite holds, else "within seed noise".
     """
     checks = []
-    for claim, better, worse in ORDERING:
+    for claim, better, worse in TABLE1_ORDERING:
         if better not in results or worse not in results:
             continue
         b, w = results[better]["test_loss_ms"], results[worse]["test_loss_ms"]
@@ -216,7 +136,7 @@ def ordering_checks(results: Mapping[str, Mapping[str, Any]]) -> list[dict[str, 
     return checks
 
 
-def markdown(results: Mapping[str, Mapping[str, Any]], setup: Setup, test_files) -> str:
+def markdown(results: Mapping[str, Mapping[str, Any]], setup: Table1Setup, test_files) -> str:
     """table1.md: the rows with the paper's numbers, per-tissue errors, the ordering checks."""
     seeds = ", ".join(str(s) for s in setup.seeds)
     lines = [
@@ -233,7 +153,7 @@ def markdown(results: Mapping[str, Mapping[str, Any]], setup: Setup, test_files)
     ]
     for r in results.values():
         tissues = [
-            f"{_cell(r[f'rme_t1_{t}_pct'])} / {_cell(r[f'rme_t2_{t}_pct'])}" for t in TISSUES
+            f"{_cell(r[f'rme_t1_{t}_pct'])} / {_cell(r[f'rme_t2_{t}_pct'])}" for t in SCORED_TISSUES
         ]
         lines.append(
             f"| {r['label']} | {r.get('steps', '-')} | {r.get('train_subjects', '-')} | "
@@ -266,7 +186,7 @@ def _dataset(data_dir: Path):
 
 
 def run(
-    setup: Setup,
+    setup: Table1Setup,
     workdir: str | Path,
     *,
     rows: Sequence[str] | None = None,
@@ -279,18 +199,18 @@ def run(
         {row key: results} as written to ``table1.json``: per score a list over seeds.
 
     """
-    by_key = {r.key: r for r in ROWS}
+    by_key = {r.key: r for r in TABLE1_ROWS}
     unknown = [k for k in rows or () if k not in by_key]
     if unknown:
         raise InputError(f"unknown row(s) {unknown}; valid: {', '.join(by_key)}")
     if setup.recipe not in recipes.RECIPES:
         raise InputError(f"recipe must be one of {recipes.RECIPES}, got {setup.recipe!r}")
-    selected = [by_key[k] for k in rows] if rows else list(ROWS)
+    selected = [by_key[k] for k in rows] if rows else list(TABLE1_ROWS)
     workdir = Path(workdir)
     data, test_files = _dataset(Path(setup.data_dir))
 
     configs = {
-        (r.key, s): train_config(r, setup, s, workdir) for r in selected for s in setup.seeds
+        (r.key, s): table1_config(r, setup, s, workdir) for r in selected for s in setup.seeds
     }
     for config in configs.values():
         train_run(config, log)
@@ -321,9 +241,9 @@ def run(
             log=log,
         )
         for r in selected:
-            for name, value in _scores(result["models"][r.label]).items():
+            for name, value in _scores(result.methods[r.label]).items():
                 results[r.key].setdefault(name, []).append(value)
-        dm_entry = dm_entry or result["models"].get(evaluate_lib.DM_LABEL)
+        dm_entry = dm_entry or result.methods.get(evaluate_lib.DM_LABEL)
     if dm_entry is not None:
         results["dictionary-matching"] = {
             "label": "Dictionary matching",
@@ -356,16 +276,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--steps-fraction",
         type=positive_float,
-        default=STEPS_FRACTION,
+        default=TABLE1_STEPS_FRACTION,
         help="each row's steps as a fraction of the recipe's default steps (default: %(default)s)",
     )
     p.add_argument(
-        "--seeds", type=non_negative_int, nargs="+", default=list(SEEDS), help="default: 0 1"
+        "--seeds", type=non_negative_int, nargs="+", default=list(TABLE1_SEEDS), help="default: 0 1"
     )
-    p.add_argument("--rows", nargs="+", help=f"subset of rows: {', '.join(r.key for r in ROWS)}")
+    p.add_argument(
+        "--rows", nargs="+", help=f"subset of rows: {', '.join(r.key for r in TABLE1_ROWS)}"
+    )
     p.add_argument("--no-dm", action="store_true", help="skip dictionary matching")
     args = p.parse_args(argv)
-    setup = Setup(args.data, args.recipe, args.steps_fraction, tuple(args.seeds))
+    setup = Table1Setup(args.data, args.recipe, args.steps_fraction, tuple(args.seeds))
     try:
         run(setup, args.workdir, rows=args.rows, compare_dm=not args.no_dm)
     except InputError as err:

@@ -28,15 +28,15 @@ from rinq_jax.data.datasets import synthetic, test_sets
 from rinq_jax.data.files import io
 from rinq_jax.errors import InputError
 from rinq_jax.evaluation import evaluate, export, inference
+from rinq_jax.evaluation.results import MethodResult
 
 PAIRS = (("wm", "t1"), ("wm", "t2"), ("gm", "t1"), ("gm", "t2"))  # the table's columns
 COLUMNS = tuple(f"{t}_{p}" for t, p in PAIRS)
 
 
-def median_errors(entry: dict) -> dict[str, float]:
+def median_errors(method: MethodResult) -> dict[str, float]:
     """`COLUMNS` -> pure-pixel median errors against the single-compartment truth, %."""
-    pure = entry["regions"]["single"]["classes"]["pure"]
-    return {f"{t}_{p}": pure[t][p]["median_pct"] for t, p in PAIRS}
+    return {f"{t}_{p}": method.pure_median_pct(t, p, "single") for t, p in PAIRS}
 
 
 def run(
@@ -70,8 +70,8 @@ def run(
         )
         # files of an older generator lack SNR_WM: nan
         snr_wm = np.mean([io.inspect(p).acquisition.get("snr_wm", np.nan) for p in paths])
-        for method, entry in result["models"].items():
-            rows.setdefault(method, []).append((condition, snr_wm, median_errors(entry)))
+        for name, method in result.methods.items():
+            rows.setdefault(name, []).append((condition, snr_wm, median_errors(method)))
         log(f"{condition}: {len(paths)} slices scored")
     export.write_text(out / "table.md", table(rows))
     return rows

@@ -14,6 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from rinq_jax.configs.data import PAPER_N_REPS
 from rinq_jax.configs.models import INPUT_CHANNELS, INPUT_KINDS, MODEL_NAMES, PATCH_SIZE, TABLE5
 from rinq_jax.models.cnn import CNN1
 from rinq_jax.models.drone import DRONE
@@ -96,7 +97,7 @@ def check_overrides(name: str, overrides: Mapping[str, Any]) -> None:
         )
 
 
-def parameter_count(name: str, input_kind: str = "complex", n_reps: int = 3000) -> int:
+def parameter_count(name: str, input_kind: str = "complex", n_reps: int = PAPER_N_REPS) -> int:
     """Trainable parameters of the model for series of ``n_reps`` repetitions (shapes only)."""
     spec = model_spec(name, input_kind)
     model = get_model(name, input_kind)

@@ -23,6 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from rinq_jax.atomic import atomic_path
+from rinq_jax.configs.data import DICTIONARY_RANK, PAPER_N_REPS
 from rinq_jax.physics import epg
 from rinq_jax.physics.schedule_files import load_sequence
 from rinq_jax.physics.sequence import FispSequence, paper_sequence, write_hdf5_group
@@ -183,7 +184,7 @@ def _leading_eigenvectors(gram: np.ndarray, rank: int, n_iter: int = 6, seed: in
     return ritz_values[order], q @ ritz_vectors[:, order]
 
 
-def compress(dictionary: Dictionary, rank: int = 50) -> Dictionary:
+def compress(dictionary: Dictionary, rank: int = DICTIONARY_RANK) -> Dictionary:
     """Compress atoms to the ``rank`` leading right-singular vectors in time (SVD).
 
     The basis V (T x K) holds the leading eigenvectors of the T x T Gram matrix A^H A
@@ -274,7 +275,7 @@ def cached(
     seq: FispSequence,
     grid: Grid,
     cache_dir: str | os.PathLike,
-    rank: int | None = 50,
+    rank: int | None = DICTIONARY_RANK,
     **build_kwargs,
 ) -> Dictionary:
     """Load the dictionary for (seq, grid, rank) from ``cache_dir``, building and saving it on a miss.
@@ -303,11 +304,14 @@ def main(argv=None) -> int:
         "--sequence", type=Path, help="CSV/NPZ schedule (default: paper_sequence())"
     )
     parser.add_argument(
-        "--n-reps", type=int, default=3000, help="repetitions of paper_sequence (default 3000)"
+        "--n-reps", type=int, default=PAPER_N_REPS, help="repetitions of paper_sequence"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of paper_sequence (default 0)")
     parser.add_argument(
-        "--rank", type=int, default=50, help="SVD rank; 0 keeps the full time series (default 50)"
+        "--rank",
+        type=int,
+        default=DICTIONARY_RANK,
+        help="SVD rank; 0 keeps the full time series (default %(default)s)",
     )
     parser.add_argument("--keep-t2-gt-t1", action="store_true", help="keep entries with T2 > T1")
     parser.add_argument(

@@ -28,6 +28,8 @@ import hashlib
 import h5py
 import numpy as np
 
+from rinq_jax.configs.data import PAPER_N_REPS
+
 FORMAT_FIELDS = ("flip_deg", "tr_ms", "phase_deg")
 
 
@@ -150,7 +152,7 @@ def _smooth_noise(rng: np.random.Generator, n: int, n_knots: int) -> np.ndarray:
 
 
 def paper_sequence(
-    n_reps: int = 3000,
+    n_reps: int = PAPER_N_REPS,
     seed: int = 0,
     *,
     flip_range_deg: tuple[float, float] = (5.0, 74.0),

@@ -3,7 +3,7 @@
 Layout of a run directory (`TrainConfig.workdir`):
 
     RUN_DIR/checkpoints/<step>/state     params, batch_stats, opt_state, step, rng (StandardSave)
-    RUN_DIR/checkpoints/<step>/metadata  JSON: see `make_metadata`
+    RUN_DIR/checkpoints/<step>/metadata  JSON: `CheckpointMetadata`
     RUN_DIR/best/<step>/state            params, batch_stats of the best validation loss
     RUN_DIR/best/<step>/metadata         same JSON, with that evaluation's metrics
 
@@ -19,6 +19,7 @@ skipped with a warning naming it, and the next older one is used.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import warnings
 from pathlib import Path
 from typing import Any
@@ -27,11 +28,11 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from rinq_jax.configs.data import DEFAULT_DATA_DIR
 from rinq_jax.errors import InputError, InputNotFoundError
 from rinq_jax.models import get_model
 from rinq_jax.training.config import TrainConfig
 from rinq_jax.training.state import TrainState
+from rinq_jax.training.targets import TargetNorm
 
 FORMAT = "rinq_jax.checkpoint/2"  # 2: the run length and warm-up as TrainConfig fractions
 LATEST_DIR = "checkpoints"
@@ -64,13 +65,13 @@ def state_to_tree(state: TrainState, rng: jax.Array) -> dict[str, Any]:
 
 
 def save(
-    manager: ocp.CheckpointManager, tree: dict[str, Any], metadata: dict[str, Any], step: int
+    manager: ocp.CheckpointManager, tree: dict[str, Any], metadata: CheckpointMetadata, step: int
 ) -> None:
     """Write `tree` and `metadata` as checkpoint `step` (overwriting nothing: steps are unique)."""
     manager.save(
         step,
         args=ocp.args.Composite(
-            state=ocp.args.StandardSave(tree), metadata=ocp.args.JsonSave(metadata)
+            state=ocp.args.StandardSave(tree), metadata=ocp.args.JsonSave(metadata.to_json())
         ),
         force=True,
     )
@@ -112,81 +113,115 @@ def restore_latest(
     return None
 
 
-def make_metadata(
-    config: TrainConfig,
-    *,
-    patch_size: int,
-    channels: int,
-    n_reps: int,
-    signal_normalisation: str,
-    sequence_hash: str | None,
-    trajectory: dict | None,
-    data_hash: str | None,
-    data_files: dict[str, list[str]],
-    step: int,
-    epoch: int,
-    batch_in_epoch: int,
-    best: dict[str, Any] | None,
-    metrics: dict[str, Any] | None = None,
-    train_target_mean_ms: tuple[float, float] | None = None,
-) -> dict[str, Any]:
-    """Build the JSON saved beside every checkpoint.
+@dataclasses.dataclass(frozen=True)
+class BestEval:
+    """The best validation so far: its loss (ms, `steps.finalize_eval`) and step."""
 
-    Args:
-      config: the resolved TrainConfig (learning rate and batch size filled in).
-      patch_size: the model input's P.
-      channels: the model input's C.
-      n_reps: the model input's T (repetitions of the sequence).
+    val_loss_ms: float
+    step: int
+
+    def __post_init__(self):
+        object.__setattr__(self, "val_loss_ms", float(self.val_loss_ms))
+        object.__setattr__(self, "step", int(self.step))
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointMetadata:
+    """The JSON saved beside every checkpoint (`to_json`): what inference and a resume need.
+
+    Attributes:
+      config: the resolved TrainConfig (learning rate, batch size, target norm filled in).
+      patch_size, channels, n_reps: the model input's P, C and T (repetitions).
       signal_normalisation: how the pipeline normalised each input signal (its documented name).
       sequence_hash: the acquisition sequence's hash (data must match it at evaluation).
       trajectory: the k-space trajectory's signature
         (`rinq_jax.data.acquisition.trajectory.Trajectory.signature`), or None.
       data_hash: hash over the training/validation file names and sequence.
       data_files: {"train": [...], "val": [...], "test": [...]} file names of the split.
+      data_dir_abs: the data folder's absolute path at training time (found again from another
+        working directory).
       step: optimiser steps done; the next step to run is `step`.
-      epoch: the epoch of that next step.
-      batch_in_epoch: the batch of that next step within its epoch.
-      best: {"val_loss_ms", "step"} of the best evaluation so far, or None.
-      metrics: the evaluation at this checkpoint, if any.
+      epoch, batch_in_epoch: where that next step lies in the data.
+      best: the best validation so far, or None.
+      metrics: the validation at this checkpoint (`steps.evaluate_patches`), if any.
       train_target_mean_ms: mean (T1, T2) in ms of the training targets: the mean predictor
         that evaluation scores as a baseline.
-
+      pending_losses: train losses since the last log row (a resume logs the same rows).
     """
-    return {
-        "format": FORMAT,
-        "model": config.model,
-        "input_kind": config.input_kind,
-        "target": config.target,
-        "patch_size": int(patch_size),
-        "channels": int(channels),
-        "n_reps": int(n_reps),
-        "target_normalisation": {
-            "formula": (
-                "y_norm = (ln(y_ms) - offset_ms) / scale_ms"
-                if config.target_transform == "log"
-                else "y_norm = (y_ms - offset_ms) / scale_ms"
-            ),
-            "transform": config.target_transform,
-            "offset_ms": list(config.target_norm_ms[0]),
-            "scale_ms": list(config.target_norm_ms[1]),
-        },
-        "signal_normalisation": signal_normalisation,
-        "sequence_hash": sequence_hash,
-        "trajectory": trajectory,
-        "data_hash": data_hash,
-        "data_files": data_files,
-        # data_dir resolved at training time: found again from another working directory.
-        "data_dir_abs": str(Path(config.data_dir or DEFAULT_DATA_DIR).resolve()),
-        "step": int(step),
-        "epoch": int(epoch),
-        "batch_in_epoch": int(batch_in_epoch),
-        "best": best,
-        "metrics": metrics,
-        "train_target_mean_ms": None
-        if train_target_mean_ms is None
-        else list(train_target_mean_ms),
-        "config": config.to_dict(),
-    }
+
+    config: TrainConfig
+    patch_size: int
+    channels: int
+    n_reps: int
+    signal_normalisation: str
+    sequence_hash: str | None
+    trajectory: dict | None
+    data_hash: str | None
+    data_files: dict[str, list[str]]
+    data_dir_abs: str
+    step: int
+    epoch: int
+    batch_in_epoch: int
+    best: BestEval | None = None
+    metrics: dict[str, float] | None = None
+    train_target_mean_ms: tuple[float, float] | None = None
+    pending_losses: tuple[float, ...] = ()
+
+    def __post_init__(self):
+        # Plain ints and floats: array scalars would not survive the JSON.
+        for name in ("patch_size", "channels", "n_reps", "step", "epoch", "batch_in_epoch"):
+            object.__setattr__(self, name, int(getattr(self, name)))
+        object.__setattr__(self, "pending_losses", tuple(map(float, self.pending_losses)))
+        mean = self.train_target_mean_ms
+        if mean is not None:
+            object.__setattr__(self, "train_target_mean_ms", tuple(map(float, mean)))
+
+    @property
+    def model(self) -> str:
+        """The registry name of the model."""
+        return self.config.model
+
+    @property
+    def input_kind(self) -> str:
+        """The input kind the model reads."""
+        return self.config.input_kind
+
+    def to_json(self) -> dict[str, Any]:
+        """The checkpoint's JSON (`FORMAT`).
+
+        The model, input kind, target and target normalisation also stand at the top level,
+        for a reader of the file.
+        """
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        mean = self.train_target_mean_ms
+        return {
+            "format": FORMAT,
+            "model": self.model,
+            "input_kind": self.input_kind,
+            "target": self.config.target,
+            "target_normalisation": self.config.target_norm.to_json(),
+            **fields,
+            "best": None if self.best is None else dataclasses.asdict(self.best),
+            "train_target_mean_ms": None if mean is None else list(mean),
+            "pending_losses": list(self.pending_losses),
+            "config": self.config.to_dict(),
+        }
+
+    @classmethod
+    def from_json(cls, saved: dict[str, Any], run_dir: Path) -> CheckpointMetadata:
+        """Inverse of `to_json`; InputError naming ``run_dir`` on another format or bad entry."""
+        check_format(saved, run_dir)
+        names = [f.name for f in dataclasses.fields(cls)]
+        try:
+            values = {name: saved[name] for name in names if name in saved}
+            values["config"] = TrainConfig.from_dict(saved["config"])
+            if TargetNorm.from_json(saved["target_normalisation"]) != values["config"].target_norm:
+                raise ValueError("target_normalisation differs from the config's")
+            if values.get("best") is not None:
+                values["best"] = BestEval(**values["best"])
+            return cls(**values)
+        except (KeyError, TypeError, ValueError) as err:
+            raise InputError(f"{run_dir}: malformed checkpoint metadata ({err!r})") from err
 
 
 def _read(directory: Path, step: int | None):
@@ -229,8 +264,7 @@ def load_for_inference(run_dir: str | Path, step: int | str | None = "best"):
 
     Returns:
       (model, variables, metadata): the flax module from the registry, {"params", "batch_stats"}
-      ready for `model.apply(variables, x, train=False)`, and the metadata dict (see
-      `make_metadata`; its "config" entry is the full TrainConfig).
+      ready for `model.apply(variables, x, train=False)`, and the `CheckpointMetadata`.
 
     """
     run_dir = Path(run_dir)
@@ -246,10 +280,10 @@ def load_for_inference(run_dir: str | Path, step: int | str | None = "best"):
             found = _read(run_dir / LATEST_DIR, step)
     if found is None:
         raise InputNotFoundError(f"no readable checkpoint in {run_dir}")
-    tree, metadata = found
-    check_format(metadata, run_dir)
-    overrides = dict(TrainConfig.from_dict(metadata["config"]).model_overrides)
-    model = get_model(metadata["model"], metadata["input_kind"], **overrides)
+    tree, saved = found
+    metadata = CheckpointMetadata.from_json(saved, run_dir)
+    config = metadata.config
+    model = get_model(config.model, config.input_kind, **dict(config.model_overrides))
     variables = {
         "params": _to_device_tree(tree["params"]),
         "batch_stats": _to_device_tree(tree.get("batch_stats") or {}),
@@ -286,19 +320,18 @@ TRAJECTORY_FIELDS = (
 
 
 def check_resume(
-    saved: dict[str, Any], config: TrainConfig, run_dir: Path, new_data_hash: str
+    saved: CheckpointMetadata, config: TrainConfig, run_dir: Path, new_data_hash: str
 ) -> None:
     """Refuse to continue a run whose trajectory-defining settings or data have changed."""
-    check_format(saved, run_dir)
-    old = TrainConfig.from_dict(saved["config"])
+    old = saved.config
     changed = [f for f in TRAJECTORY_FIELDS if getattr(old, f) != getattr(config, f)]
-    if saved.get("data_hash") != new_data_hash:
+    if saved.data_hash != new_data_hash:
         changed.append("data")
     if changed:
         diff = ", ".join(
             f"{f}: {getattr(old, f)!r} -> {getattr(config, f)!r}"
             if f != "data"
-            else f"data files/sequence hash {saved.get('data_hash')} -> {new_data_hash}"
+            else f"data files/sequence hash {saved.data_hash} -> {new_data_hash}"
             for f in changed
         )
         raise InputError(

@@ -29,6 +29,7 @@ from rinq_jax.configs import recipes
 from rinq_jax.configs.data import VALUE_DISTRIBUTIONS
 from rinq_jax.configs.models import INPUT_KINDS, MODEL_NAMES
 from rinq_jax.models.registry import check_overrides, model_spec
+from rinq_jax.training.targets import TARGET_TRANSFORMS, TargetNorm
 
 TARGETS = ("true", "dm")
 # Integer fields and their lowest value (None, where allowed, passes).
@@ -51,7 +52,6 @@ _FRACTIONS = {
     "val_fraction": (0.0, 0.5),
     "test_fraction": (0.0, 0.5),
 }
-TARGET_TRANSFORMS = ("linear", "log")
 LR_SCHEDULES = ("constant", "warmup_cosine")
 
 
@@ -165,17 +165,12 @@ class TrainConfig:
         check_overrides(self.model, dict(self.model_overrides))
 
     @property
-    def target_norm_ms(self) -> tuple[tuple[float, float], tuple[float, float]]:
-        """((T1, T2) offsets, (T1, T2) scales) in ms: y_norm = (y_ms - offset) / scale."""
+    def target_norm(self) -> TargetNorm:
+        """The offsets, scales and transform of the targets (once resolved from the data)."""
         values = (self.t1_offset_ms, self.t2_offset_ms, self.t1_scale_ms, self.t2_scale_ms)
         if any(v is None for v in values):
             raise ValueError("target normalisation not resolved yet (see resolve_target_norm)")
-        return (values[0], values[1]), (values[2], values[3])
-
-    @property
-    def target_norm(self) -> tuple:
-        """`target_norm_ms` plus the transform: what the train and eval steps take."""
-        return (*self.target_norm_ms, self.target_transform)
+        return TargetNorm(values[:2], values[2:], self.target_transform)
 
     def replace(self, **changes) -> TrainConfig:
         """Return a copy with some fields changed (validated again)."""

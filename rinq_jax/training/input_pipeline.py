@@ -23,12 +23,14 @@ from typing import Protocol
 import numpy as np
 
 from rinq_jax.configs.data import DEFAULT_DATA_DIR, VALUE_DISTRIBUTIONS
-from rinq_jax.data.acquisition import compartments, spiral
+from rinq_jax.data.acquisition import spiral
 from rinq_jax.data.datasets import synthetic
 from rinq_jax.data.files import pixels
 from rinq_jax.data.pipeline import loader, splits, stream, transforms
+from rinq_jax.data.subjects import tissue_values
 from rinq_jax.errors import InputError, InputNotFoundError
 from rinq_jax.training.config import TrainConfig
+from rinq_jax.training.targets import transformed
 
 
 class PatchSource(Protocol):
@@ -133,7 +135,7 @@ def stream_datasets(
     when None) drawing from the value distribution ``values`` (`configs.data.VALUE_DISTRIBUTIONS`),
     its validation subjects' files as a `PatchDataset`.
     """
-    distribution = compartments.ValueDistribution(**VALUE_DISTRIBUTIONS[values])
+    distribution = tissue_values.ValueDistribution(**VALUE_DISTRIBUTIONS[values])
     if target != "true":
         raise InputError(
             f"{data_dir}: training slices of a generated dataset are drawn fresh and have only "
@@ -205,9 +207,7 @@ def target_stats(
         batches = train.batches(4096, seed=0, epoch=0, start_batch=0, drop_remainder=False)
         with closing(batches) as it:
             y = np.concatenate([np.asarray(b["y_ms"], np.float64) for b in it])
-    y = np.asarray(y, np.float64)
-    if transform == "log":
-        y = np.log(np.maximum(y, 1e-3))
+    y = transformed(np.asarray(y, np.float64), transform)
     return tuple(y.mean(0).tolist()), tuple(y.std(0).tolist())
 
 

@@ -21,13 +21,13 @@ import itertools
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import jax
 import numpy as np
 from jax.sharding import Mesh
 from tqdm import tqdm
 
+from rinq_jax.configs.data import DEFAULT_DATA_DIR
 from rinq_jax.errors import InputError
 from rinq_jax.models import get_model, model_spec
 from rinq_jax.training import checkpoints as ckpt
@@ -43,6 +43,33 @@ from rinq_jax.training.input_pipeline import (
 )
 from rinq_jax.training.metrics_writer import MetricsWriter
 from rinq_jax.training.state import TrainState, create_train_state, learning_rate_schedule
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSummary:
+    """What `train_and_evaluate` returns.
+
+    Attributes:
+      best_val_loss_ms, best_step, best_checkpoint: the best validation (`steps.paper_loss_ms`),
+        its step and checkpoint folder; None without a validation.
+      final_step: the step the run ended at.
+      final_val: the last validation's metrics (`steps.evaluate_patches`), if any.
+      steps_per_epoch: optimiser steps per pass over the training set.
+      patches_per_s: training throughput, compilation and validation excluded (None: no step
+        timed in this session).
+      wall_s: wall time of this session.
+      workdir: the run's folder, absolute.
+    """
+
+    best_val_loss_ms: float | None
+    best_step: int | None
+    best_checkpoint: str | None
+    final_step: int
+    final_val: dict[str, float] | None
+    steps_per_epoch: int
+    patches_per_s: float | None
+    wall_s: float
+    workdir: str
 
 
 class NonFiniteLossError(RuntimeError):
@@ -73,7 +100,7 @@ class _Run:
     patch_size: int
     channels: int
     target_mean_ms: tuple[float, float]
-    best: dict[str, Any] | None
+    best: ckpt.BestEval | None
     pending_losses: list[float]
 
 
@@ -136,25 +163,27 @@ class _Checkpoints:
         restored = ckpt.restore_latest(self.latest, ckpt.state_to_tree(run.state, run.rng))
         if restored is not None:
             tree, saved = restored
-            ckpt.check_resume(saved, run.config, Path(run.config.workdir), data_hash(run.datasets))
+            run_dir = Path(run.config.workdir)
+            saved = ckpt.CheckpointMetadata.from_json(saved, run_dir)
+            ckpt.check_resume(saved, run.config, run_dir, data_hash(run.datasets))
             run.state = run.state.replace(
                 params=tree["params"],
                 batch_stats=tree["batch_stats"],
                 opt_state=tree["opt_state"],
                 step=tree["step"],
             )
-            run.rng, run.best = tree["rng"], saved["best"]
-            run.pending_losses = list(saved.get("pending_losses", []))
+            run.rng, run.best = tree["rng"], saved.best
+            run.pending_losses = list(saved.pending_losses)
             if jax.process_index() == 0:
                 print(f"resuming {run.config.workdir} from step {int(run.state.step)}", flush=True)
         run.state = steps.replicate(run.state, run.mesh)
         run.rng = steps.replicate(run.rng, run.mesh)
 
-    def metadata(self, step: int, metrics=None) -> dict[str, Any]:
-        """`ckpt.make_metadata` of the run at ``step``, with its train losses not yet logged."""
+    def metadata(self, step: int, metrics=None) -> ckpt.CheckpointMetadata:
+        """The run's `ckpt.CheckpointMetadata` at ``step``."""
         run, data = self.run, self.run.datasets
-        saved = ckpt.make_metadata(
-            run.config,
+        return ckpt.CheckpointMetadata(
+            config=run.config,
             patch_size=run.patch_size,
             channels=run.channels,
             n_reps=data.train.n_reps,
@@ -163,14 +192,15 @@ class _Checkpoints:
             trajectory=data.trajectory,
             data_hash=data_hash(data),
             data_files=data.files,
+            data_dir_abs=str(Path(run.config.data_dir or DEFAULT_DATA_DIR).resolve()),
             step=step,
             epoch=step // run.steps_per_epoch,
             batch_in_epoch=step % run.steps_per_epoch,
             best=run.best,
             metrics=metrics,
             train_target_mean_ms=run.target_mean_ms,
+            pending_losses=tuple(run.pending_losses),
         )
-        return {**saved, "pending_losses": list(run.pending_losses)}  # a resume logs the same
 
     def save_latest(self, step: int, metrics=None) -> None:
         """Everything a resume needs (state, key, metadata)."""
@@ -314,8 +344,8 @@ class _Loop:
         if validate:
             wall_s = time.perf_counter() - self.t_start
             val = _validate(run, self.eval_step, step, epoch, wall_s, self.writer, self.say)
-            if run.best is None or val["val_loss_ms"] < run.best["val_loss_ms"]:
-                run.best = {"val_loss_ms": val["val_loss_ms"], "step": step}
+            if run.best is None or val["val_loss_ms"] < run.best.val_loss_ms:
+                run.best = ckpt.BestEval(val["val_loss_ms"], step)
                 self.checkpoints.save_best(step, val)
             self.checkpoints.save_latest(step, val)
             self.final_val, self.t_log = val, time.perf_counter()  # not training throughput
@@ -326,7 +356,7 @@ class _Loop:
 
 def train_and_evaluate(
     config: TrainConfig, *, datasets: Datasets | None = None, model=None
-) -> dict[str, Any]:
+) -> TrainSummary:
     """Train `config.model`, validate, checkpoint, resume from `config.workdir`.
 
     Args:
@@ -336,9 +366,7 @@ def train_and_evaluate(
       model: flax module (default: the registry's `get_model(config.model, ...)`).
 
     Returns:
-      Summary dict: best_val_loss_ms, best_step, best_checkpoint, final_step, final_val (the last
-      evaluation's metrics), steps_per_epoch, patches_per_s (training throughput, compile and
-      evaluation excluded), wall_s, workdir.
+      The run's `TrainSummary`.
 
     Raises:
       NonFiniteLossError: a step produced a NaN/Inf loss or gradient norm; the message names the
@@ -362,24 +390,24 @@ def _say(chief: bool, text: str) -> None:
         sys.stdout.flush()
 
 
-def _summary(run: _Run, loop: _Loop, t_start: float) -> dict[str, Any]:
+def _summary(run: _Run, loop: _Loop, t_start: float) -> TrainSummary:
     """What `train_and_evaluate` returns (and prints about the best checkpoint)."""
     best, best_path = run.best, None
     if best is not None:
-        best_path = str((Path(run.config.workdir) / ckpt.BEST_DIR / str(best["step"])).resolve())
+        best_path = str((Path(run.config.workdir) / ckpt.BEST_DIR / str(best.step)).resolve())
         loop.say(
-            f"best validation loss {best['val_loss_ms']:.2f} ms (sqrt of MSE over T1 and T2) "
-            f"at step {best['step']}; checkpoint {best_path}"
+            f"best validation loss {best.val_loss_ms:.2f} ms (sqrt of MSE over T1 and T2) "
+            f"at step {best.step}; checkpoint {best_path}"
         )
     rate = loop.train_steps * run.config.batch_size / loop.train_time if loop.train_time else None
-    return {
-        "best_val_loss_ms": best["val_loss_ms"] if best else None,
-        "best_step": best["step"] if best else None,
-        "best_checkpoint": best_path,
-        "final_step": loop.step,
-        "final_val": loop.final_val,
-        "steps_per_epoch": run.steps_per_epoch,
-        "patches_per_s": rate,
-        "wall_s": time.perf_counter() - t_start,
-        "workdir": str(Path(run.config.workdir).resolve()),
-    }
+    return TrainSummary(
+        best_val_loss_ms=best.val_loss_ms if best else None,
+        best_step=best.step if best else None,
+        best_checkpoint=best_path,
+        final_step=loop.step,
+        final_val=loop.final_val,
+        steps_per_epoch=run.steps_per_epoch,
+        patches_per_s=rate,
+        wall_s=time.perf_counter() - t_start,
+        workdir=str(Path(run.config.workdir).resolve()),
+    )

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from tensorboardX import SummaryWriter
 
+from rinq_jax.data.subjects.tissues import SCORED_TISSUES
+
 CSV_COLUMNS = (
     "step",
     "epoch",
@@ -25,7 +27,7 @@ CSV_COLUMNS = (
     "rmse_t2_ms",
     *(
         f"{metric}_{tissue}_{unit}"
-        for tissue in ("wm", "gm", "csf")
+        for tissue in SCORED_TISSUES
         for metric, unit in (("val_loss", "ms"), ("rme_t1", "pct"), ("rme_t2", "pct"))
     ),
     "patches_per_s",

@@ -21,63 +21,25 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from rinq_jax.data.subjects.tissues import SCORED_TISSUES
 from rinq_jax.errors import InputError
 from rinq_jax.training.input_pipeline import closing
 from rinq_jax.training.state import TrainState
+from rinq_jax.training.targets import TargetNorm
 
 Batch = dict[str, jax.Array]
 
-# Tissue labels (`rinq_jax.data.subjects.tissues`: WM 1, GM 2, CSF 3) of the per-tissue validation
-# metrics.
-EVAL_TISSUES = (1, 2, 3)
-EVAL_TISSUE_NAMES = ("wm", "gm", "csf")
-
-
-# ((T1, T2) offsets, (T1, T2) scales[, transform]): transform "linear" (default) or "log".
-TargetNorm = tuple
-
-
-TARGET_TRANSFORMS = ("linear", "log")
-
-
-def _unpack(target_norm: TargetNorm):
-    offset, scale = target_norm[0], target_norm[1]
-    transform = target_norm[2] if len(target_norm) > 2 else "linear"
-    if transform not in TARGET_TRANSFORMS:
-        raise ValueError(f"target transform must be one of {TARGET_TRANSFORMS}, got {transform!r}")
-    return offset, scale, transform
-
-
-def normalise_targets(y_ms: jax.Array, target_norm_ms: TargetNorm) -> jax.Array:
-    """y_ms float32[B, 2] (T1, T2 in ms) -> float32[B, 2] regression targets.
-
-    "linear": ``(y_ms - offset) / scale``; "log": ``(ln(y_ms / 1 ms) - offset) / scale``, so
-    that a step in the network's output is a relative change of T1 or T2 whatever its size.
-    """
-    offset, scale, transform = _unpack(target_norm_ms)
-    offset, scale = (jnp.asarray(v, dtype=y_ms.dtype) for v in (offset, scale))
-    y = jnp.log(jnp.maximum(y_ms, 1e-3)) if transform == "log" else y_ms
-    return (y - offset) / scale
-
-
-def denormalise_targets(y_norm: jax.Array, target_norm_ms: TargetNorm) -> jax.Array:
-    """Inverse of `normalise_targets`: network outputs float32[B, 2] -> ms."""
-    offset, scale, transform = _unpack(target_norm_ms)
-    offset, scale = (jnp.asarray(v, dtype=y_norm.dtype) for v in (offset, scale))
-    y = y_norm * scale + offset
-    return jnp.exp(y) if transform == "log" else y
-
 
 def train_step(
-    state: TrainState, batch: Batch, rng: jax.Array, *, target_norm_ms: TargetNorm
+    state: TrainState, batch: Batch, rng: jax.Array, *, target_norm: TargetNorm
 ) -> tuple[TrainState, dict[str, jax.Array]]:
-    """One optimiser step on the MSE of the normalised (T1, T2) targets (`normalise_targets`).
+    """One optimiser step on the MSE of the normalised (T1, T2) targets (`TargetNorm`).
 
     Args:
       state: current TrainState (params, batch_stats, opt_state, step).
       batch: {"x": float32[B, P, P, T, C], "y_ms": float32[B, 2]}.
       rng: the run's root key; this step uses `fold_in(rng, state.step)` (resumable randomness).
-      target_norm_ms: offsets, scales and transform, see `normalise_targets`.
+      target_norm: maps the targets in ms to the network's outputs.
 
     Returns:
       (new_state, metrics). metrics: "loss" (normalised MSE), "grad_norm", "finite" (bool),
@@ -87,7 +49,7 @@ def train_step(
 
     """
     step_rng = jax.random.fold_in(rng, state.step)
-    y = normalise_targets(batch["y_ms"], target_norm_ms)
+    y = target_norm.normalise(batch["y_ms"])
 
     def loss_fn(params):
         pred, updates = state.apply_fn(
@@ -113,7 +75,7 @@ def train_step(
         lambda s: s,
         state,
     )
-    err_ms = denormalise_targets(pred, target_norm_ms) - batch["y_ms"]
+    err_ms = target_norm.denormalise(pred) - batch["y_ms"]
     mse_ms2 = jnp.mean(err_ms**2, axis=0)
     metrics = {
         "loss": loss,
@@ -125,14 +87,12 @@ def train_step(
     return new_state, metrics
 
 
-def eval_step(
-    state: TrainState, batch: Batch, *, target_norm_ms: TargetNorm
-) -> dict[str, jax.Array]:
+def eval_step(state: TrainState, batch: Batch, *, target_norm: TargetNorm) -> dict[str, jax.Array]:
     """Sum squared errors in ms over one (possibly padded) batch, BatchNorm in inference mode.
 
     Args:
       state: the TrainState to evaluate.
-      target_norm_ms: offsets, scales and transform, see `normalise_targets`.
+      target_norm: maps the network's outputs to ms.
       batch: {"x": float32[B, P, P, T, C], "y_ms": float32[B, 2], "weight": float32[B]}; padded
         rows have weight 0 so the last, short batch keeps the compiled shape.
 
@@ -145,12 +105,14 @@ def eval_step(
     pred = state.apply_fn(
         {"params": state.params, "batch_stats": state.batch_stats}, batch["x"], train=False
     )
-    pred_ms = denormalise_targets(pred, target_norm_ms)
+    pred_ms = target_norm.denormalise(pred)
     w = batch["weight"]
     err2 = (pred_ms - batch["y_ms"]) ** 2 * w[:, None]
     sums = {"sse_ms2": jnp.sum(err2, axis=0), "count": jnp.sum(w)}
     if "tissue" in batch:  # per tissue: [n_tissues, 2] sums and [n_tissues] counts
-        onehot = (batch["tissue"][:, None] == jnp.asarray(EVAL_TISSUES)[None]) * w[:, None]
+        onehot = (
+            batch["tissue"][:, None] == jnp.asarray(tuple(SCORED_TISSUES.values()))[None]
+        ) * w[:, None]
         rel = jnp.abs(pred_ms - batch["y_ms"]) / jnp.maximum(batch["y_ms"], 1e-3)
         sums["tissue_sse_ms2"] = onehot.T @ err2
         sums["tissue_sum_rel"] = onehot.T @ rel
@@ -158,11 +120,19 @@ def eval_step(
     return sums
 
 
+def paper_loss_ms(sse_ms2, n):
+    """The paper's validation loss (Table 1) in ms: ``sqrt(sse / (2 n))``.
+
+    ``sse_ms2``: the squared errors of T1 and T2 summed over ``n`` pixels; the loss is the root
+    of the mean over pixels and both parameters.
+    """
+    return np.sqrt(sse_ms2 / (2 * n))
+
+
 def finalize_eval(sums: dict[str, np.ndarray]) -> dict[str, float]:
     """Accumulated eval sums -> the paper's validation loss and per-parameter RMSE, in ms.
 
-    val_loss_ms = sqrt(MSE over T1 and T2 together) (the paper's Table 1 "validation loss"),
-    i.e. sqrt((sse_T1 + sse_T2) / (2 n)); rmse_t1_ms = sqrt(sse_T1 / n), likewise T2. With
+    val_loss_ms = `paper_loss_ms` (the paper's Table 1 "validation loss"); rmse_t1_ms = sqrt(sse_T1 / n), likewise T2. With
     tissue sums: the same loss per tissue (``val_loss_wm_ms``) and the relative mean error in %
     (``rme_t1_wm_pct``, ``rme_t2_wm_pct``; NaN for a tissue without pixels).
     """
@@ -171,7 +141,7 @@ def finalize_eval(sums: dict[str, np.ndarray]) -> dict[str, float]:
     if n <= 0:
         raise ValueError("evaluation saw no samples")
     out = {
-        "val_loss_ms": float(np.sqrt(sse.sum() / (2 * n))),
+        "val_loss_ms": float(paper_loss_ms(sse.sum(), n)),
         "rmse_t1_ms": float(np.sqrt(sse[0] / n)),
         "rmse_t2_ms": float(np.sqrt(sse[1] / n)),
         "n_val": int(n),
@@ -179,9 +149,9 @@ def finalize_eval(sums: dict[str, np.ndarray]) -> dict[str, float]:
     if "tissue_count" in sums:
         counts = np.asarray(sums["tissue_count"], np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
-            loss = np.sqrt(np.asarray(sums["tissue_sse_ms2"]).sum(1) / (2 * counts))
+            loss = paper_loss_ms(np.asarray(sums["tissue_sse_ms2"]).sum(1), counts)
             rme = 100 * np.asarray(sums["tissue_sum_rel"], np.float64) / counts[:, None]
-        for i, name in enumerate(EVAL_TISSUE_NAMES):
+        for i, name in enumerate(SCORED_TISSUES):
             out[f"val_loss_{name}_ms"] = float(loss[i])
             out[f"rme_t1_{name}_pct"], out[f"rme_t2_{name}_pct"] = (float(v) for v in rme[i])
     return out
@@ -231,19 +201,14 @@ def replicate(tree, mesh: Mesh):
     return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
 
 
-def _hashable(target_norm_ms: TargetNorm) -> tuple:
-    offset, scale, transform = _unpack(target_norm_ms)
-    return tuple(float(v) for v in offset), tuple(float(v) for v in scale), transform
-
-
 def make_train_step(
-    mesh: Mesh, target_norm_ms: TargetNorm
+    mesh: Mesh, target_norm: TargetNorm
 ) -> Callable[[TrainState, Batch, jax.Array], tuple[TrainState, dict[str, jax.Array]]]:
     """Jitted, data-parallel `train_step` over `mesh`; donates the input state."""
     repl = NamedSharding(mesh, PartitionSpec())
     data = NamedSharding(mesh, PartitionSpec("data"))
     return jax.jit(
-        functools.partial(train_step, target_norm_ms=_hashable(target_norm_ms)),
+        functools.partial(train_step, target_norm=target_norm),
         in_shardings=(repl, data, repl),
         out_shardings=(repl, repl),
         donate_argnums=0,
@@ -251,13 +216,13 @@ def make_train_step(
 
 
 def make_eval_step(
-    mesh: Mesh, target_norm_ms: TargetNorm
+    mesh: Mesh, target_norm: TargetNorm
 ) -> Callable[[TrainState, Batch], dict[str, jax.Array]]:
     """Jitted, data-parallel `eval_step` over `mesh`."""
     repl = NamedSharding(mesh, PartitionSpec())
     data = NamedSharding(mesh, PartitionSpec("data"))
     return jax.jit(
-        functools.partial(eval_step, target_norm_ms=_hashable(target_norm_ms)),
+        functools.partial(eval_step, target_norm=target_norm),
         in_shardings=(repl, data),
         out_shardings=repl,
     )

@@ -7,7 +7,7 @@ import pytest
 
 from rinq_jax.data.acquisition import acquisition, compartments, nufft, spiral
 from rinq_jax.data.acquisition.trajectory import Trajectory
-from rinq_jax.data.subjects import phantom, phantom_geometry, tissues
+from rinq_jax.data.subjects import phantom, phantom_geometry, tissue_values, tissues
 from rinq_jax.physics import epg
 from rinq_jax.physics.sequence import paper_sequence
 from rinq_jax.physics.slice_profile import SliceProfile
@@ -27,8 +27,8 @@ def model():
     beta = np.clip(0.7 * u[:, None] - 0.4 * u[None, :] ** 2, -1.0, 1.0)
     maps = compartments.basis_maps(ph.fractions, np.angle(ph.m0), beta)
     seq = paper_sequence(N_REPS)
-    values = compartments.training_values(
-        np.random.default_rng(3), compartments.ValueDistribution()
+    values = tissue_values.training_values(
+        np.random.default_rng(3), tissue_values.ValueDistribution()
     )
     coef = compartments.fingerprint_coefficients(seq, values)
     return ph, beta, maps, seq, values, coef
@@ -95,7 +95,7 @@ def test_fast_path_plus_acquire_noise_equals_noisy_full_path(model):
 def test_model_series_is_the_sum_of_compartment_fingerprints(model):
     """Without B1 the separable model is exactly sum_l f_l pd_l e^{i phi} EPG(T1_l, T2_l)."""
     ph, beta, _, seq, values, _ = model
-    values = compartments.TissueValues(values.t1_ms, values.t2_ms, values.pd, 0.0, 0.4)
+    values = tissue_values.TissueValues(values.t1_ms, values.t2_ms, values.pd, 0.0, 0.4)
     maps = compartments.basis_maps(ph.fractions, np.angle(ph.m0), beta)
     coef = compartments.fingerprint_coefficients(seq, values)
     x = np.einsum("khw,kt->hwt", maps, coef)
@@ -117,7 +117,7 @@ def test_b1_quadratic_is_exact_at_the_nodes_and_close_between(label):
     t2_ms = np.full(tissues.N_CLASSES, t2)
     pd = np.ones(tissues.N_CLASSES)
     coef = compartments.fingerprint_coefficients(
-        seq, compartments.TissueValues(t1_ms, t2_ms, pd, a)
+        seq, tissue_values.TissueValues(t1_ms, t2_ms, pd, a)
     ).reshape(len(compartments.LABELS), compartments.N_POWERS, -1)[0]
     beta = np.linspace(-1.0, 1.0, 9)
     approx = np.stack([coef[0] + b * coef[1] + b**2 * coef[2] for b in beta])
@@ -128,7 +128,7 @@ def test_b1_quadratic_is_exact_at_the_nodes_and_close_between(label):
 
 
 def test_true_maps_pure_mixed_and_empty_pixels():
-    values = compartments.population_values(np.random.default_rng(0))
+    values = tissue_values.population_values(np.random.default_rng(0))
     f = np.zeros((tissues.N_CLASSES, 3))
     f[tissues.WM, 0] = 1.0
     f[tissues.WM, 1], f[tissues.CSF, 1] = 0.6, 0.4
@@ -157,8 +157,8 @@ def test_noise_bank_has_the_variance_of_the_gridded_noise():
 
 def test_brain_like_training_values_stay_in_the_dictionary_range_and_vary():
     rng = np.random.default_rng(0)
-    distribution = compartments.ValueDistribution()
-    draws = [compartments.training_values(rng, distribution) for _ in range(200)]
+    distribution = tissue_values.ValueDistribution()
+    draws = [tissue_values.training_values(rng, distribution) for _ in range(200)]
     t1 = np.array([d.t1_ms[1:] for d in draws])
     t2 = np.array([d.t2_ms[1:] for d in draws])
     assert t1.min() >= tissues.DICT_T1_RANGE_MS[0] and t1.max() <= tissues.DICT_T1_RANGE_MS[1]
@@ -171,8 +171,8 @@ def test_brain_like_training_values_stay_in_the_dictionary_range_and_vary():
 
 def test_wide_draws_cover_the_range_log_uniformly_in_the_brain_only():
     rng = np.random.default_rng(1)
-    distribution = compartments.ValueDistribution(wide_fraction=1.0, max_b1_amplitude=0.2)
-    draws = [compartments.training_values(rng, distribution) for _ in range(2000)]
+    distribution = tissue_values.ValueDistribution(wide_fraction=1.0, max_b1_amplitude=0.2)
+    draws = [tissue_values.training_values(rng, distribution) for _ in range(2000)]
     t1 = np.array([d.t1_ms for d in draws])
     t2 = np.array([d.t2_ms for d in draws])
     brain = list(tissues.BRAIN_LABELS)
@@ -191,7 +191,7 @@ def test_wide_draws_cover_the_range_log_uniformly_in_the_brain_only():
 
 def test_reachable_truth_is_the_tissue_value_in_pure_pixels_and_between_in_mixtures():
     seq = paper_sequence(N_REPS)
-    values = compartments.population_values(np.random.default_rng(4), 0.1)
+    values = tissue_values.population_values(np.random.default_rng(4), 0.1)
     fractions = np.zeros((tissues.N_CLASSES, 3))
     fractions[tissues.WM, 0] = 1.0  # pure white matter
     fractions[tissues.GM, 1] = 1.0  # pure grey matter
@@ -204,14 +204,14 @@ def test_reachable_truth_is_the_tissue_value_in_pure_pixels_and_between_in_mixtu
 
 def test_tissue_values_refuse_bad_shapes():
     with pytest.raises(ValueError, match="shape"):
-        compartments.TissueValues(np.ones(3), np.ones(8), np.ones(8))
+        tissue_values.TissueValues(np.ones(3), np.ones(8), np.ones(8))
     with pytest.raises(ValueError, match="b1_amplitude"):
-        compartments.TissueValues(np.ones(8), np.ones(8), np.ones(8), 0.7)
+        tissue_values.TissueValues(np.ones(8), np.ones(8), np.ones(8), 0.7)
 
 
 def test_profile_coefficients_are_the_weighted_sum_of_fingerprints_at_scaled_b1():
     seq = paper_sequence(200)
-    values = compartments.population_values(np.random.default_rng(1), b1_amplitude=0.1)
+    values = tissue_values.population_values(np.random.default_rng(1), b1_amplitude=0.1)
     ideal = compartments.fingerprint_coefficients(seq, values)
     unit = SliceProfile(np.array([1.0]), np.array([1.0]))
     np.testing.assert_allclose(

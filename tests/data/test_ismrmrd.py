@@ -13,7 +13,7 @@ from rinq_jax.data.acquisition import spiral
 from rinq_jax.data.datasets import phantom_dataset
 from rinq_jax.data.files import io, nifti
 from rinq_jax.data.files.format import MrfFormatError
-from rinq_jax.data.raw import ismrmrd_export, ismrmrd_import
+from rinq_jax.data.raw import ismrmrd_export, ismrmrd_import, ismrmrd_scan
 from rinq_jax.physics.matching import match
 from rinq_jax.physics.schedule_files import load_sequence, read_schedule, write_schedule_csv
 from tests.reliability.corpus import RAW_REPS, schedule_of, write_valid_raw
@@ -130,7 +130,7 @@ def test_trajectory_file_and_contrast_counter_give_the_same_slice(tmp_path, per_
         raw,
         schedule_of(raw),
         tmp_path / "out.h5",
-        ismrmrd_import.ScanOptions(
+        ismrmrd_scan.ScanOptions(
             counter="contrast", trajectory=tmp_path / "traj.npy", traj_units="rad_per_pixel"
         ),
     )
@@ -145,7 +145,7 @@ def test_trajectory_file_problems_name_the_trajectory_file(tmp_path):
     np.save(bad, np.zeros((RAW_REPS, 5, 2), np.float32))
     for path, field in ((bad, "trajectory"), (tmp_path / "none.npy", "file")):
         with pytest.raises(MrfFormatError) as err:
-            options = ismrmrd_import.ScanOptions(trajectory=path)
+            options = ismrmrd_scan.ScanOptions(trajectory=path)
             ismrmrd_import.import_ismrmrd(raw, schedule_of(raw), tmp_path / "o.h5", options)
         assert err.value.path == str(path) and err.value.field == field
 
@@ -156,13 +156,13 @@ def test_matrix_and_fov_options_override_the_header_and_are_checked(tmp_path):
         raw,
         schedule_of(raw),
         tmp_path / "o.h5",
-        ismrmrd_import.ScanOptions(matrix=32, fov_mm=250.0),
+        ismrmrd_scan.ScanOptions(matrix=32, fov_mm=250.0),
     )
     info = io.inspect(out)
     assert info.shape == (32, 32, RAW_REPS) and info.acquisition["fov_mm"] == 250.0
     for kw, field in (({"matrix": 31}, "--matrix"), ({"fov_mm": -1.0}, "--fov-mm")):
         with pytest.raises(MrfFormatError) as err:
-            options = ismrmrd_import.ScanOptions(**kw)
+            options = ismrmrd_scan.ScanOptions(**kw)
             ismrmrd_import.import_ismrmrd(raw, schedule_of(raw), tmp_path / "x.h5", options)
         assert err.value.field == field and err.value.path == str(raw)
 

@@ -8,7 +8,7 @@ from rinq_jax.data.acquisition.coils import coil_sensitivities
 from rinq_jax.data.acquisition.trajectory import Trajectory
 from rinq_jax.data.files import io
 from rinq_jax.data.raw import ismrmrd_export, ismrmrd_import
-from rinq_jax.data.subjects import phantom, phantom_geometry
+from rinq_jax.data.subjects import phantom, phantom_geometry, tissue_values
 from rinq_jax.physics import schedule_files
 from rinq_jax.physics.sequence import paper_sequence
 
@@ -22,7 +22,7 @@ def scan():
     )
     maps = compartments.basis_maps(ph.fractions, np.angle(ph.m0), np.zeros((MATRIX, MATRIX)))
     seq = paper_sequence(N_REPS)
-    values = compartments.population_values(np.random.default_rng(1))
+    values = tissue_values.population_values(np.random.default_rng(1))
     coef = compartments.fingerprint_coefficients(seq, values)
     cfg = spiral.AcquisitionConfig(matrix=MATRIX, n_interleaves=24, undersampling=24, snr=20.0)
     return maps, coef, seq, cfg
@@ -53,7 +53,9 @@ def test_combined_gridded_maps_give_the_importers_series_for_any_draw(scan):
     weights = multicoil.scan_weights(noisy, cfg)
     sens = coil_sensitivities(MATRIX, COILS)
     gridded = compartments.grid_maps(maps, cfg, coils=(sens, weights))
-    draw = compartments.training_values(np.random.default_rng(7), compartments.ValueDistribution())
+    draw = tissue_values.training_values(
+        np.random.default_rng(7), tissue_values.ValueDistribution()
+    )
     new_coef = compartments.fingerprint_coefficients(seq, draw)
     fast = compartments.gridded_series(
         gridded.reshape(*gridded.shape[:2], -1), new_coef, spiral.interleaf_pattern(cfg, N_REPS)

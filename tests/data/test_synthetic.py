@@ -12,7 +12,7 @@ from rinq_jax.data.datasets import synthetic
 from rinq_jax.data.files import io, protocol
 from rinq_jax.data.pipeline import stream, transforms
 from rinq_jax.data.raw import ismrmrd_export, ismrmrd_import
-from rinq_jax.data.subjects import tissues
+from rinq_jax.data.subjects import tissue_values, tissues
 from rinq_jax.errors import MrfFormatError
 from rinq_jax.physics.sequence import FispSequence
 
@@ -126,13 +126,13 @@ def test_stream_targets_are_the_draws_true_maps(dataset):
     s = _stream(
         data,
         patch_size=1,
-        distribution=compartments.ValueDistribution(draws_per_batch=2),
+        distribution=tissue_values.ValueDistribution(draws_per_batch=2),
         prefetch=0,
     )
     ids = np.arange(10)
     batch = s.make_batch(ids, np.random.default_rng(5))
     rng = np.random.default_rng(5)
-    draws = [compartments.training_values(rng, s.distribution) for _ in range(2)]
+    draws = [tissue_values.training_values(rng, s.distribution) for _ in range(2)]
     for i in ids:
         sl = data.train[s._slice_of[i]]
         t1, t2 = compartments.true_maps(sl.fractions[:, s._centre_of[i]], draws[i % 2])
@@ -145,12 +145,12 @@ def test_stream_signal_is_the_gridded_compartment_series_plus_noise(dataset):
     s = _stream(
         data,
         patch_size=1,
-        distribution=compartments.ValueDistribution(draws_per_batch=1),
+        distribution=tissue_values.ValueDistribution(draws_per_batch=1),
         prefetch=0,
     )
     s._sigma[:] = 0.0
     batch = s.make_batch(np.array([3]), np.random.default_rng(9))
-    draw = compartments.training_values(np.random.default_rng(9), s.distribution)
+    draw = tissue_values.training_values(np.random.default_rng(9), s.distribution)
     coef = compartments.fingerprint_coefficients(TINY.sequence(), draw)
     sl = data.train[0]
     pattern = spiral.interleaf_pattern(TINY.acquisition(), TINY.n_reps)
@@ -310,14 +310,14 @@ def test_evaluation_scores_matching_variants_and_recognition_per_pixel_class(dat
     groups = test_sets.generate(TINY, out, "out-of-range", progress=False)
     doubled = next(paths for name, paths in groups.items() if name.startswith("T1 x2,"))
     result = evaluate.evaluate([], [data.test[0], *doubled], tmp_path, compare_dm=True)
-    models = result["models"]
+    models = result.methods
     assert set(evaluate.DM_LABELS.values()) | {evaluate.RECOGNITION_LABEL} <= set(models)
-    regions = {name: models[name]["regions"] for name in models}
+    regions = {name: models[name].regions for name in models}
     assert set(regions[evaluate.RECOGNITION_LABEL]) == {"rate", "single"}
     # recognition answers the population value: T1 0.5x the truth in every white matter pixel
     result = evaluate.evaluate([], doubled, tmp_path / "x2", compare_dm=True, make_figures=False)
-    rec = result["models"][evaluate.RECOGNITION_LABEL]["regions"]["rate"]["classes"]
-    matched = result["models"][evaluate.DM_LABELS["map"]]["regions"]["rate"]["classes"]
+    rec = result.methods[evaluate.RECOGNITION_LABEL].regions["rate"]["classes"]
+    matched = result.methods[evaluate.DM_LABELS["map"]].regions["rate"]["classes"]
     for pixels in ("pure", "boundary"):
         if rec[pixels]["wm"]["n_pixels"]:
             assert rec[pixels]["wm"]["t1"]["median_pct"] == pytest.approx(50.0, abs=5.0)
@@ -330,7 +330,7 @@ def test_white_matter_snr_of_a_quarter_filled_field_of_view_is_twice_the_fov_snr
     fractions = np.zeros((tissues.N_CLASSES, 8, 8))
     fractions[tissues.WM, :4, :4] = 1.0
     maps = compartments.basis_maps(fractions, np.zeros((8, 8)), np.zeros((8, 8)))
-    values = compartments.population_values(np.random.default_rng(0))
+    values = tissue_values.population_values(np.random.default_rng(0))
     coef = compartments.fingerprint_coefficients(TINY.sequence(), values)
     fov_rms = compartments.signal_rms(maps, coef)
     assert synthetic.wm_snr_factor(maps, coef, fractions, fov_rms) == pytest.approx(2.0, rel=1e-6)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -30,7 +31,7 @@ def test_eval_py_end_to_end(cli, tiny_run, tmp_path, capsys):
 
     result = json.loads((out / "metrics.json").read_text())
     meta = inference.load_checkpoint(tiny_run).metadata
-    test_names = meta["data_files"]["test"]
+    test_names = meta.data_files["test"]
     assert [Path(f).name for f in result["files"]] == test_names
     rnn3 = result["models"]["rnn3 complex"]
     assert set(rnn3["slices"]) == set(test_names)
@@ -47,7 +48,7 @@ def test_eval_py_end_to_end(cli, tiny_run, tmp_path, capsys):
     assert dm["slices"][test_names[0]]["maps_from"] == "matched"
     # the mean predictor: the training targets' mean, scored on the same pixels
     mean = result["models"]["training mean"]
-    assert mean["constant_ms"] == pytest.approx(meta["train_target_mean_ms"])
+    assert mean["constant_ms"] == pytest.approx(meta.train_target_mean_ms)
     assert mean["aggregate"]["n_pixels"] == agg["n_pixels"]
 
     stem = Path(test_names[0]).stem
@@ -90,11 +91,11 @@ def test_check_compatible_names_each_misfit(tiny_run, tiny_data):
     with pytest.raises(
         inference.IncompatibleCheckpointError, match="patch size 1 in the checkpoint"
     ):
-        inference.check_compatible({**meta, "patch_size": 1}, info)
+        inference.check_compatible(dataclasses.replace(meta, patch_size=1), info)
     with pytest.raises(inference.IncompatibleCheckpointError, match="acquisition sequence"):
-        inference.check_compatible({**meta, "sequence_hash": "0000"}, info)
+        inference.check_compatible(dataclasses.replace(meta, sequence_hash="0000"), info)
     with pytest.raises(inference.IncompatibleCheckpointError, match="needs 2 channels"):
-        inference.check_compatible({**meta, "channels": 1}, info)
+        inference.check_compatible(dataclasses.replace(meta, channels=1), info)
 
 
 def test_eval_on_a_file_written_from_the_format_doc_alone(cli, tiny_run, tiny_data, tmp_path):

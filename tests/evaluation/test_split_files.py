@@ -1,17 +1,21 @@
 """Finding a run's test-split slices from its checkpoint metadata."""
 
+import dataclasses
+
 import pytest
 
 from rinq_jax.evaluation.evaluate import split_test_files
 from rinq_jax.evaluation.inference import Checkpoint
+from tests.training.conftest import checkpoint_metadata
 
 
 def _checkpoint(data_dir, data_dir_abs):
-    metadata = {
-        "data_files": {"test": ["s1.h5", "s2.h5"]},
-        "config": {"data_dir": data_dir},
-        "data_dir_abs": data_dir_abs,
-    }
+    metadata = checkpoint_metadata(
+        1,
+        data_files={"test": ["s1.h5", "s2.h5"]},
+        data_dir_abs=data_dir_abs,
+    )
+    metadata = dataclasses.replace(metadata, config=metadata.config.replace(data_dir=data_dir))
     return Checkpoint(model=None, variables=None, metadata=metadata, run_dir="runs/x")
 
 

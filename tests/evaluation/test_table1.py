@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from rinq_jax.configs.experiments import SMALL_SUBJECTS, Table1Setup
 from rinq_jax.data.datasets import synthetic
 from rinq_jax.evaluation import inference
 from rinq_jax.experiments import table1
@@ -20,7 +21,7 @@ TINY = synthetic.BrainDataConfig(
 @pytest.mark.slow  # ~1 min: a tiny dataset, four tiny trainings, dictionary matching, figures
 def test_table1_two_seeds_small_and_more_data_and_resume(tmp_path):
     synthetic.generate(TINY, tmp_path / "data", progress=False)
-    setup = table1.Setup(
+    setup = Table1Setup(
         data_dir=str(tmp_path / "data"),
         max_steps=2,
         model_overrides={"rnn3": TINY_OVERRIDES},
@@ -31,13 +32,13 @@ def test_table1_two_seeds_small_and_more_data_and_resume(tmp_path):
     for key in rows:  # one score per seed
         assert len(results[key]["test_loss_ms"]) == 2
         assert len(results[key]["rme_t1_wm_pct"]) == 2
-    assert results["rnn3-complex"]["train_subjects"] == table1.SMALL_SUBJECTS
+    assert results["rnn3-complex"]["train_subjects"] == SMALL_SUBJECTS
     assert results["rnn3-complex-more"]["train_subjects"] == 5
     # the small set trains on the first 4 subjects, RNN3* on all 5; both test on sub-06
     small = inference.load_checkpoint(tmp_path / "runs" / "rnn3-complex-seed0").metadata
     more = inference.load_checkpoint(tmp_path / "runs" / "rnn3-complex-more-seed1").metadata
-    assert len(small["data_files"]["train"]) == 4 and len(more["data_files"]["train"]) == 5
-    assert small["data_files"]["test"] == more["data_files"]["test"] == ["test/sub-06_slice-00.h5"]
+    assert len(small.data_files["train"]) == 4 and len(more.data_files["train"]) == 5
+    assert small.data_files["test"] == more.data_files["test"] == ["test/sub-06_slice-00.h5"]
     # seeds differ, so do their runs
     assert results["rnn3-complex"]["test_loss_ms"][0] != results["rnn3-complex"]["test_loss_ms"][1]
     text = (tmp_path / "runs" / "table1.md").read_text()
@@ -65,6 +66,6 @@ def test_ordering_verdicts_need_the_seeds_ranges_apart():
 
 def test_unknown_rows_and_a_folder_without_a_dataset_are_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown row"):
-        table1.run(table1.Setup(data_dir=str(tmp_path)), tmp_path, rows=["rnn9-complex"])
+        table1.run(Table1Setup(data_dir=str(tmp_path)), tmp_path, rows=["rnn9-complex"])
     with pytest.raises(FileNotFoundError, match="not a generated brain dataset"):
-        table1.run(table1.Setup(data_dir=str(tmp_path)), tmp_path, rows=["rnn3-complex"])
+        table1.run(Table1Setup(data_dir=str(tmp_path)), tmp_path, rows=["rnn3-complex"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import flax.linen as nn
@@ -11,6 +12,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from rinq_jax.data.files.format import TARGET_PAIRS
 from rinq_jax.data.files.io import MrfSlice, write_slice
+from rinq_jax.training import checkpoints as ckpt
+from rinq_jax.training.config import TrainConfig
 from rinq_jax.training.input_pipeline import Datasets
 
 
@@ -119,3 +122,28 @@ def write_tiny_slices(folder: Path, n_files=5, shape=(8, 8, 30), maps="true") ->
         )
         paths.append(path)
     return paths
+
+
+def checkpoint_metadata(step: int, **changes) -> ckpt.CheckpointMetadata:
+    """A complete `CheckpointMetadata` (log targets, a best evaluation), fields replaced."""
+    config = TrainConfig(t1_offset_ms=6.5, t2_offset_ms=4.0, t1_scale_ms=0.6, t2_scale_ms=1.2)
+    metadata = ckpt.CheckpointMetadata(
+        config=config.replace(target_transform="log"),
+        patch_size=3,
+        channels=2,
+        n_reps=8,
+        signal_normalisation="s / |s|",
+        sequence_hash="abc",
+        trajectory=None,
+        data_hash="def",
+        data_files={"train": ["a.h5"], "val": ["b.h5"], "test": []},
+        data_dir_abs="/data",
+        step=step,
+        epoch=0,
+        batch_in_epoch=step,
+        best=ckpt.BestEval(12.5, step),
+        metrics={"val_loss_ms": 12.5},
+        train_target_mean_ms=(800.0, 70.0),
+        pending_losses=(0.5, 0.25),
+    )
+    return dataclasses.replace(metadata, **changes)

@@ -6,6 +6,7 @@ import pytest
 
 from rinq_jax.training.config import TrainConfig
 from rinq_jax.training.metrics_writer import MetricsWriter
+from rinq_jax.training.targets import TargetNorm
 
 from .conftest import tensorboard_scalars
 
@@ -14,9 +15,9 @@ def test_config_json_round_trip():
     c = TrainConfig(model="rnn1", steps=5, learning_rate=1e-3, model_overrides=(("n_steps", 5),))
     assert TrainConfig.from_json(c.to_json()) == c
     with pytest.raises(ValueError, match="not resolved"):
-        c.target_norm_ms  # noqa: B018 - None offsets/scales are filled from the training data
+        c.target_norm  # noqa: B018 - None offsets/scales are filled from the training data
     c = c.replace(t1_offset_ms=0.0, t2_offset_ms=0.0, t1_scale_ms=4000.0, t2_scale_ms=600.0)
-    assert c.target_norm_ms == ((0.0, 0.0), (4000.0, 600.0))
+    assert c.target_norm == TargetNorm((0.0, 0.0), (4000.0, 600.0), "linear")
     assert TrainConfig.from_json(c.to_json()) == c
 
 

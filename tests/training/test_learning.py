@@ -55,11 +55,11 @@ def test_recipe_lowers_the_validation_loss_well_below_the_mean_predictor(tmp_pat
         val_rows = [r for r in csv.DictReader(f) if r["split"] == "val"]
     first = float(val_rows[0]["val_loss_ms"])
     assert float(val_rows[0]["rme_t1_wm_pct"]) > 0  # per-tissue learning curves are logged
-    assert result["best_val_loss_ms"] < first
+    assert result.best_val_loss_ms < first
     # The run is deterministic (seeded data, initialisation and order; CPU): 0.58 of the mean
     # predictor's loss (0.52-0.66 in earlier versions of the data). A network that does not
     # learn stays near 1.0; the bar leaves a margin for float rounding across platforms.
-    assert result["best_val_loss_ms"] < 0.8 * mean_loss
+    assert result.best_val_loss_ms < 0.8 * mean_loss
 
 
 @pytest.mark.slow  # ~3 min: two 300-step runs, a tiny out-of-range set, dictionary matching
@@ -81,5 +81,5 @@ def test_wide_values_measure_outside_the_brain_range_where_brain_values_recognis
         result = evaluate.evaluate(
             [checkpoint], extremes, tmp_path / f"eval-{values}", make_figures=False, log=print
         )
-        errors[values] = result["models"]["rnn3 complex"]["aggregate"]["tissues"]["wm"]["t1"]
-    assert errors["wide"]["rme_pct"] < 0.7 * errors["brain"]["rme_pct"], errors
+        errors[values] = result.methods["rnn3 complex"].tissue_rme_pct("wm", "t1")
+    assert errors["wide"] < 0.7 * errors["brain"], errors

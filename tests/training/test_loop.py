@@ -44,37 +44,33 @@ def _params(workdir, step=None):
     mgr = ckpt.make_manager(workdir / ckpt.LATEST_DIR, 100)
     step = mgr.latest_step() if step is None else step
     tree, meta = ckpt._restore(mgr, step, None)
-    return tree, meta
+    return tree, ckpt.CheckpointMetadata.from_json(meta, workdir)
 
 
 def test_run_writes_metrics_and_checkpoints(tmp_path, toy_datasets, capsys):
     summary = train_and_evaluate(_config(tmp_path), datasets=toy_datasets, model=TinyNet())
-    assert summary["steps_per_epoch"] == 8 and summary["final_step"] == 24
+    assert summary.steps_per_epoch == 8 and summary.final_step == 24
     assert "best validation loss" in capsys.readouterr().out
     rows = _rows(tmp_path / "metrics.csv")
     val = [r for r in rows if r["split"] == "val"]
     assert [int(r["step"]) for r in val] == [8, 16, 24]
     assert float(val[-1]["val_loss_ms"]) < 0.8 * float(val[0]["val_loss_ms"])
-    assert summary["best_val_loss_ms"] == pytest.approx(float(val[-1]["val_loss_ms"]))
+    assert summary.best_val_loss_ms == pytest.approx(float(val[-1]["val_loss_ms"]))
     events = list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
     scalars = tensorboard_scalars(tmp_path / "tensorboard")
     assert len(events) == 1 and [s for s, _ in scalars["val/val_loss_ms"]] == [8, 16, 24]
     tree, meta = _params(tmp_path)
-    assert meta["step"] == 24 and meta["model"] == "rnn1" and meta["n_reps"] == 8
-    # Target normalisation from the training targets' mean and std, saved in the config too.
+    assert meta.step == 24 and meta.model == "rnn1" and meta.n_reps == 8
+    # Target normalisation from the training targets' mean and std, saved in the config.
     y = toy_datasets.train.y_ms.astype(np.float64)
-    np.testing.assert_allclose(meta["target_normalisation"]["offset_ms"], y.mean(0))
-    np.testing.assert_allclose(meta["target_normalisation"]["scale_ms"], y.std(0))
-    saved = TrainConfig.from_dict(meta["config"])
-    assert saved.target_norm_ms == (
-        tuple(meta["target_normalisation"]["offset_ms"]),
-        tuple(meta["target_normalisation"]["scale_ms"]),
-    )
+    np.testing.assert_allclose(meta.config.target_norm.offset, y.mean(0))
+    np.testing.assert_allclose(meta.config.target_norm.scale, y.std(0))
+    saved = meta.config
     assert saved.replace(
         t1_offset_ms=None, t2_offset_ms=None, t1_scale_ms=None, t2_scale_ms=None
     ) == _config(tmp_path)
     assert int(tree["step"]) == 24
-    assert (tmp_path / ckpt.BEST_DIR / str(summary["best_step"])).is_dir()
+    assert (tmp_path / ckpt.BEST_DIR / str(summary.best_step)).is_dir()
 
 
 def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path, toy_datasets):
@@ -87,7 +83,7 @@ def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path, toy_dataset
     with pytest.raises(_Killed):
         train_and_evaluate(_config(part), datasets=killed, model=TinyNet())
     summary = train_and_evaluate(_config(part), datasets=toy_datasets, model=TinyNet())
-    assert summary["final_step"] == 24
+    assert summary.final_step == 24
     a, _ = _params(full)
     b, _ = _params(part)
     for x, y in zip(jax.tree.leaves(a["params"]), jax.tree.leaves(b["params"]), strict=True):
@@ -121,7 +117,7 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_good_checkpoint(tmp_path)
     with pytest.raises(NonFiniteLossError, match=f"at step {bad_step} "):
         train_and_evaluate(_config(tmp_path), datasets=data, model=TinyNet())
     tree, meta = _params(tmp_path)
-    assert meta["step"] <= bad_step
+    assert meta.step <= bad_step
     assert all(np.isfinite(x).all() for x in jax.tree.leaves(tree["params"]))
 
 

@@ -31,7 +31,7 @@ SCRIPT = textwrap.dedent(
     c = TrainConfig(model="rnn1", workdir=workdir, epochs=2, batch_size=8, learning_rate=1e-2,
                     progress=False, checkpoint_every_steps=3)
     s = train_and_evaluate(c, datasets=ds, model=TinyNet())
-    print("RESULT", json.dumps([jax.device_count(), s["best_val_loss_ms"], s["final_val"]]))
+    print("RESULT", json.dumps([jax.device_count(), s.best_val_loss_ms, s.final_val]))
     """
 )
 

@@ -31,12 +31,12 @@ def test_registry_model_on_slice_files(tmp_path):
         model_overrides=(("lstm_hidden", 8), ("n_steps", 3)),
     )
     summary = train_and_evaluate(config)
-    assert np.isfinite(summary["best_val_loss_ms"])
+    assert np.isfinite(summary.best_val_loss_ms)
     model, variables, meta = ckpt.load_for_inference(tmp_path / "run")
-    assert meta["patch_size"] == 3 and meta["n_reps"] == 30 and meta["sequence_hash"]
+    assert meta.patch_size == 3 and meta.n_reps == 30 and meta.sequence_hash
     # 5 slices: 1 validation, 1 test, 3 training (the paper's 8:2:2, rounded, at least 1 each).
-    assert [len(meta["data_files"][k]) for k in ("train", "val", "test")] == [3, 1, 1]
-    assert "normalise_signals" in meta["signal_normalisation"]
+    assert [len(meta.data_files[k]) for k in ("train", "val", "test")] == [3, 1, 1]
+    assert "normalise_signals" in meta.signal_normalisation
     x = np.zeros((2, 3, 3, 30, 2), np.float32)
     assert model.apply(variables, x, train=False).shape == (2, 2)
 

@@ -7,12 +7,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from rinq_jax.data.subjects.tissues import SCORED_TISSUES
 from rinq_jax.training import steps
 from rinq_jax.training.state import create_train_state
+from rinq_jax.training.targets import TargetNorm
 
 from .conftest import TinyNet, ToyPatches
 
-NORM = ((0.0, 0.0), (4000.0, 600.0))  # fixed: y_norm = y_ms / (4000, 600)
+NORM = TargetNorm((0.0, 0.0), (4000.0, 600.0))  # fixed: y_norm = y_ms / (4000, 600)
 
 
 def _state(lr=1e-2, seed=0, n_reps=8):
@@ -112,15 +114,18 @@ def test_finalize_eval_is_the_papers_validation_loss():
 
 def test_log_targets_round_trip_and_weigh_relative_errors_alike():
     y_ms = jnp.array([[830.0, 60.0], [4100.0, 1800.0]])
-    norm = ((6.5, 4.0), (0.6, 1.2), "log")
-    np.testing.assert_allclose(
-        steps.denormalise_targets(steps.normalise_targets(y_ms, norm), norm), y_ms, rtol=1e-5
-    )
+    norm = TargetNorm((6.5, 4.0), (0.6, 1.2), "log")
+    np.testing.assert_allclose(norm.denormalise(norm.normalise(y_ms)), y_ms, rtol=1e-5)
     # a 10 % error moves the normalised target alike in white matter and in CSF
-    shift = steps.normalise_targets(1.1 * y_ms, norm) - steps.normalise_targets(y_ms, norm)
+    shift = norm.normalise(1.1 * y_ms) - norm.normalise(y_ms)
     np.testing.assert_allclose(shift[0], shift[1], rtol=1e-5)
-    with pytest.raises(ValueError, match="transform"):
-        steps.normalise_targets(y_ms, ((0, 0), (1, 1), "sqrt"))
+    np.testing.assert_allclose(
+        shift, np.log(1.1) / np.array([0.6, 1.2]) * np.ones((2, 1)), rtol=1e-5
+    )
+    assert TargetNorm.from_json(norm.to_json()) == norm
+    for bad in (((0, 0), (1, 1), "sqrt"), ((0, 0), (1, 0), "log"), ((0,), (1, 1), "log")):
+        with pytest.raises(ValueError):
+            TargetNorm(*bad)
 
 
 def test_eval_step_sums_per_tissue_give_each_tissues_loss_and_relative_error():
@@ -128,11 +133,11 @@ def test_eval_step_sums_per_tissue_give_each_tissues_loss_and_relative_error():
     state = _state()
     tissue = np.array([1, 2, 3, 0] * 3, np.int32)
     batch = {**_batch(ds, 12), "weight": np.ones(12, np.float32), "tissue": tissue}
-    sums = jax.device_get(steps.eval_step(state, batch, target_norm_ms=NORM))
+    sums = jax.device_get(steps.eval_step(state, batch, target_norm=NORM))
     out = steps.finalize_eval(sums)
     variables = {"params": state.params, "batch_stats": state.batch_stats}
     pred = np.asarray(state.apply_fn(variables, ds.x[:12], train=False)) * [4000.0, 600.0]
-    for label, name in zip(steps.EVAL_TISSUES, steps.EVAL_TISSUE_NAMES, strict=True):
+    for label, name in zip(SCORED_TISSUES.values(), SCORED_TISSUES, strict=True):
         sel = tissue == label
         err = pred[sel] - ds.y_ms[:12][sel]
         assert out[f"val_loss_{name}_ms"] == pytest.approx(np.sqrt(np.mean(err**2)), rel=1e-4)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rinq_jax.configs.data import PAPER_FOV_MM, PAPER_MATRIX, PAPER_UNDERSAMPLING
 from rinq_jax.data.acquisition.nufft import DEFAULT_EPS
 from rinq_jax.data.acquisition.trajectory import K_MAX, Trajectory
 
@@ -121,10 +122,10 @@ class AcquisitionConfig:
 
     """
 
-    matrix: int = 256
-    fov_mm: float = 300.0
-    n_interleaves: int = 48
-    undersampling: int = 48
+    matrix: int = PAPER_MATRIX
+    fov_mm: float = PAPER_FOV_MM
+    n_interleaves: int = PAPER_UNDERSAMPLING
+    undersampling: int = PAPER_UNDERSAMPLING
     samples_per_interleaf: int | None = None
     readout_oversampling: float = 2.0
     density: VariableDensity = field(default_factory=VariableDensity)

@@ -31,10 +31,16 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from rinq_jax.configs.data import PHANTOM_PRESETS
+from rinq_jax.configs.data import (
+    DICTIONARY_RANK,
+    PAPER_FOV_MM,
+    PAPER_MATRIX,
+    PAPER_N_REPS,
+    PAPER_UNDERSAMPLING,
+    PHANTOM_PRESETS,
+)
 from rinq_jax.data.acquisition import acquisition, spiral
 from rinq_jax.data.files import io
-from rinq_jax.data.files.format import MrfFormatError
 from rinq_jax.data.subjects import phantom, phantom_geometry, tissues
 from rinq_jax.physics import dictionary as dictionary_lib
 from rinq_jax.physics import epg
@@ -59,24 +65,23 @@ class GenerateConfig:
         fully_sampled: acquire all interleaves in every repetition (reference data).
         rank: SVD rank of the dictionary subspace (50 in the paper).
         b1_field: give the phantoms a smooth B1 field; dictionary matching then uses a
-            B1 axis (``dm_b1_values``), as the paper's 691,497-entry dictionary (8,537 x 81) did.
-        dm_b1_values: B1 values of the matching dictionary when ``b1_field``.
+            B1 axis (`dictionary.MATCHING_B1_VALUES`), as the paper's 691,497-entry dictionary
+            (8,537 x 81) did.
         lesions: add lesions to some white matter.
         seed: seed of anatomies, tissue values and noise.
     """
 
     n_subjects: int = 4
     n_slices: int = 3
-    matrix: int = 256
-    fov_mm: float = 300.0
-    n_reps: int = 3000
+    matrix: int = PAPER_MATRIX
+    fov_mm: float = PAPER_FOV_MM
+    n_reps: int = PAPER_N_REPS
     sequence_seed: int = 0
-    undersampling: int = 48
+    undersampling: int = PAPER_UNDERSAMPLING
     snr: float | None = 30.0
     fully_sampled: bool = False
-    rank: int = 50
+    rank: int = DICTIONARY_RANK
     b1_field: bool = False
-    dm_b1_values: tuple[float, ...] = dictionary_lib.MATCHING_B1_VALUES
     lesions: bool = False
     seed: int = 0
 
@@ -105,9 +110,8 @@ def slice_path(out_dir: Path, subject: int, slice_index: int) -> Path:
 
 def matching_dictionary(config: GenerateConfig, cache_dir: Path) -> dictionary_lib.Dictionary:
     """The rank-K paper-grid dictionary (with a B1 axis if the phantoms have B1), cached."""
-    b1_values = config.dm_b1_values if config.b1_field else None
-    grid = dictionary_lib.paper_grid(b1_values=b1_values)
-    return dictionary_lib.cached(config.sequence(), grid, cache_dir, rank=config.rank)
+    seq = config.sequence()
+    return dictionary_lib.matching_dictionary(seq, cache_dir, config.rank, b1_axis=config.b1_field)
 
 
 def phantom_coefficients(
@@ -201,14 +205,6 @@ def generate_slice(
     )
 
 
-def _is_complete(path: Path) -> bool:
-    try:
-        io.inspect(path)
-    except (MrfFormatError, FileNotFoundError):
-        return False
-    return True
-
-
 def _pid_running(pid: int) -> bool:
     try:
         os.kill(pid, 0)  # signal 0: existence check only
@@ -253,7 +249,7 @@ def generate(
         for subject in range(config.n_subjects)
         for s in range(config.n_slices)
     }
-    todo = [key for key, path in paths.items() if not _is_complete(path)]
+    todo = [key for key, path in paths.items() if not io.is_complete(path)]
     if todo:
         dictionary = matching_dictionary(config, cache_dir)
         buffer = None  # one signal buffer for all slices: no fresh 1.6 GB per paper slice

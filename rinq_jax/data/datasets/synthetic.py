@@ -12,7 +12,7 @@ without ``--data``) writes::
 Subjects are disjoint between the splits. Every slice comes from `rinq_jax.data.subjects.anatomy`
 (the ICBM 2009a template, deformed per subject) through the compartment model of
 `rinq_jax.data.acquisition.compartments`. Validation and test slices get one fixed draw of the
-subject's tissue values (`compartments.population_values`), B1 amplitude and phase, exact k-space
+subject's tissue values (`tissue_values.population_values`), B1 amplitude and phase, exact k-space
 noise (`acquisition.acquire_noise`) and dictionary-matching maps; training slices keep only what the
 stream (`rinq_jax.data.pipeline.stream`) needs to draw new tissue values, B1 and noise for every
 batch.
@@ -33,13 +33,18 @@ import numpy as np
 from tqdm import tqdm
 
 from rinq_jax.atomic import atomic_path
-from rinq_jax.configs.data import BRAIN_PRESETS
+from rinq_jax.configs.data import (
+    BRAIN_PRESETS,
+    DICTIONARY_RANK,
+    PAPER_FOV_MM,
+    PAPER_N_REPS,
+    PAPER_UNDERSAMPLING,
+)
 from rinq_jax.data.acquisition import acquisition, compartments, multicoil, spiral
 from rinq_jax.data.acquisition.coils import coil_sensitivities
 from rinq_jax.data.acquisition.trajectory import Trajectory
 from rinq_jax.data.files import io, protocol
-from rinq_jax.data.files.format import MrfFormatError
-from rinq_jax.data.subjects import anatomy, tissues
+from rinq_jax.data.subjects import anatomy, tissue_values, tissues
 from rinq_jax.data.subjects.b1_map import measured_b1_map
 from rinq_jax.errors import InputError, InputNotFoundError
 from rinq_jax.physics import dictionary as dictionary_lib
@@ -91,15 +96,15 @@ class BrainDataConfig:
     n_test: int = 2
     n_slices: int = 3
     matrix: int = 128
-    fov_mm: float = 300.0
-    n_reps: int = 3000
+    fov_mm: float = PAPER_FOV_MM
+    n_reps: int = PAPER_N_REPS
     sequence_seed: int = 0
-    undersampling: int = 48
+    undersampling: int = PAPER_UNDERSAMPLING
     snr: float = 30.0
     max_b1_amplitude: float = 0.15
     lesions: bool = True
     noise_bank: int = 8
-    rank: int = 50
+    rank: int = DICTIONARY_RANK
     seed: int = 0
     schedule: FispSequence | None = None
     trajectory: Trajectory | None = None
@@ -238,7 +243,7 @@ def slice_model(
     )
     rng = _subject_rng(config, subject, 0, 0)  # tissue values are the subject's, all slices
     amplitude = float(rng.uniform(0.5, 1.0)) * config.max_b1_amplitude
-    values = compartments.population_values(rng, amplitude)
+    values = tissue_values.population_values(rng, amplitude)
     maps = compartments.basis_maps(slc.fractions, slc.phase_rad, slc.b1_shape)
     return slc, values, maps
 
@@ -283,7 +288,7 @@ def make_slice_file(
     slice_index: int,
     dictionary: dictionary_lib.Dictionary,
     single_truth: bool = True,
-    adjust_values: Callable[[compartments.TissueValues], compartments.TissueValues] | None = None,
+    adjust_values: Callable[[tissue_values.TissueValues], tissue_values.TissueValues] | None = None,
     lesions: bool | None = None,
     profile: slice_profile.SliceProfile | None = None,
 ) -> io.MrfSlice:
@@ -398,17 +403,6 @@ def wm_snr_factor(maps, coef, fractions, fov_rms: float) -> float:
     return compartments.signal_rms(maps[:, wm], coef) / fov_rms if wm.any() else float("nan")
 
 
-def is_complete(path: Path) -> bool:
-    """Whether a dataset file exists whole (a training .npz, or a slice file that inspects)."""
-    if path.suffix == ".npz":
-        return path.exists()
-    try:
-        io.inspect(path)
-    except (MrfFormatError, FileNotFoundError):
-        return False
-    return True
-
-
 def file_lists(config: BrainDataConfig) -> dict[str, list[str]]:
     """Split -> file names relative to the dataset folder."""
     suffix = {"train": ".npz", "val": ".h5", "test": ".h5"}
@@ -467,7 +461,7 @@ def generate(
         (split, name)
         for split in SPLITS
         for name in lists[split]
-        if not is_complete(out_dir / name)
+        if not io.is_complete(out_dir / name)
     ]
     dictionary = None
     for split, name in tqdm(todo, desc="slices", unit="slice", disable=not progress):
@@ -521,7 +515,7 @@ def load(out_dir: Path, train_subjects: int | None = None) -> BrainData:
             )
         lists["train"] = lists["train"][: train_subjects * config.n_slices]
     missing = [
-        name for names in lists.values() for name in names if not is_complete(out_dir / name)
+        name for names in lists.values() for name in names if not io.is_complete(out_dir / name)
     ]
     if missing or not (out_dir / "train" / NOISE_BANK).exists():
         raise InputNotFoundError(

@@ -36,10 +36,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from rinq_jax.data.acquisition import compartments
 from rinq_jax.data.datasets import synthetic
 from rinq_jax.data.files import io
-from rinq_jax.data.subjects import tissues
+from rinq_jax.data.subjects import tissue_values, tissues
 from rinq_jax.physics import slice_profile
 
 SCALE_BINS = (0.5, 0.7, 1.0, 1.4, 2.0)
@@ -69,7 +68,7 @@ class Condition:
     fields: dict[str, float]
     tag: str = ""
     snr_factor: float = 1.0
-    adjust_values: Callable[[compartments.TissueValues], compartments.TissueValues] | None = None
+    adjust_values: Callable[[tissue_values.TissueValues], tissue_values.TissueValues] | None = None
     profile: slice_profile.SliceProfile | None = None
 
 
@@ -84,7 +83,7 @@ def bin_scales(i: int) -> dict[str, float]:
     }
 
 
-def scaled_values(values: compartments.TissueValues, scales: dict[str, float]):
+def scaled_values(values: tissue_values.TissueValues, scales: dict[str, float]):
     """``values`` with WM and GM (and lesion) T1, T2 scaled (`bin_scales`), T2 <= T1."""
     t1_ms, t2_ms = values.t1_ms.copy(), values.t2_ms.copy()
     t1_ms[list(_SCALED)] *= scales["t1_scale"]
@@ -156,7 +155,7 @@ def generate(
         for s in range(config.n_slices):
             name = synthetic.slice_name(c.subject, s) + (f"_{c.tag}" if c.tag else "")
             jobs.append((c, s, target / f"{name}.h5"))
-    todo = [job for job in jobs if not synthetic.is_complete(job[2])]
+    todo = [job for job in jobs if not io.is_complete(job[2])]
     dictionary = None
     for condition, s, path in tqdm(todo, desc=test_set, unit="slice", disable=not progress):
         if dictionary is None:

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import h5py
@@ -313,6 +314,22 @@ def inspect(path: str | os.PathLike) -> SliceInfo:
     """
     with _open(path) as f:
         return _inspect_open(path, f)
+
+
+def is_complete(path: str | os.PathLike) -> bool:
+    """Whether a generated file exists whole (a generator's resume skips it).
+
+    A training ``.npz`` (written atomically) when it exists; a slice file when :func:`inspect`
+    accepts it.
+    """
+    path = Path(path)
+    if path.suffix == ".npz":
+        return path.exists()
+    try:
+        inspect(path)
+    except (MrfFormatError, FileNotFoundError):
+        return False
+    return True
 
 
 def as_slice_info(file: str | os.PathLike | SliceInfo) -> SliceInfo:

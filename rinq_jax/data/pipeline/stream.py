@@ -6,8 +6,8 @@ batch's signals are made anew from the slices' gridded compartment maps
 (`rinq_jax.data.datasets.synthetic.SliceCompartments`, model in
 `rinq_jax.data.acquisition.compartments`):
 
-* the run's `compartments.ValueDistribution`'s ``draws_per_batch`` draws of tissue values, B1
-  amplitude and global phase (`compartments.training_values`); patch ``i`` of the batch uses
+* the run's `tissue_values.ValueDistribution`'s ``draws_per_batch`` draws of tissue values, B1
+  amplitude and global phase (`tissue_values.training_values`); patch ``i`` of the batch uses
   draw ``i mod draws``;
 * the aliased noiseless series of each patch pixel, ``sum_k G_g(t) M_k (r) C_k(t)``;
 * noise: for every patch and repetition ``t`` an independently chosen image of the noise
@@ -30,6 +30,7 @@ import numpy as np
 
 from rinq_jax.data.acquisition import compartments, spiral
 from rinq_jax.data.pipeline import batching, transforms
+from rinq_jax.data.subjects import tissue_values
 from rinq_jax.physics.sequence import FispSequence
 
 _STREAM_KEY = 0x5EED  # separates the stream's seeds from every other use of the run seed
@@ -46,7 +47,7 @@ class SyntheticStream:
         patch_size: 1 or 3.
         input_kind: "complex" or "magnitude".
         distribution: what the tissue values, B1 and SNR are drawn from (None: brain-like
-            values only, `compartments.ValueDistribution()`).
+            values only, `tissue_values.ValueDistribution()`).
         prefetch: batches prepared ahead in a background thread.
     """
 
@@ -59,7 +60,7 @@ class SyntheticStream:
         patch_size: int = 3,
         input_kind: str = "complex",
         *,
-        distribution: compartments.ValueDistribution | None = None,
+        distribution: tissue_values.ValueDistribution | None = None,
         prefetch: int = 2,
     ):
         if patch_size not in transforms.PATCH_SIZES:
@@ -77,7 +78,7 @@ class SyntheticStream:
         self.seq = seq
         self.patch_size = patch_size
         self.input_kind = input_kind
-        self.distribution = distribution or compartments.ValueDistribution()
+        self.distribution = distribution or tissue_values.ValueDistribution()
         self.prefetch = prefetch
         self._sigma = np.array([s.noise_rms / cfg.snr for s in self.slices], np.float32)
         self._pattern = spiral.interleaf_pattern(cfg, seq.n_reps)
@@ -136,7 +137,7 @@ class SyntheticStream:
         """The batch of patch ids ``ids``, every random choice drawn from ``rng``."""
         n, p = ids.size, self.patch_size
         draws = [
-            compartments.training_values(rng, self.distribution)
+            tissue_values.training_values(rng, self.distribution)
             for _ in range(self.distribution.draws_per_batch)
         ]
         coef = compartments.fingerprint_coefficients(self.seq, draws)  # [D, K, T]
@@ -176,7 +177,7 @@ class SyntheticStream:
         )  # [N_CLASSES, n]
         y = np.empty((n, 2))
         for start in range(0, n, 256):  # one draw per 256 samples
-            draw = compartments.training_values(rng, self.distribution)
+            draw = tissue_values.training_values(rng, self.distribution)
             y[start : start + 256] = np.stack(
                 compartments.true_maps(fractions[:, start : start + 256], draw), -1
             )

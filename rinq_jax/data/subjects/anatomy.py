@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from rinq_jax.configs.data import PAPER_FOV_MM
 from rinq_jax.data.subjects.draws import checked_number
 from rinq_jax.data.subjects.phantom import b1_pattern, smooth_poly
 from rinq_jax.data.subjects.phantom import slice_positions as phantom_slice_positions
@@ -206,7 +207,7 @@ def make_slice(
     subject_id: int,
     slice_position: float,
     matrix: int = 128,
-    fov_mm: float = 300.0,
+    fov_mm: float = PAPER_FOV_MM,
     seed: int = 0,
     lesions: bool = False,
     supersample: int = 3,

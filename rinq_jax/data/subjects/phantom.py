@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from rinq_jax.configs.data import PAPER_FOV_MM, PAPER_MATRIX
 from rinq_jax.data.subjects.draws import checked_number
 from rinq_jax.data.subjects.phantom_geometry import (
     SubjectAnatomy,
@@ -166,8 +167,8 @@ def b1_pattern(rng: np.random.Generator, u: np.ndarray, v: np.ndarray) -> np.nda
 def make_phantom(
     anatomy: SubjectAnatomy,
     slice_position: float,
-    matrix: int = 256,
-    fov_mm: float = 300.0,
+    matrix: int = PAPER_MATRIX,
+    fov_mm: float = PAPER_FOV_MM,
     seed: int = 0,
     supersample: int = 4,
     lesions: bool = False,

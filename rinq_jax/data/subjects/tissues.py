@@ -32,6 +32,7 @@ __all__ = [
     "TISSUE_PROPERTIES",
     "WM",
     "TissueProperties",
+    "SCORED_TISSUES",
     "dominant_tissue",
 ]
 
@@ -56,6 +57,9 @@ TISSUES: Mapping[int, str] = MappingProxyType(
 
 BRAIN_LABELS: tuple[int, ...] = (WM, GM, CSF, LESION)
 """Labels inside the brain mask: the pixels a network is trained and evaluated on."""
+
+SCORED_TISSUES: Mapping[str, int] = MappingProxyType({"wm": WM, "gm": GM, "csf": CSF})
+"""Name -> label of the tissues whose errors validation and evaluation report one by one."""
 
 # The paper's dictionary range (Hoppe et al. 2019, Sect. "Ground-truth data"): every phantom
 # value must be representable so that dictionary matching can recover it.
