@@ -10,9 +10,9 @@ or built there first, outside the timing):
   pixel projected on the rank-50 subspace, `acquisition.acquire` of the 50 coefficient images:
   50 forward NUFFTs, then per repetition a 50-term combination in k-space, noise and one
   adjoint), dictionary matching;
-* **fast, training slice**: `synthetic.make_training_slice`, all the training stream needs to
+* **fast, training slice**: `brain_slices.make_training_slice`, all the training stream needs to
   draw any number of series of the slice (anatomy, 48 x 21 gridded compartment maps);
-* **fast, complete slice**: `synthetic.make_slice_file`, a validation or test slice: the same
+* **fast, complete slice**: `brain_slices.make_slice_file`, a validation or test slice: the same
   maps, one draw's series, exact k-space noise (one adjoint NUFFT per repetition, as the old
   path) and dictionary matching.
 
@@ -27,7 +27,7 @@ import dataclasses
 import time
 from pathlib import Path
 
-from rinq_jax.data.datasets import phantom_dataset, synthetic
+from rinq_jax.data.datasets import brain_slices, phantom_dataset, synthetic
 from rinq_jax.physics import dictionary as dictionary_lib
 
 
@@ -43,7 +43,7 @@ def main(argv=None) -> int:
         fast.sequence(), args.cache, fast.rank, b1_axis=True
     )
     assert old.sequence().hash == fast.sequence().hash and old.b1_field
-    synthetic.make_training_slice(dataclasses.replace(fast, matrix=32), 0, 0)  # compile the EPG
+    brain_slices.make_training_slice(dataclasses.replace(fast, matrix=32), 0, 0)  # compile the EPG
 
     def timed(fn):
         start = time.perf_counter()
@@ -55,10 +55,10 @@ def main(argv=None) -> int:
             lambda: phantom_dataset.generate_slice(old, 0, 1, dictionary)
         ),
         "fast, training slice (gridded compartment maps)": timed(
-            lambda: synthetic.make_training_slice(fast, 0, 1)
+            lambda: brain_slices.make_training_slice(fast, 0, 1)
         ),
         "fast, complete slice (one draw, exact noise, matching)": timed(
-            lambda: synthetic.make_slice_file(fast, 0, 1, dictionary)
+            lambda: brain_slices.make_slice_file(fast, 0, 1, dictionary)
         ),
     }
     reference = next(iter(seconds.values()))

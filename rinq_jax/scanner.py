@@ -33,7 +33,7 @@ import sys
 import time
 from pathlib import Path
 
-from rinq_jax.data.datasets import synthetic
+from rinq_jax.data.datasets import brain_slices, synthetic
 from rinq_jax.data.files.format import MrfFormatError
 from rinq_jax.data.raw import ismrmrd_import, ismrmrd_scan
 from rinq_jax.errors import InputError
@@ -77,7 +77,7 @@ def prepare(
         sequence_csv,
         out_dir / SCANS / f"{raw.stem}.h5",
         options,
-        nthreads=synthetic.NUFFT_THREADS,
+        nthreads=brain_slices.NUFFT_THREADS,
         progress=progress,
     )
     return config, imported

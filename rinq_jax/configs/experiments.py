@@ -16,6 +16,8 @@ from rinq_jax.configs.models import MODEL_NAMES
 from rinq_jax.configs.train import get_config
 from rinq_jax.training.config import TrainConfig
 
+# --------------------------------------------------------------------------- Table 1
+
 SMALL_SUBJECTS = 4  # the paper's small set: 4 subjects, 12 slices
 TABLE1_SEEDS = (0, 1)
 TABLE1_STEPS_FRACTION = 0.5

@@ -41,7 +41,6 @@ from typing import Any
 
 import numpy as np
 
-from rinq_jax.configs.data import DEFAULT_DATA_DIR
 from rinq_jax.data.acquisition import compartments
 from rinq_jax.data.files import io
 from rinq_jax.data.files.nifti import pixel_size_mm
@@ -82,7 +81,7 @@ def split_test_files(checkpoint: inference.Checkpoint) -> list[Path]:
         raise InputError(
             f"{checkpoint.run_dir}: the checkpoint records no test-split files; pass --data FILE ..."
         )
-    data_dir = Path(meta.config.data_dir or DEFAULT_DATA_DIR)
+    data_dir = meta.config.data_path
     paths = [data_dir / name for name in names]
     if not all(p.exists() for p in paths):
         data_dir = Path(meta.data_dir_abs)

@@ -23,10 +23,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 from rinq_jax.configs import recipes
-from rinq_jax.configs.data import VALUE_DISTRIBUTIONS
+from rinq_jax.configs.data import DEFAULT_DATA_DIR, VALUE_DISTRIBUTIONS
 from rinq_jax.configs.models import INPUT_KINDS, MODEL_NAMES
 from rinq_jax.models.registry import check_overrides, model_spec
 from rinq_jax.training.targets import TARGET_TRANSFORMS, TargetNorm
@@ -163,6 +164,11 @@ class TrainConfig:
             self, "model_overrides", tuple((str(k), v) for k, v in self.model_overrides)
         )
         check_overrides(self.model, dict(self.model_overrides))
+
+    @property
+    def data_path(self) -> Path:
+        """The data folder or file: ``data_dir``, else the default brain dataset."""
+        return Path(self.data_dir or DEFAULT_DATA_DIR)
 
     @property
     def target_norm(self) -> TargetNorm:

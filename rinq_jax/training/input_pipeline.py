@@ -4,9 +4,9 @@ One pass over the data folder builds a `Datasets`: a generated brain dataset
 (`rinq_jax.data.datasets.synthetic`; training drawn fresh by `rinq_jax.data.pipeline.stream`,
 validation subjects on disk) or a folder of slice files, checked once
 (`rinq_jax.data.files.pixels.check_files`, whose masked pixels and targets the datasets index
-without reading the maps again) and split by slice in the paper's proportions, 8 : 2 : 2 of 12
-slices, i.e. `round(n * val_fraction)` validation and `round(n * test_fraction)` test slices with
-`val_fraction = test_fraction = 1/6` (at least one slice each), the rest for training. The split
+without reading the maps again) and split by slice: `round(n * val_fraction)` validation and
+`round(n * test_fraction)` test slices (at least one each; `TrainConfig`'s defaults are the
+paper's 8 : 2 : 2 of 12 slices), the rest for training. The split
 depends only on the slices and the seed. The training targets' mean and standard deviation (in ms,
 or of ln ms) set the target normalisation (`rinq_jax.training.config`).
 """
@@ -22,7 +22,7 @@ from typing import Protocol
 
 import numpy as np
 
-from rinq_jax.configs.data import DEFAULT_DATA_DIR, VALUE_DISTRIBUTIONS
+from rinq_jax.configs.data import VALUE_DISTRIBUTIONS
 from rinq_jax.data.acquisition import spiral
 from rinq_jax.data.datasets import synthetic
 from rinq_jax.data.files import pixels
@@ -82,7 +82,7 @@ def build_datasets(config: TrainConfig, patch_size: int) -> Datasets:
     manifest (the default, generated on first use), else the folder's slice files split by slice
     (module doc).
     """
-    data_dir = Path(config.data_dir or DEFAULT_DATA_DIR)
+    data_dir = config.data_path
     if config.data_dir is None:
         synthetic.generate(synthetic.PRESETS["brain"], data_dir, progress=config.progress)
     if synthetic.read_manifest(data_dir) is not None:

@@ -27,7 +27,6 @@ import numpy as np
 from jax.sharding import Mesh
 from tqdm import tqdm
 
-from rinq_jax.configs.data import DEFAULT_DATA_DIR
 from rinq_jax.errors import InputError
 from rinq_jax.models import get_model, model_spec
 from rinq_jax.training import checkpoints as ckpt
@@ -41,7 +40,7 @@ from rinq_jax.training.input_pipeline import (
     resolve_target_norm,
     target_stats,
 )
-from rinq_jax.training.metrics_writer import MetricsWriter
+from rinq_jax.training.metrics_writer import MetricsWriter, NoWriter
 from rinq_jax.training.state import TrainState, create_train_state, learning_rate_schedule
 
 
@@ -52,12 +51,10 @@ class TrainSummary:
     Attributes:
       best_val_loss_ms, best_step, best_checkpoint: the best validation (`steps.paper_loss_ms`),
         its step and checkpoint folder; None without a validation.
-      final_step: the step the run ended at.
-      final_val: the last validation's metrics (`steps.evaluate_patches`), if any.
+      final_step, final_val: the last step and validation (`steps.evaluate_patches`), if any.
       steps_per_epoch: optimiser steps per pass over the training set.
       patches_per_s: training throughput, compilation and validation excluded (None: no step
-        timed in this session).
-      wall_s: wall time of this session.
+        timed in this session); wall_s: wall time of this session.
       workdir: the run's folder, absolute.
     """
 
@@ -74,16 +71,6 @@ class TrainSummary:
 
 class NonFiniteLossError(RuntimeError):
     """Training met a NaN/Inf loss or gradient norm; the message names the step."""
-
-
-class _NoWriter:
-    """Stands in for MetricsWriter on hosts other than the first."""
-
-    def write(self, step, split, metrics) -> None:
-        """Do nothing."""
-
-    def close(self) -> None:
-        """Do nothing."""
 
 
 @dataclasses.dataclass
@@ -192,7 +179,7 @@ class _Checkpoints:
             trajectory=data.trajectory,
             data_hash=data_hash(data),
             data_files=data.files,
-            data_dir_abs=str(Path(run.config.data_dir or DEFAULT_DATA_DIR).resolve()),
+            data_dir_abs=str(run.config.data_path.resolve()),
             step=step,
             epoch=step // run.steps_per_epoch,
             batch_in_epoch=step % run.steps_per_epoch,
@@ -279,7 +266,7 @@ class _Loop:
         # Several hosts (jax.distributed) all run this loop; only the first writes and prints.
         chief = jax.process_index() == 0
         self.step = self.session_start = int(run.state.step)
-        self.writer = MetricsWriter(config.workdir, resume_step=self.step) if chief else _NoWriter()
+        self.writer = MetricsWriter(config.workdir, resume_step=self.step) if chief else NoWriter()
         cleanup.callback(self.writer.close)
         self.bar = tqdm(
             total=run.total_steps,

@@ -76,3 +76,13 @@ class MetricsWriter:
     def close(self) -> None:
         """Flush and close the event file."""
         self.tensorboard.close()
+
+
+class NoWriter:
+    """Stands in for `MetricsWriter` where nothing is written (hosts other than the first)."""
+
+    def write(self, step, split, metrics) -> None:
+        """Do nothing."""
+
+    def close(self) -> None:
+        """Do nothing."""

@@ -8,7 +8,7 @@ import pytest
 
 from rinq_jax.data.acquisition import compartments, spiral
 from rinq_jax.data.acquisition.trajectory import Trajectory
-from rinq_jax.data.datasets import synthetic
+from rinq_jax.data.datasets import brain_slices, synthetic
 from rinq_jax.data.files import io, protocol
 from rinq_jax.data.pipeline import stream, transforms
 from rinq_jax.data.raw import ismrmrd_export, ismrmrd_import
@@ -57,7 +57,7 @@ def test_generate_is_reproducible_and_resumes(dataset, tmp_path):
     again = synthetic.generate(TINY, tmp_path, progress=False)
     first = io.read_slice(data.val[0]).signals
     np.testing.assert_array_equal(io.read_slice(again["val"][0]).signals, first)
-    loaded = synthetic.SliceCompartments.load(again["train"][1])
+    loaded = brain_slices.SliceCompartments.load(again["train"][1])
     np.testing.assert_array_equal(loaded.gridded, data.train[1].gridded)
     stamp = again["val"][0].stat().st_mtime_ns
     synthetic.generate(TINY, tmp_path, progress=False)  # complete files are kept
@@ -92,7 +92,7 @@ def test_load_keeps_the_first_training_subjects(dataset):
 def test_training_slice_holds_every_brain_pixel_and_its_neighbours(dataset):
     _, data = dataset
     sl = data.train[0]
-    slc, _, _ = synthetic.slice_model(TINY, 0, 0)
+    slc, _, _ = brain_slices.slice_model(TINY, 0, 0)
     tissue, mask = tissues.dominant_tissue(slc.fractions)
     assert sl.centres.size == mask.sum()
     rows, cols = sl.pixels[sl.centres].T
@@ -191,8 +191,8 @@ def test_raw_export_of_a_test_slice_imports_as_its_series(tmp_path):
     schedule = raw.parent / "schedule.csv"
     assert ismrmrd_import.main([str(raw), "--sequence", str(schedule), "--out", str(out)]) == 0
     subject = config.subjects("test")[0]
-    assert raw.name == f"{synthetic.slice_name(subject, 0)}.h5"
-    _, values, maps = synthetic.slice_model(config, subject, 0)
+    assert raw.name == f"{brain_slices.slice_name(subject, 0)}.h5"
+    _, values, maps = brain_slices.slice_model(config, subject, 0)
     cfg, m = config.acquisition(), config.matrix
     expected = np.zeros((m * m, config.n_reps), np.complex64)
     gridded = compartments.grid_maps(maps, cfg, 1)
@@ -216,7 +216,7 @@ def test_test_slices_carry_fractions_a_measured_b1_map_and_the_reachable_truth(d
     # where one compartment carries 99 % of the magnetisation the truths nearly agree (6 mm
     # pixels are never pure; tests/data/test_compartments.py checks pure pixels exactly)
     subject = int(s.subject_id.split("-")[1])
-    _, values, _ = synthetic.slice_model(TINY, subject, 0)
+    _, values, _ = brain_slices.slice_model(TINY, subject, 0)
     weight = s.fractions * values.pd
     pure = s.mask & (weight.max(-1) >= 0.99 * weight.sum(-1))
     assert pure.sum() > 5
@@ -245,7 +245,7 @@ def test_out_of_range_subjects_have_their_bins_values(dataset):
         s = io.read_slice(path)
         subject = int(s.subject_id.split("-")[1])
         assert subject not in {k for split in synthetic.SPLITS for k in TINY.subjects(split)}
-        _, values, _ = synthetic.slice_model(TINY, subject, 0, lesions=True)
+        _, values, _ = brain_slices.slice_model(TINY, subject, 0, lesions=True)
         scale = s.generator["t1_scale"], s.generator["t2_scale"]
         assert name == s.generator["condition"] == f"T1 x{scale[0]:g}, T2 x{scale[1]:g}"
         seen.add(scale[0])
@@ -289,7 +289,7 @@ def test_slice_profile_set_changes_the_signals_not_the_truths(dataset):
     ideal = level.pop("ideal slice")
     # the ideal condition is the dataset's acquisition: its signals equal a plain slice file's
     subject, dictionary = int(ideal.subject_id[4:]), synthetic.matching_dictionary(TINY, out)
-    plain = synthetic.make_slice_file(TINY, subject, 0, dictionary, False, lesions=True)
+    plain = brain_slices.make_slice_file(TINY, subject, 0, dictionary, False, lesions=True)
     np.testing.assert_array_equal(ideal.signals, plain.signals)
     assert set(level) == {f"profile TBW {t:g}" for t in test_sets.PROFILE_TBWS if t}
     for name, s in level.items():
@@ -333,7 +333,9 @@ def test_white_matter_snr_of_a_quarter_filled_field_of_view_is_twice_the_fov_snr
     values = tissue_values.population_values(np.random.default_rng(0))
     coef = compartments.fingerprint_coefficients(TINY.sequence(), values)
     fov_rms = compartments.signal_rms(maps, coef)
-    assert synthetic.wm_snr_factor(maps, coef, fractions, fov_rms) == pytest.approx(2.0, rel=1e-6)
+    assert brain_slices.wm_snr_factor(maps, coef, fractions, fov_rms) == pytest.approx(
+        2.0, rel=1e-6
+    )
 
 
 def test_a_dataset_of_a_given_protocol_simulates_and_records_it(tmp_path):

@@ -14,7 +14,7 @@ slices each, anatomy, B1 and acquisition as in `rinq_jax.data.datasets.synthetic
 * ``snr``: one subject with population values at the noise levels `SNR_LEVELS` (the
   dataset's ``snr``, defined on the whole field of view, times each factor), the same noise
   realisation scaled; every file records its white-matter SNR ``acquisition/snr_wm``
-  (`synthetic.wm_snr_factor`), the literature's definition.
+  (`brain_slices.wm_snr_factor`), the literature's definition.
 * ``slice-profile``: model mismatch in the test data only: one subject with population values
   acquired with an ideal slice and with the profiles of Hann-windowed sinc pulses of
   time-bandwidth products `PROFILE_TBWS` (`rinq_jax.physics.slice_profile`), which neither the
@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from rinq_jax.data.datasets import synthetic
+from rinq_jax.data.datasets import brain_slices, synthetic
 from rinq_jax.data.files import io
 from rinq_jax.data.subjects import tissue_values, tissues
 from rinq_jax.physics import slice_profile
@@ -153,14 +153,14 @@ def generate(
     jobs = []
     for c in conditions(config, test_set):
         for s in range(config.n_slices):
-            name = synthetic.slice_name(c.subject, s) + (f"_{c.tag}" if c.tag else "")
+            name = brain_slices.slice_name(c.subject, s) + (f"_{c.tag}" if c.tag else "")
             jobs.append((c, s, target / f"{name}.h5"))
     todo = [job for job in jobs if not io.is_complete(job[2])]
     dictionary = None
     for condition, s, path in tqdm(todo, desc=test_set, unit="slice", disable=not progress):
         if dictionary is None:
             dictionary = synthetic.matching_dictionary(config, Path(out_dir))
-        slice_file = synthetic.make_slice_file(
+        slice_file = brain_slices.make_slice_file(
             dataclasses.replace(config, snr=config.snr * condition.snr_factor),
             condition.subject,
             s,

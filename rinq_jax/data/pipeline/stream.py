@@ -3,7 +3,7 @@
 An epoch visits every brain pixel of the training slices once (`SyntheticStream.n_patches`),
 in an order set by ``(seed, epoch)``, like `rinq_jax.data.pipeline.loader.PatchDataset`; but each
 batch's signals are made anew from the slices' gridded compartment maps
-(`rinq_jax.data.datasets.synthetic.SliceCompartments`, model in
+(`rinq_jax.data.datasets.brain_slices.SliceCompartments`, model in
 `rinq_jax.data.acquisition.compartments`):
 
 * the run's `tissue_values.ValueDistribution`'s ``draws_per_batch`` draws of tissue values, B1

@@ -54,7 +54,7 @@ from rinq_jax.data.acquisition.spiral import (
     interleaf_schedule,
     spiral_trajectory,
 )
-from rinq_jax.data.datasets import phantom_dataset, synthetic
+from rinq_jax.data.datasets import brain_slices, phantom_dataset, synthetic
 from rinq_jax.physics import schedule_files
 from rinq_jax.physics.sequence import FispSequence
 
@@ -298,7 +298,7 @@ def export_brain_test(
 
     The test subjects are held out of training and their slice files hold the true maps.
 
-    Slice ``(subject, s)`` is the series of `synthetic.make_slice_file`, written exactly as a
+    Slice ``(subject, s)`` is the series of `brain_slices.make_slice_file`, written exactly as a
     sum over its tissue compartments (coefficients: the compartments' spatial maps, basis:
     their fingerprints, `rinq_jax.data.acquisition.compartments`), with noise from the slice's own
     noise seed (not the same draws as the slice file's image-space noise: a new acquisition of the
@@ -314,11 +314,11 @@ def export_brain_test(
     paths = []
     for subject in config.subjects("test"):
         for s in range(config.n_slices):
-            path = folder / f"{synthetic.slice_name(subject, s)}.h5"
+            path = folder / f"{brain_slices.slice_name(subject, s)}.h5"
             paths.append(path)
             if path.exists():
                 continue
-            _, values, maps = synthetic.slice_model(config, subject, s)
+            _, values, maps = brain_slices.slice_model(config, subject, s)
             fingerprints = compartments.fingerprint_coefficients(seq, values)
             rng = np.random.default_rng([config.seed, subject, s, 1])
             simulate_raw(
