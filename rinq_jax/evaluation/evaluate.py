@@ -104,14 +104,10 @@ def labels_for(checkpoints: Sequence[inference.Checkpoint]) -> list[str]:
     ]
 
 
-def _score(
-    pred_t1_ms, pred_t2_ms, truth: io.MrfSlice, mask
-) -> tuple[dict[str, Any], np.ndarray, np.ndarray | None]:
-    """Per-slice metrics and the masked predicted pixels float[N, 2] (+ tissue labels)."""
-    tissue = truth.tissue
-    m = metrics.map_metrics(pred_t1_ms, pred_t2_ms, truth.t1_ms, truth.t2_ms, mask, tissue)
-    pixels = metrics.masked_pixels(pred_t1_ms, pred_t2_ms, mask)
-    return m, pixels, None if tissue is None else tissue[mask]
+def _score(pred_t1_ms, pred_t2_ms, truth: io.MrfSlice, mask) -> tuple[dict[str, Any], np.ndarray]:
+    """Per-slice metrics and the masked predicted pixels float[N, 2]."""
+    m = metrics.map_metrics(pred_t1_ms, pred_t2_ms, truth.t1_ms, truth.t2_ms, mask, truth.tissue)
+    return m, metrics.masked_pixels(pred_t1_ms, pred_t2_ms, mask)
 
 
 def _predictions(checkpoints, labels, forwards, info, batch_size, dm, m0_for_networks):
@@ -274,7 +270,7 @@ class _Scores:
                 f"ms, T2 {summary['t2_median_ms']:.0f} ms, {time_s:.2f} s"
             )
             return figures.MapRow(label, t1_ms, t2_ms, m0)
-        m, pixels, _ = _score(t1_ms, t2_ms, read, read.mask)
+        m, pixels = _score(t1_ms, t2_ms, read, read.mask)
         self.per_slice.setdefault(label, {})[path.name] = {**m, "seconds": time_s, **extra}
         self.pooled.setdefault(label, []).append(pixels)
         if nifti_dir is not None:
