@@ -29,6 +29,9 @@ INPUT_KINDS = tuple(INPUT_CHANNELS)
 # model -> P: the network sees a P x P patch of pixels (the quantile layer's 3 x 3 for RNN3)
 PATCH_SIZE = {"cnn1": 1, "rnn1": 1, "rnn3": 3, "drone": 1}
 
+# the models that can also read a measured B1 map (`TrainConfig.b1_input`; not in the paper)
+B1_INPUT_MODELS = ("rnn1", "rnn3")
+
 # (model, input kind) -> (Adam learning rate, batch size): Table 5
 TABLE5 = {
     ("cnn1", "magnitude"): (5e-5, 128),

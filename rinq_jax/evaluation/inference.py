@@ -63,8 +63,9 @@ class Checkpoint:
 
     @property
     def name(self) -> str:
-        """Short label, e.g. ``"rnn3 complex"``."""
-        return f"{self.metadata.model} {self.metadata.input_kind}"
+        """Short label, e.g. ``"rnn3 complex"`` or ``"rnn3 complex + measured B1"``."""
+        b1 = " + measured B1" if self.metadata.config.b1_input else ""
+        return f"{self.metadata.model} {self.metadata.input_kind}{b1}"
 
 
 def load_checkpoint(run_dir: str | Path, step: int | str | None = "best") -> Checkpoint:
@@ -138,13 +139,16 @@ def check_compatible(metadata: checkpoints.CheckpointMetadata, info: io.SliceInf
 
 
 def make_forward(checkpoint: Checkpoint):
-    """Jitted ``x: float32[B, P, P, T, C] -> y_ms: float32[B, 2]`` in eval mode (running BN stats)."""
+    """Jitted ``x: float32[B, P, P, T, C] -> y_ms: float32[B, 2]`` in eval mode (running BN stats).
+
+    A checkpoint with ``b1_input`` is called as ``forward(x, b1=float32[B, P, P])``.
+    """
     target_norm = checkpoint.metadata.config.target_norm
     model, variables = checkpoint.model, checkpoint.variables
 
     @jax.jit
-    def forward(x):
-        return target_norm.denormalise(model.apply(variables, x, train=False))
+    def forward(x, **inputs):
+        return target_norm.denormalise(model.apply(variables, x, train=False, **inputs))
 
     return forward
 
@@ -188,7 +192,8 @@ def predict_slice(
 
     Raises:
         IncompatibleCheckpointError: the checkpoint does not fit the file.
-        MrfFormatError: the file is malformed.
+        MrfFormatError: the file is malformed, or has no ``b1_map`` for a checkpoint that
+            reads one.
 
     """
     info = io.as_slice_info(file)
@@ -199,7 +204,9 @@ def predict_slice(
     patch, kind = meta.patch_size, meta.input_kind
     channels = INPUT_CHANNELS[kind]
     buffer = np.zeros((batch_size, patch, patch, info.n_reps, channels), np.float32)
-    jax.block_until_ready(forward(buffer))  # compile (cached after the first slice)
+    b1_map = loader.read_b1_map(info) if meta.config.b1_input else None
+    inputs = {} if b1_map is None else {"b1": np.ones((batch_size, patch, patch), np.float32)}
+    jax.block_until_ready(forward(buffer, **inputs))  # compile (cached after the first slice)
     t1_ms = np.zeros((info.n_rows, info.n_cols), np.float32)
     t2_ms = np.zeros_like(t1_ms)
     mask = np.zeros((info.n_rows, info.n_cols), bool)
@@ -208,8 +215,10 @@ def predict_slice(
         n = len(x)
         buffer[:n] = x
         buffer[n:] = 0.0
-        y_ms = np.asarray(forward(buffer))[:n]
         rows, cols = pixels[:, 0], pixels[:, 1]
+        if b1_map is not None:
+            inputs["b1"][:n] = loader.b1_patches(b1_map, rows, cols, patch)
+        y_ms = np.asarray(forward(buffer, **inputs))[:n]
         t1_ms[rows, cols], t2_ms[rows, cols] = y_ms[:, 0], y_ms[:, 1]
         mask[rows, cols] = True
     return SlicePrediction(path, t1_ms, t2_ms, mask, time.perf_counter() - start)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 
 import flax.linen as nn
 import jax
@@ -10,6 +11,8 @@ import jax.numpy as jnp
 
 __all__ = [
     "check_input",
+    "b1_steps",
+    "B1_INPUT_SCALE",
     "batch_norm",
     "BN_MOMENTUM",
     "BN_EPSILON",
@@ -49,6 +52,37 @@ def check_input(x: jax.Array, model: str, patch_size: int, channels: int) -> Non
             f"{model} expects {channels} channel(s) in x.shape[4] "
             f"(1: magnitude, 2: real/imag), got {x.shape[4]}"
         )
+
+
+B1_INPUT_SCALE = 0.1
+"""A measured B1 enters a network as ``(b1 - 1) / B1_INPUT_SCALE``: the training range 0.8-1.2
+becomes -2..2, the scale of a normalised input rather than of one of its thousands of points."""
+
+
+def b1_steps(steps: jax.Array, b1: jax.Array | None, b1_input: bool) -> jax.Array:
+    """Append each pixel's measured B1 to each of its LSTM steps.
+
+    Args:
+        steps: float32[B, P*P, S, L] (`lstm.group_steps`).
+        b1: float32[B, P, P] measured relative B1 (1 = nominal), or None.
+        b1_input: whether the model reads B1; it must then be given, and otherwise not.
+
+    Returns:
+        ``steps`` itself without B1, else float32[B, P*P, S, L + 1] whose last value in every
+        step is ``(b1 - 1) / B1_INPUT_SCALE`` of that pixel.
+    """
+    if not b1_input:
+        if b1 is not None:
+            raise ValueError("b1 was given to a model built without b1_input")
+        return steps
+    batch, n_pixels, n_steps, _ = steps.shape
+    if b1 is None or b1.shape != (batch, *(2 * (math.isqrt(n_pixels),))):
+        shape = None if b1 is None else b1.shape
+        raise ValueError(
+            f"a model with b1_input needs b1 of shape [batch, P, P] matching x, got {shape}"
+        )
+    feature = (b1.reshape(batch, n_pixels, 1, 1).astype(steps.dtype) - 1.0) / B1_INPUT_SCALE
+    return jnp.concatenate([steps, jnp.broadcast_to(feature, (batch, n_pixels, n_steps, 1))], -1)
 
 
 def batch_norm(train: bool, name: str) -> nn.BatchNorm:

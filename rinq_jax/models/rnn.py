@@ -26,6 +26,11 @@ Choices the paper leaves open (documented here, used throughout):
 * Other schedule lengths T (a scanner's protocol): still 30 steps, each ceil(T / 30) time
   points wide, the last padded with zeros (``lstm.group_steps``), so every layer after the
   LSTM keeps the paper's size; parameter counts per T in the README.
+* Measured B1 (``b1_input=True``, an option beside the paper's models, off by default): FISP's
+  T2 is coupled to B1, so scanners give dictionary matching a measured B1 map, and a network
+  can take the same map. Each pixel's measured B1 enters every LSTM step as one more input,
+  ``(b1 - 1) / B1_INPUT_SCALE``, after that pixel's time points (`common.b1_steps`); the LSTM
+  input grows by P*P values (RNN3: 1,809, +4,500 parameters), nothing else changes.
 * Sect. 2.1 says the FC layers operate "on either the magnitude or on the real and
   imaginary data points separately"; Tables 2-3 admit a single branch, so we read it
   as "depending on the input kind", not as separate real/imag branches.
@@ -52,21 +57,23 @@ import functools
 import flax.linen as nn
 import jax
 
-from rinq_jax.models.common import batch_norm, check_input, dense_dot_general
+from rinq_jax.models.common import b1_steps, batch_norm, check_input, dense_dot_general
 from rinq_jax.models.lstm import DEFAULT_UNROLL, ChunkedLSTM, group_steps
 from rinq_jax.models.quantile import quantile
 
 __all__ = ["RNN1", "RNN3"]
 
 
-def _recurrent_trunk(module: nn.Module, x: jax.Array, train: bool) -> jax.Array:
+def _recurrent_trunk(
+    module: nn.Module, x: jax.Array, train: bool, b1: jax.Array | None
+) -> jax.Array:
     """Shared body: chunk, LSTM, per-step FC 500/250, flatten, FC 360 -> float32[B, 360].
 
     Called from the models' compact ``__call__``, so the submodules (and their names)
-    belong to ``module``.
+    belong to ``module``. ``b1``: float32[B, P, P] measured B1 when ``module.b1_input``.
     """
     dense = functools.partial(nn.Dense, dot_general=dense_dot_general(module.matmul_dtype))
-    h = group_steps(x, module.n_steps)  # [B, P*P, S, L]
+    h = b1_steps(group_steps(x, module.n_steps), b1, module.b1_input)  # [B, P*P, S, L (+1)]
     h = ChunkedLSTM(
         module.lstm_hidden,
         unroll=module.lstm_unroll,
@@ -97,8 +104,10 @@ class RNN1(nn.Module):
         inputs rounded to bfloat16 with float32 accumulation (``common.MATMUL_DTYPES``).
       fast_gradients: the LSTM's hand-written VJP (``lstm.LSTMConfig``): faster training on
         CPUs, reverse mode only.
+      b1_input: also read a measured B1 map (module docstring; not in the paper).
 
-    Call: ``x`` float32[B, 1, 1, T, C], ``train`` -> float32[B, 2] (normalised T1, T2).
+    Call: ``x`` float32[B, 1, 1, T, C], ``train``, ``b1`` float32[B, 1, 1] (with
+    ``b1_input`` only) -> float32[B, 2] (normalised T1, T2).
 
     """
 
@@ -109,12 +118,13 @@ class RNN1(nn.Module):
     lstm_unroll: int = DEFAULT_UNROLL
     matmul_dtype: str = "float32"
     fast_gradients: bool = False
+    b1_input: bool = False
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    def __call__(self, x: jax.Array, train: bool = False, b1: jax.Array | None = None) -> jax.Array:
         """Map x float32[B, P, P, T, C] to normalised (T1, T2) float32[B, 2]; see the class."""
         check_input(x, "RNN1", 1, self.channels)
-        h = _recurrent_trunk(self, x, train)
+        h = _recurrent_trunk(self, x, train, b1)
         y = nn.Dense(2, dot_general=dense_dot_general(self.matmul_dtype), name="fc4")(h)
         return nn.relu(y) if self.output_relu else y
 
@@ -124,8 +134,9 @@ class RNN3(nn.Module):
 
     Attributes: as ``RNN1`` (paper: ``lstm_hidden=500``, ``channels=2``).
 
-    Call: ``x`` float32[B, 3, 3, T, C], ``train`` -> float32[B, 2], the quantile over
-    the 9 neighbours' (T1, T2) predictions, taken per parameter.
+    Call: ``x`` float32[B, 3, 3, T, C], ``train``, ``b1`` float32[B, 3, 3] (with ``b1_input``
+    only) -> float32[B, 2], the quantile over the 9 neighbours' (T1, T2) predictions, taken per
+    parameter.
     """
 
     channels: int = 2
@@ -135,14 +146,15 @@ class RNN3(nn.Module):
     lstm_unroll: int = DEFAULT_UNROLL
     matmul_dtype: str = "float32"
     fast_gradients: bool = False
+    b1_input: bool = False
 
     patch_size = 3  # class constant: Table 3's reshape to (3, 3, 40) fixes it
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    def __call__(self, x: jax.Array, train: bool = False, b1: jax.Array | None = None) -> jax.Array:
         """Map x float32[B, P, P, T, C] to normalised (T1, T2) float32[B, 2]; see the class."""
         check_input(x, "RNN3", self.patch_size, self.channels)
-        h = _recurrent_trunk(self, x, train)  # [B, 360]
+        h = _recurrent_trunk(self, x, train, b1)  # [B, 360]
         n_neighbours = self.patch_size**2
         h = h.reshape(h.shape[0], self.patch_size, self.patch_size, -1)  # [B, 3, 3, 40]
         # one FC shared by the neighbours: [B, 3, 3, 2]

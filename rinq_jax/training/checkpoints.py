@@ -283,7 +283,7 @@ def load_for_inference(run_dir: str | Path, step: int | str | None = "best"):
     tree, saved = found
     metadata = CheckpointMetadata.from_json(saved, run_dir)
     config = metadata.config
-    model = get_model(config.model, config.input_kind, **dict(config.model_overrides))
+    model = get_model(config.model, config.input_kind, **config.model_kwargs)
     variables = {
         "params": _to_device_tree(tree["params"]),
         "batch_stats": _to_device_tree(tree.get("batch_stats") or {}),
@@ -312,6 +312,7 @@ TRAJECTORY_FIELDS = (
     "t1_scale_ms",
     "t2_scale_ms",
     "model_overrides",
+    "b1_input",
     "values",
     "data_dir",
     "val_fraction",

@@ -28,7 +28,7 @@ from typing import Any
 
 from rinq_jax.configs import recipes
 from rinq_jax.configs.data import DEFAULT_DATA_DIR, VALUE_DISTRIBUTIONS
-from rinq_jax.configs.models import INPUT_KINDS, MODEL_NAMES
+from rinq_jax.configs.models import B1_INPUT_MODELS, INPUT_KINDS, MODEL_NAMES
 from rinq_jax.models.registry import check_overrides, model_spec
 from rinq_jax.training.targets import TARGET_TRANSFORMS, TargetNorm
 
@@ -96,6 +96,9 @@ class TrainConfig:
       log_every_steps: train-loss rows in metrics.csv / TensorBoard every N steps.
       max_val_patches: cap on validation patches per evaluation (None: all), to bound eval time.
       progress: show a tqdm progress bar.
+      b1_input: the network also reads a measured B1 map (`models.common.b1_steps`; RNN1 and
+        RNN3 only, not in the paper): training draws it as a scanner measures it
+        (`rinq_jax.data.subjects.b1_map`), and evaluation needs the slice files' ``b1_map``.
       model_overrides: keyword overrides for `get_model` (e.g. a smaller hidden size in tests,
         the LSTM's ``fast_gradients``), as a tuple of (name, value) pairs so the config stays
         hashable; checked against the model's attributes (`models.registry.check_overrides`).
@@ -131,6 +134,7 @@ class TrainConfig:
     log_every_steps: int = 10
     max_val_patches: int | None = None
     progress: bool = True
+    b1_input: bool = False
     model_overrides: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self):
@@ -163,7 +167,19 @@ class TrainConfig:
         object.__setattr__(
             self, "model_overrides", tuple((str(k), v) for k, v in self.model_overrides)
         )
-        check_overrides(self.model, dict(self.model_overrides))
+        if "b1_input" in dict(self.model_overrides):
+            raise ValueError("set b1_input as the config field, not as a model override")
+        if self.b1_input and self.model not in B1_INPUT_MODELS:
+            raise ValueError(
+                f"b1_input: only {', '.join(B1_INPUT_MODELS)} read a measured B1 map, "
+                f"not {self.model}"
+            )
+        check_overrides(self.model, self.model_kwargs)
+
+    @property
+    def model_kwargs(self) -> dict[str, Any]:
+        """The module attributes `get_model` sets: ``model_overrides`` and ``b1_input``."""
+        return dict(self.model_overrides) | ({"b1_input": True} if self.b1_input else {})
 
     @property
     def data_path(self) -> Path:

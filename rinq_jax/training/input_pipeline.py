@@ -93,6 +93,7 @@ def build_datasets(config: TrainConfig, patch_size: int) -> Datasets:
             config.target,
             config.train_subjects,
             config.values,
+            config.b1_input,
         )
     if config.train_subjects is not None:
         raise InputError(
@@ -118,7 +119,9 @@ def build_datasets(config: TrainConfig, patch_size: int) -> Datasets:
     split = splits.random_slice_split(
         [c.info for c in checked], n_train, n_val, n_test, seed=config.seed
     )
-    return datasets_from_split(split, patch_size, config.input_kind, config.target, checked)
+    return datasets_from_split(
+        split, patch_size, config.input_kind, config.target, checked, config.b1_input
+    )
 
 
 def stream_datasets(
@@ -128,12 +131,13 @@ def stream_datasets(
     target: str,
     train_subjects: int | None = None,
     values: str = "wide",
+    b1_input: bool = False,
 ) -> Datasets:
     """A generated brain dataset's training stream and validation files.
 
     `SyntheticStream` over its training slices (of the first `train_subjects` subjects, all
     when None) drawing from the value distribution ``values`` (`configs.data.VALUE_DISTRIBUTIONS`),
-    its validation subjects' files as a `PatchDataset`.
+    its validation subjects' files as a `PatchDataset`; both with measured B1 for ``b1_input``.
     """
     distribution = tissue_values.ValueDistribution(**VALUE_DISTRIBUTIONS[values])
     if target != "true":
@@ -150,8 +154,11 @@ def stream_datasets(
         patch_size,
         input_kind,
         distribution=distribution,
+        b1_input=b1_input,
     )
-    val = loader.PatchDataset(data.val, patch_size=patch_size, input_kind=input_kind)
+    val = loader.PatchDataset(
+        data.val, patch_size=patch_size, input_kind=input_kind, b1_input=b1_input
+    )
     return Datasets(
         train=train,
         val=val,
@@ -170,10 +177,12 @@ def datasets_from_split(
     input_kind: str,
     target: str = "true",
     checked: Sequence[pixels.SlicePixels] = (),
+    b1_input: bool = False,
 ) -> Datasets:
     """Wrap an explicit `splits.Split` in PatchDatasets, with the training targets' samples.
 
-    ``checked``: `pixels.check_files` of (some of) the files, indexed without reading again.
+    ``checked``: `pixels.check_files` of (some of) the files, indexed without reading again;
+    ``b1_input``: the batches carry the files' measured B1 maps.
     """
     by_path = {c.info.path: c for c in checked}
 
@@ -183,6 +192,7 @@ def datasets_from_split(
             patch_size=patch_size,
             input_kind=input_kind,
             target=target,
+            b1_input=b1_input,
         )
 
     train, val = make(split.train), make(split.val)

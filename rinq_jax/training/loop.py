@@ -98,7 +98,7 @@ def _prepare(config: TrainConfig, datasets: Datasets | None, model) -> _Run:
     steps.check_batch_divisible(config.batch_size, mesh.devices.size)
     Path(config.workdir).mkdir(parents=True, exist_ok=True)
     if model is None:
-        model = get_model(config.model, config.input_kind, **dict(config.model_overrides))
+        model = get_model(config.model, config.input_kind, **config.model_kwargs)
     if datasets is None:
         datasets = build_datasets(config, model_spec(config.model, config.input_kind).patch_size)
     config = resolve_target_norm(config, datasets)
@@ -110,13 +110,16 @@ def _prepare(config: TrainConfig, datasets: Datasets | None, model) -> _Run:
         )
     total_steps = run_length(config, datasets.streamed, steps_per_epoch)
     with closing(datasets.train.batches(1, seed=0, epoch=0, start_batch=0)) as it:
-        sample_x = np.asarray(next(iter(it))["x"])
+        sample = next(iter(it))
+    sample_x = np.asarray(sample["x"])
     init_rng, rng = jax.random.split(jax.random.PRNGKey(config.seed))
     warmup = int(config.warmup_fraction * total_steps)
     schedule = learning_rate_schedule(
         config.learning_rate, total_steps, config.lr_schedule, warmup, config.final_lr_fraction
     )
-    state = create_train_state(model, init_rng, sample_x, schedule, config.grad_clip_norm)
+    state = create_train_state(
+        model, init_rng, sample_x, schedule, config.grad_clip_norm, steps.model_inputs(sample)
+    )
     return _Run(
         config=config,
         datasets=datasets,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import flax.linen as nn
@@ -64,6 +65,7 @@ def create_train_state(
     sample_x: jax.Array,
     learning_rate: float | optax.Schedule,
     grad_clip_norm: float | None = None,
+    inputs: Mapping[str, jax.Array] | None = None,
 ) -> TrainState:
     """Initialise parameters and optimiser for `model`.
 
@@ -73,13 +75,14 @@ def create_train_state(
       sample_x: float32[B, P, P, T, C], only its shape and dtype are used (B may be 1).
       learning_rate: Adam step size, or a schedule of it (`learning_rate_schedule`).
       grad_clip_norm: see `create_optimizer`.
+      inputs: the model's other inputs of a sample batch (`steps.model_inputs`), shapes only.
 
     Returns:
       TrainState at step 0 with `batch_stats` ({} for models without BatchNorm).
 
     """
-    variables = jax.jit(lambda k, x: model.init({"params": k}, x, train=False))(
-        rng, jnp.asarray(sample_x)
+    variables = jax.jit(lambda k, x, i: model.init({"params": k}, x, train=False, **i))(
+        rng, jnp.asarray(sample_x), dict(inputs or {})
     )
     return TrainState.create(
         apply_fn=model.apply,

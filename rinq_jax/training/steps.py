@@ -30,6 +30,15 @@ from rinq_jax.training.targets import TargetNorm
 Batch = dict[str, jax.Array]
 
 
+def model_inputs(batch: Batch) -> dict[str, jax.Array]:
+    """The network's keyword inputs besides ``x``.
+
+    The measured B1 patches of a batch that has them (``"b1"``: float32[B, P, P], for a model
+    with ``b1_input``).
+    """
+    return {"b1": batch["b1"]} if "b1" in batch else {}
+
+
 def train_step(
     state: TrainState, batch: Batch, rng: jax.Array, *, target_norm: TargetNorm
 ) -> tuple[TrainState, dict[str, jax.Array]]:
@@ -37,7 +46,7 @@ def train_step(
 
     Args:
       state: current TrainState (params, batch_stats, opt_state, step).
-      batch: {"x": float32[B, P, P, T, C], "y_ms": float32[B, 2]}.
+      batch: {"x": float32[B, P, P, T, C], "y_ms": float32[B, 2]} (and "b1": `model_inputs`).
       rng: the run's root key; this step uses `fold_in(rng, state.step)` (resumable randomness).
       target_norm: maps the targets in ms to the network's outputs.
 
@@ -56,6 +65,7 @@ def train_step(
             {"params": params, "batch_stats": state.batch_stats},
             batch["x"],
             train=True,
+            **model_inputs(batch),
             mutable=["batch_stats"],
             rngs={"dropout": step_rng},
         )
@@ -103,7 +113,10 @@ def eval_step(state: TrainState, batch: Batch, *, target_norm: TargetNorm) -> di
 
     """
     pred = state.apply_fn(
-        {"params": state.params, "batch_stats": state.batch_stats}, batch["x"], train=False
+        {"params": state.params, "batch_stats": state.batch_stats},
+        batch["x"],
+        train=False,
+        **model_inputs(batch),
     )
     pred_ms = target_norm.denormalise(pred)
     w = batch["weight"]
@@ -247,7 +260,7 @@ def evaluate_patches(
             pad = batch_size - n
             padded = {
                 key: np.concatenate([batch[key][:n], np.zeros_like(batch[key][:1]).repeat(pad, 0)])
-                for key in ("x", "y_ms", "tissue")
+                for key in ("x", "b1", "y_ms", "tissue")
                 if key in batch
             }
             padded["weight"] = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)])

@@ -230,3 +230,20 @@ def test_nifti_maps_round_trip_and_a_wrong_shape_is_refused(tmp_path):
     np.testing.assert_array_equal(nifti.read_map(path, (3, 4)), m)
     with pytest.raises(MrfFormatError, match=r"field 'data'.*got shape \(4, 3, 1\)"):
         nifti.read_map(path, (4, 4))
+
+
+def test_a_measured_b1_map_is_attached_and_a_percent_map_refused(generated, tmp_path, capsys):
+    """--b1-map stores the scanner's B1 map (NIfTI) as the slice's b1_map, which networks
+    trained with --b1-input read; a map in per cent is refused naming the field, exit 2."""
+    out, path, _ = generated
+    (raw,) = ismrmrd_export.export_generated(SMALL, out, n_coils=1, progress=False)
+    b1 = 1.0 + 0.1 * np.linspace(-1, 1, 64)[None, :] * np.ones((64, 1), np.float32)
+    good = nifti.write_nifti(tmp_path / "b1.nii.gz", b1, 300 / 64)
+    imported = _import(raw, tmp_path / "with_b1.h5", "--b1-map", str(good))
+    np.testing.assert_allclose(imported.b1_map, b1, rtol=1e-6)
+    percent = nifti.write_nifti(tmp_path / "b1_percent.nii.gz", 100 * b1, 300 / 64)
+    argv = [str(raw), "--sequence", str(raw.parent / "schedule.csv"), "--no-progress"]
+    bad_out = tmp_path / "percent.h5"
+    assert ismrmrd_import.main([*argv, "--out", str(bad_out), "--b1-map", str(percent)]) == 2
+    assert not bad_out.exists()
+    assert "percent.h5: field 'b1_map': expected a relative scale" in capsys.readouterr().err

@@ -1,5 +1,6 @@
 """Tests of the patch loader over tiny generated files: batches, order, prefetching, checks."""
 
+import dataclasses
 import gc
 import threading
 
@@ -232,3 +233,20 @@ def test_bad_arguments(files):
     for kwargs in ({"patch_size": 2}, {"input_kind": "phase"}, {"target": "fit"}):
         with pytest.raises(ValueError):
             PatchDataset(files, **kwargs)
+
+
+def test_measured_b1_patches_are_the_files_map_at_the_patch_pixels(files, tmp_path):
+    """A network reading B1 gets each file's b1_map around the patch, edges replicated as x."""
+    ds = PatchDataset(files, patch_size=3, b1_input=True, prefetch=0)
+    maps = [io.read_slice(f).b1_map for f in files]
+    for batch in ds.batches(16, seed=0, epoch=0, drop_remainder=False):
+        file_ids, rows, cols = ds.locate(batch["index"])
+        for b1, f, r, c in zip(batch["b1"], file_ids, rows, cols, strict=True):
+            padded = np.pad(maps[f], 1, mode="edge")
+            np.testing.assert_array_equal(b1, padded[r : r + 3, c : c + 3])
+    assert "b1" not in next(iter(PatchDataset(files, prefetch=0).batches(4, 0, 0)))
+
+    bare = tmp_path / "no_b1_map.h5"
+    io.write_slice(bare, dataclasses.replace(make_slice(shape=SHAPE), b1_map=None))
+    with pytest.raises(MrfFormatError, match=r"no_b1_map\.h5: field 'b1_map'"):
+        PatchDataset([bare], b1_input=True)

@@ -12,7 +12,7 @@ from rinq_jax.data.datasets import brain_slices, synthetic
 from rinq_jax.data.files import io, protocol
 from rinq_jax.data.pipeline import stream, transforms
 from rinq_jax.data.raw import ismrmrd_export, ismrmrd_import
-from rinq_jax.data.subjects import tissue_values, tissues
+from rinq_jax.data.subjects import b1_map, tissue_values, tissues
 from rinq_jax.errors import MrfFormatError
 from rinq_jax.physics.sequence import FispSequence
 
@@ -159,6 +159,33 @@ def test_stream_signal_is_the_gridded_compartment_series_plus_noise(dataset):
     expected *= transforms.phase_factor(series)
     got = batch["x"][0, 0, 0, :, 0] + 1j * batch["x"][0, 0, 0, :, 1]
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_stream_measures_b1_as_a_scanners_map_of_the_draws_field(dataset):
+    """With b1_input a patch's B1 is the blurred true field of its draw times 3 % map noise.
+
+    Reference: the slice's B1 pattern from the anatomy, ``1 + a beta``, blurred as a whole
+    image (`b1_map.blurred`); the ratio of the stream's B1 to it has mean 1 and s.d. 0.03.
+    Everything else in the batch is what the stream gives without B1.
+    """
+    _, data = dataset
+    distribution = tissue_values.ValueDistribution(draws_per_batch=3, max_b1_amplitude=0.3)
+    kwargs = {"patch_size": 3, "distribution": distribution, "prefetch": 0}
+    plain, measured = _stream(data, **kwargs), _stream(data, b1_input=True, **kwargs)
+    ids = np.flatnonzero(plain._slice_of == 0)
+    batch = measured.make_batch(ids, np.random.default_rng(4))
+    for key, value in plain.make_batch(ids, np.random.default_rng(4)).items():
+        np.testing.assert_array_equal(batch[key], value)
+    rng = np.random.default_rng(4)
+    draws = [tissue_values.training_values(rng, distribution) for _ in range(3)]
+    amplitude = np.array([draws[i % 3].b1_amplitude for i in range(ids.size)])
+    slc, _, _ = brain_slices.slice_model(TINY, 0, 0)
+    pattern = b1_map.blurred(slc.b1_shape, TINY.fov_mm / TINY.matrix)
+    sl = data.train[0]
+    rows, cols = sl.pixels[sl.neighbours[plain._centre_of[ids]]].transpose(3, 0, 1, 2)
+    ratio = batch["b1"] / (1.0 + amplitude[:, None, None] * pattern[rows, cols])
+    assert ratio.mean() == pytest.approx(1.0, abs=0.003)
+    assert ratio.std() == pytest.approx(0.03, rel=0.1)
 
 
 def test_a_streamed_epoch_never_repeats_a_noise_draw(dataset):

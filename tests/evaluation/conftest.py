@@ -16,12 +16,13 @@ SHAPE = (12, 12)
 
 
 def write_eval_slices(
-    folder: Path, n_files: int = 5, n_reps: int = N_REPS, seed: int = 0
+    folder: Path, n_files: int = 5, n_reps: int = N_REPS, seed: int = 0, b1_map: bool = False
 ) -> list[Path]:
     """Slices of EPG fingerprints (+ noise) for three tissues: WM ring, GM ring, CSF core.
 
     T1/T2 vary +-10 % around the tissue means so the maps have texture; ``fov_mm`` 60 over
-    a 12-pixel matrix gives 5 mm pixels.
+    a 12-pixel matrix gives 5 mm pixels. With ``b1_map``, a B1 field 0.85-1.15 (a ramp across
+    the slice) acts on the fingerprints and is stored, with 2 % noise, as the measured map.
     """
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -39,7 +40,8 @@ def write_eval_slices(
             sel = tissue == label
             t1[sel] = m1 * rng.uniform(0.9, 1.1, sel.sum())
             t2[sel] = m2 * rng.uniform(0.9, 1.1, sel.sum())
-        clean = np.asarray(epg.simulate(seq, t1, t2))
+        b1 = 1.0 + 0.15 * np.sin(0.5 * xx + i) if b1_map else 1.0
+        clean = np.asarray(epg.simulate(seq, t1, t2, b1))
         noise = 0.002 * (rng.normal(size=clean.shape) + 1j * rng.normal(size=clean.shape))
         path = folder / f"sub-{i // 2:02d}_slice-{i % 2:02d}.h5"
         write_slice(
@@ -53,6 +55,7 @@ def write_eval_slices(
                 t1_ms=np.where(mask, t1, 0).astype(np.float32),
                 t2_ms=np.where(mask, t2, 0).astype(np.float32),
                 tissue=tissue,
+                b1_map=(b1 * rng.uniform(0.98, 1.02, SHAPE)).astype(np.float32) if b1_map else None,
                 acquisition={"fov_mm": 60.0, "matrix": SHAPE[0], "undersampling": 1, "snr": 100.0},
             ),
         )
@@ -63,7 +66,13 @@ def write_eval_slices(
 TINY_OVERRIDES = (("lstm_hidden", 8), ("n_steps", 3))
 
 
-def train_tiny(data_dir: Path, workdir: Path, model: str = "rnn3", input_kind: str = "complex"):
+def train_tiny(
+    data_dir: Path,
+    workdir: Path,
+    model: str = "rnn3",
+    input_kind: str = "complex",
+    b1_input: bool = False,
+):
     """A few steps of a small registry model on ``data_dir``; returns the run directory."""
     from rinq_jax.training.config import TrainConfig
     from rinq_jax.training.loop import train_and_evaluate
@@ -78,6 +87,7 @@ def train_tiny(data_dir: Path, workdir: Path, model: str = "rnn3", input_kind: s
         batch_size=16,
         progress=False,
         model_overrides=overrides,
+        b1_input=b1_input,
     )
     train_and_evaluate(config)
     return workdir

@@ -284,3 +284,50 @@ def test_bad_inputs_raise(name, kind, shape, match):
     x = jax.ShapeDtypeStruct(shape, jnp.float32)
     with pytest.raises(ValueError, match=match):
         jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), x)
+
+
+@pytest.mark.parametrize("name", ["rnn1", "rnn3"])
+def test_measured_b1_enters_only_through_its_lstm_input_weights(name):
+    """A b1_input model is the paper's model plus one LSTM input per pixel and step.
+
+    With those weights removed, the paper's model on the remaining parameters gives the same
+    output; with them, the output depends on B1, and gradients w.r.t. B1 match finite
+    differences.
+    """
+    plain, apply, _, x = _small(name, "complex")
+    with_b1 = get_model(name, "complex", lstm_hidden=32, b1_input=True)
+    p = model_spec(name, "complex").patch_size
+    b1 = jax.random.uniform(jax.random.key(2), (4, p, p), minval=0.8, maxval=1.2)
+    variables = with_b1.init({"params": jax.random.key(0)}, x, train=False, b1=b1)
+    w_ih = variables["params"]["lstm"]["w_ih"]  # [P*P * (L + 1), 4H], pixel-major steps
+    step_width = w_ih.shape[0] // p**2
+    is_b1_row = np.arange(w_ih.shape[0]) % step_width == step_width - 1
+
+    def with_w_ih(w):
+        lstm = dict(variables["params"]["lstm"], w_ih=w)
+        return {**variables, "params": dict(variables["params"], lstm=lstm)}
+
+    expected = apply(with_w_ih(w_ih[~is_b1_row]), x, train=False)
+    got = with_b1.apply(with_w_ih(w_ih.at[is_b1_row].set(0)), x, train=False, b1=b1)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+    y = with_b1.apply(variables, x, train=False, b1=b1)
+    assert not np.allclose(y, with_b1.apply(variables, x, train=False, b1=b1 + 0.1))
+    with pytest.raises(ValueError, match="needs b1 of shape"):
+        with_b1.apply(variables, x, train=False)
+    with pytest.raises(ValueError, match="without b1_input"):
+        plain.apply(_small(name, "complex")[2], x, train=False, b1=b1)
+    if name == "rnn3":  # the median's kinks: its gradient is tested in test_quantile.py
+        return
+    with jax.enable_x64(True):  # the matmuls stay float32: a directional difference, 1 %
+        as64 = functools.partial(jax.tree.map, lambda a: jnp.asarray(a, jnp.float64))
+        variables64, x64, b1_64 = as64(variables), as64(x) * 0.02, as64(b1)
+
+        def total(b):
+            return with_b1.apply(variables64, x64, train=False, b1=b).sum()
+
+        direction = jax.random.normal(jax.random.key(5), b1.shape, jnp.float64)
+        eps = 1e-4
+        difference = (total(b1_64 + eps * direction) - total(b1_64 - eps * direction)) / (2 * eps)
+        derivative = jnp.vdot(jax.grad(total)(b1_64), direction)
+        assert derivative == pytest.approx(float(difference), rel=1e-2)

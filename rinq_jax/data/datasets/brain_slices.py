@@ -24,7 +24,8 @@ from rinq_jax.data.acquisition import acquisition, compartments, multicoil, spir
 from rinq_jax.data.acquisition.coils import coil_sensitivities
 from rinq_jax.data.files import io
 from rinq_jax.data.subjects import anatomy, tissue_values, tissues
-from rinq_jax.data.subjects.b1_map import measured_b1_map
+from rinq_jax.data.subjects.b1_map import blurred, measured_b1_map
+from rinq_jax.errors import MrfFormatError
 from rinq_jax.physics import dictionary as dictionary_lib
 from rinq_jax.physics import slice_profile
 from rinq_jax.physics.matching import match
@@ -48,6 +49,9 @@ class SliceCompartments:
             (edges replicated, as `transforms.gather_patches`).
         fractions: float32[N_CLASSES, M] compartment fractions of the centres.
         tissue: uint8[M] dominant tissue label of the centres.
+        b1_blurred: float32[N] the slice's B1 pattern ``beta`` at the stored pixels, blurred to a
+            B1 map's resolution (`b1_map.blurred`): a draw of amplitude ``a`` is measured as
+            ``(1 + a b1_blurred) (1 + e)`` (`rinq_jax.data.subjects.b1_map`).
         noise_rms: RMS of the subject's noiseless series over the FOV (sets the noise level).
         name: ``sub-XX_slice-YY``.
     """
@@ -58,6 +62,7 @@ class SliceCompartments:
     neighbours: np.ndarray
     fractions: np.ndarray
     tissue: np.ndarray
+    b1_blurred: np.ndarray
     noise_rms: float
     name: str
 
@@ -70,6 +75,14 @@ class SliceCompartments:
     def load(cls, path: Path) -> SliceCompartments:
         """Read a file written by `save`."""
         with np.load(path) as data:
+            missing = [f.name for f in dataclasses.fields(cls) if f.name not in data]
+            if missing:
+                raise MrfFormatError(
+                    path,
+                    missing[0],
+                    f"missing: written by an older version of the generator; delete "
+                    f"{path.parent} and run again to regenerate it",
+                )
             values = {f.name: data[f.name] for f in dataclasses.fields(cls)}
         values["noise_rms"] = float(values["noise_rms"])
         values["name"] = str(values["name"])
@@ -139,6 +152,9 @@ def make_training_slice(
         neighbours=inverse.reshape(-1, 3, 3).astype(np.int32),
         fractions=slc.fractions[:, rows, cols].astype(np.float32),
         tissue=tissue[rows, cols],
+        b1_blurred=blurred(slc.b1_shape, config.fov_mm / config.matrix)
+        .ravel()[stored]
+        .astype(np.float32),
         noise_rms=compartments.signal_rms(maps, coef),
         name=slice_name(subject, slice_index),
     )

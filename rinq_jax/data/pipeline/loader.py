@@ -9,6 +9,8 @@ patches).
 
 * **Targets**: ``y_ms: float32[B, 2]`` = (T1, T2) in ms of the centre pixel, from ``t1_ms/t2_ms``
   (``target="true"``) or ``dm_t1_ms/dm_t2_ms`` (``target="dm"``).
+* **Measured B1** (``b1_input``, for a network that reads it): ``b1: float32[B, P, P]``, the
+  file's ``b1_map`` at the patch pixels (`b1_patches`).
 
 Streaming and shuffling
 -----------------------
@@ -90,10 +92,12 @@ class PatchDataset:
         block_rows: image rows per shard (the unit read from disk).
         shuffle_shards: shards per shuffle buffer (more: better mixing, more memory).
         prefetch: batches prepared ahead by the background thread (0: no thread).
+        b1_input: also yield the patches' measured B1 (``b1_map``, read once per file).
 
     Raises:
-        MrfFormatError: a file is malformed, lacks the target maps, or differs from the first
-            file in T or sequence hash (the message names the odd file).
+        MrfFormatError: a file is malformed, lacks the target maps (or the ``b1_map`` asked
+            for), or differs from the first file in T or sequence hash (the message names the
+            odd file).
 
     """
 
@@ -107,6 +111,7 @@ class PatchDataset:
         block_rows: int = 8,
         shuffle_shards: int = 8,
         prefetch: int = 2,
+        b1_input: bool = False,
     ):
         _check_choice("patch_size", patch_size, PATCH_SIZES)
         _check_choice("input_kind", input_kind, INPUT_CHANNELS)
@@ -129,6 +134,7 @@ class PatchDataset:
         )
         self.files = tuple(info.path for info in self.infos)
         check_consistent(self.infos, self.target)
+        self._b1_maps = [read_b1_map(f) for f in self.files] if b1_input else None
         self._index_pixels(
             [
                 f if isinstance(f, SlicePixels) and f.target == target else read_pixels(i, target)
@@ -277,7 +283,21 @@ class PatchDataset:
                 )
                 if last_batch[s] <= b:
                     del blocks[s]
-            yield {"x": x, "y_ms": self._y_ms[ids], "tissue": self._tissue[ids], "index": ids}
+            batch = {"x": x, "y_ms": self._y_ms[ids], "tissue": self._tissue[ids], "index": ids}
+            if self._b1_maps is not None:
+                batch["b1"] = self._b1_patches(ids)
+            yield batch
+
+    def _b1_patches(self, ids: np.ndarray) -> np.ndarray:
+        """float32[N, P, P] measured B1 of patches ``ids``."""
+        out = np.empty((ids.size, self.patch_size, self.patch_size), np.float32)
+        files = self._file[ids]
+        for f in np.unique(files):
+            sel = files == f
+            out[sel] = b1_patches(
+                self._b1_maps[f], self._row[ids[sel]], self._col[ids[sel]], self.patch_size
+            )
+        return out
 
     def _load_shard(self, shard: int) -> tuple[int, np.ndarray]:
         """(first row, float32[rows, W, T, C]) of a shard's rows plus the patch halo."""
@@ -291,6 +311,20 @@ class PatchDataset:
 
 
 # --------------------------------------------------------------------------- evaluation
+
+
+def read_b1_map(file: str | os.PathLike | SliceInfo) -> np.ndarray:
+    """float32[H, W] a slice's measured B1 map; MrfFormatError naming the file if it has none."""
+    path = file.path if isinstance(file, SliceInfo) else file
+    return read_slice(path, fields=["b1_map"]).b1_map
+
+
+def b1_patches(b1_map: np.ndarray, rows: np.ndarray, cols: np.ndarray, patch_size: int):
+    """float32[N, P, P]: ``b1_map`` float32[H, W] around (rows, cols).
+
+    Edges are replicated as in the signals' patches (`transforms.gather_patches`).
+    """
+    return gather_patches(b1_map, 0, b1_map.shape[0], rows, cols, patch_size)
 
 
 def slice_patches(

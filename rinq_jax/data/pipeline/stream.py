@@ -16,6 +16,12 @@ batch's signals are made anew from the slices' gridded compartment maps
   correlation between neighbouring pixels; scaled to the slice's SNR times the patch's factor
   (log-uniform in the distribution's ``snr_factor_range``).
 
+With ``b1_input``, each batch also holds the patch pixels' measured B1 as a scanner's B1 map
+gives it, ``(1 + a G * beta)(1 + e)`` (`rinq_jax.data.subjects.b1_map`: the slice's stored blur
+``G * beta`` of its B1 pattern at the draw's amplitude ``a``, times a fresh draw of the map's
+smoothed 3 % noise per patch), drawn after everything else so that the other arrays are the
+same with and without it.
+
 Batch ``b`` of epoch ``e`` depends only on ``(seed, e, b)`` (`numpy.random.SeedSequence`), so a
 resumed run replays the same batches and no two batches of a run share a draw. Signals are then
 normalised exactly as on disk (`transforms.normalise_signals`, `transforms.to_channels`), and the
@@ -30,7 +36,7 @@ import numpy as np
 
 from rinq_jax.data.acquisition import compartments, spiral
 from rinq_jax.data.pipeline import batching, transforms
-from rinq_jax.data.subjects import tissue_values
+from rinq_jax.data.subjects import b1_map, tissue_values
 from rinq_jax.physics.sequence import FispSequence
 
 _STREAM_KEY = 0x5EED  # separates the stream's seeds from every other use of the run seed
@@ -49,6 +55,7 @@ class SyntheticStream:
         distribution: what the tissue values, B1 and SNR are drawn from (None: brain-like
             values only, `tissue_values.ValueDistribution()`).
         prefetch: batches prepared ahead in a background thread.
+        b1_input: also yield each patch's measured B1 (module docstring).
     """
 
     def __init__(
@@ -62,6 +69,7 @@ class SyntheticStream:
         *,
         distribution: tissue_values.ValueDistribution | None = None,
         prefetch: int = 2,
+        b1_input: bool = False,
     ):
         if patch_size not in transforms.PATCH_SIZES:
             raise ValueError(
@@ -80,6 +88,7 @@ class SyntheticStream:
         self.input_kind = input_kind
         self.distribution = distribution or tissue_values.ValueDistribution()
         self.prefetch = prefetch
+        self.b1_input = b1_input
         self._sigma = np.array([s.noise_rms / cfg.snr for s in self.slices], np.float32)
         self._pattern = spiral.interleaf_pattern(cfg, seq.n_reps)
         counts = np.array([s.centres.size for s in self.slices])
@@ -117,7 +126,8 @@ class SyntheticStream:
         """Yield the epoch's batches from ``start_batch`` on.
 
         Each is ``{"x": float32[B, P, P, T, C], "y_ms": float32[B, 2], "tissue": int32[B],
-        "index": int64[B]}`` (``tissue``: the centre's dominant label).
+        "index": int64[B]}`` (``tissue``: the centre's dominant label), and with ``b1_input``
+        ``"b1": float32[B, P, P]``.
         """
         if batch_size < 1 or start_batch < 0:
             raise ValueError(
@@ -143,11 +153,12 @@ class SyntheticStream:
         coef = compartments.fingerprint_coefficients(self.seq, draws)  # [D, K, T]
         which = np.arange(n) % len(draws)
         slice_ids, centre_ids = self._slice_of[ids], self._centre_of[ids]
-        gridded, y_ms = [], np.empty((n, 2), np.float32)
+        gridded, y_ms, b1_blurred = [], np.empty((n, 2), np.float32), []
         for i, (s, c) in enumerate(zip(slice_ids, centre_ids, strict=True)):
             sl = self.slices[s]
             pixels = sl.neighbours[c].ravel() if p == 3 else sl.centres[c : c + 1]
             gridded.append(sl.gridded[:, :, pixels])
+            b1_blurred.append(sl.b1_blurred[pixels])
             y_ms[i] = compartments.true_maps(sl.fractions[:, c], draws[which[i]])
         series = compartments.gridded_series(np.stack(gridded), coef[which], self._pattern)
         snr_factor = np.exp(rng.uniform(*np.log(self.distribution.snr_factor_range), n))
@@ -159,7 +170,13 @@ class SyntheticStream:
             [self.slices[s].tissue[c] for s, c in zip(slice_ids, centre_ids, strict=True)], np.int32
         )
         x = x.reshape(n, p, p, self.n_reps, -1)
-        return {"x": x, "y_ms": y_ms, "tissue": tissue, "index": ids}
+        batch = {"x": x, "y_ms": y_ms, "tissue": tissue, "index": ids}
+        if self.b1_input:
+            amplitude = np.array([d.b1_amplitude for d in draws], np.float32)[which]
+            true_blurred = 1.0 + amplitude[:, None] * np.stack(b1_blurred)  # [B, P*P]
+            noise = b1_map.patch_noise(rng, n, p)
+            batch["b1"] = true_blurred.reshape(n, p, p) * (1.0 + noise)
+        return batch
 
     def sample_targets(self, n: int, seed: int = 0) -> np.ndarray:
         """float64[n, 2] true (T1, T2) in ms of random patches under random draws.

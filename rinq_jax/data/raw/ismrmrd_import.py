@@ -20,7 +20,8 @@ contrast``; ``--trajectory TRAJ.npy`` when the file stores none; ``--traj-units`
    filled): the object's support;
 5. the slice written atomically with `rinq_jax.data.files.io.write_slice` (signals, mask, the
    schedule as ``FispSequence``; no true maps; with ``--dm-maps`` the scanner's own
-   dictionary-matching maps, the targets of ``train.py --target dm``).
+   dictionary-matching maps, the targets of ``train.py --target dm``; with ``--b1-map`` its
+   measured B1 map, for networks trained with ``--b1-input``).
 
 Memory: the combined series complex64[H, W, T] (1.6 GB at 256 x 256 x 3000, what the slice
 file holds) plus one block of raw acquisitions and one repetition's coil images; never all
@@ -241,6 +242,7 @@ def import_ismrmrd(
         mask=mask,
         dm_t1_ms=dm_t1_ms,
         dm_t2_ms=dm_t2_ms,
+        b1_map=None if options.b1_map is None else nifti.read_map(options.b1_map, mask.shape),
         acquisition=_acquisition_attrs(opened, raw),
         generator={
             "program": PROG,

@@ -48,6 +48,9 @@ class ScanOptions:
         dataset: the ISMRMRD dataset group.
         te_ms: echo time in ms; None: the CSV's ``# te_ms``, else the header's TE.
         ti_ms: inversion delay in ms or ``"none"``; None: the CSV's, else the header's TI.
+        b1_map: the scanner's measured B1 map of the slice (relative, 1 = nominal flip angle),
+            a single-slice NIfTI on the image matrix (`rinq_jax.data.files.nifti`); stored as
+            the slice's ``b1_map``, which networks trained with ``--b1-input`` read. None: none.
     """
 
     matrix: int | None = None
@@ -58,6 +61,7 @@ class ScanOptions:
     dataset: str = "dataset"
     te_ms: float | None = None
     ti_ms: float | str | None = None
+    b1_map: Path | None = None
 
     def __post_init__(self):
         if self.counter not in REPETITION_COUNTERS:
@@ -86,6 +90,9 @@ def add_scan_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="dataset", help="ISMRMRD dataset group")
     parser.add_argument("--te-ms", type=float, help="echo time (default: CSV, else header)")
     parser.add_argument("--ti-ms", help="inversion delay or 'none' (default: CSV, else header)")
+    parser.add_argument(
+        "--b1-map", type=Path, help="measured relative B1 map (NIfTI) of the slice, 1 = nominal"
+    )
 
 
 def scan_options(args: argparse.Namespace) -> ScanOptions:
@@ -99,6 +106,7 @@ def scan_options(args: argparse.Namespace) -> ScanOptions:
         dataset=args.dataset,
         te_ms=args.te_ms,
         ti_ms=args.ti_ms,
+        b1_map=args.b1_map,
     )
 
 

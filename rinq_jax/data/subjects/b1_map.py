@@ -9,6 +9,9 @@ a few per cent of noise. The model here:
 
 ``G_fwhm`` a Gaussian blur of ``fwhm_mm`` (the map's coarse resolution), ``n`` white Gaussian
 noise smoothed over one pixel (a B1 map's noise is not pixel-independent after interpolation).
+The training stream (`rinq_jax.data.pipeline.stream`) draws the same map for a few pixels at a
+time: the blur of the slice's B1 pattern is stored per slice (`blurred`, linear in the
+pattern), the noise drawn per patch (`patch_noise`, normalised by its exact s.d.).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from scipy import ndimage
 
 FWHM_MM = 8.0
 NOISE_PCT = 3.0
+NOISE_SIGMA_PX = 1.0  # the map noise's smoothing, pixels
+_TRUNCATE = 4.0  # ndimage.gaussian_filter's default kernel reach, in sigmas
 
 
 def measured_b1_map(
@@ -30,8 +35,43 @@ def measured_b1_map(
     noise_pct: float = NOISE_PCT,
 ) -> np.ndarray:
     """float32[H, W]: the measured map of the true relative B1 ``b1`` float[H, W] (module doc)."""
-    sigma_px = fwhm_mm / pixel_mm / (2.0 * math.sqrt(2.0 * math.log(2.0)))
-    smooth = ndimage.gaussian_filter(np.asarray(b1, np.float64), sigma_px, mode="nearest")
-    noise = ndimage.gaussian_filter(rng.standard_normal(smooth.shape), 1.0, mode="wrap")
+    smooth = blurred(b1, pixel_mm, fwhm_mm)
+    noise = ndimage.gaussian_filter(rng.standard_normal(smooth.shape), NOISE_SIGMA_PX, mode="wrap")
     noise *= noise_pct / 100.0 / noise.std()
     return (smooth * (1.0 + noise)).astype(np.float32)
+
+
+def blurred(image: np.ndarray, pixel_mm: float, fwhm_mm: float = FWHM_MM) -> np.ndarray:
+    """float64[H, W]: ``G_fwhm * image``, the map's resolution.
+
+    Edges are continued, so a constant stays constant and the blur of ``1 + a beta`` is
+    ``1 + a G_fwhm * beta``.
+    """
+    sigma_px = fwhm_mm / pixel_mm / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+    return ndimage.gaussian_filter(np.asarray(image, np.float64), sigma_px, mode="nearest")
+
+
+def patch_noise(
+    rng: np.random.Generator, n: int, patch_size: int, noise_pct: float = NOISE_PCT
+) -> np.ndarray:
+    """float32[n, P, P]: the relative error ``e`` of the map (module doc) on n P x P patches.
+
+    White noise on each patch with a margin of the smoothing kernel's reach, smoothed, cropped:
+    exactly ``G_1px * n`` on the patch, scaled by the s.d. of that filter's output (the norm of
+    its impulse response) to ``noise_pct`` per cent.
+    """
+    margin = int(_TRUNCATE * NOISE_SIGMA_PX + 0.5)
+    size = patch_size + 2 * margin
+    white = rng.standard_normal((n, size, size))
+    smooth = ndimage.gaussian_filter(white, NOISE_SIGMA_PX, axes=(1, 2), mode="constant")
+    crop = smooth[:, margin : margin + patch_size, margin : margin + patch_size]
+    return (crop * (noise_pct / 100.0 / _smoothed_noise_sd())).astype(np.float32)
+
+
+def _smoothed_noise_sd() -> float:
+    """s.d. of unit white noise after `ndimage.gaussian_filter` with sigma NOISE_SIGMA_PX."""
+    margin = int(_TRUNCATE * NOISE_SIGMA_PX + 0.5)
+    impulse = np.zeros((2 * margin + 1,) * 2)
+    impulse[margin, margin] = 1.0
+    response = ndimage.gaussian_filter(impulse, NOISE_SIGMA_PX, mode="constant")
+    return float(np.sqrt(np.sum(response**2)))
