@@ -158,7 +158,8 @@ class SyntheticStream:
             sl = self.slices[s]
             pixels = sl.neighbours[c].ravel() if p == 3 else sl.centres[c : c + 1]
             gridded.append(sl.gridded[:, :, pixels])
-            b1_blurred.append(sl.b1_blurred[pixels])
+            if self.b1_input:
+                b1_blurred.append(sl.b1_blurred[pixels])
             y_ms[i] = compartments.true_maps(sl.fractions[:, c], draws[which[i]])
         series = compartments.gridded_series(np.stack(gridded), coef[which], self._pattern)
         snr_factor = np.exp(rng.uniform(*np.log(self.distribution.snr_factor_range), n))
