@@ -110,14 +110,17 @@ def _score(pred_t1_ms, pred_t2_ms, truth: io.MrfSlice, mask) -> tuple[dict[str, 
     return m, metrics.masked_pixels(pred_t1_ms, pred_t2_ms, mask)
 
 
-def _predictions(checkpoints, labels, forwards, info, batch_size, dm, m0_for_networks):
+def _predictions(checkpoints, labels, forwards, info, batch_size, dm, m0_for_networks, cache):
     """Yield ``(label, t1_ms, t2_ms, m0 or None, seconds, extra entry fields)`` per method.
 
     ``dm`` is the matching dictionary (None: no dictionary matching); network M0 maps are
-    fitted (`inference.m0_map`, not timed) only when ``m0_for_networks``.
+    fitted (`inference.m0_map`, not timed) only when ``m0_for_networks``; ``cache``: the
+    dictionary cache (`inference.predict_slice`'s ``cache_dir``).
     """
     for label, c, forward in zip(labels, checkpoints, forwards, strict=True):
-        p = inference.predict_slice(c, info, batch_size=batch_size, forward=forward)
+        p = inference.predict_slice(
+            c, info, batch_size=batch_size, forward=forward, cache_dir=cache
+        )
         m0 = inference.m0_map(info.path, p.t1_ms, p.t2_ms) if m0_for_networks else None
         yield label, p.t1_ms, p.t2_ms, m0, p.seconds, {}
     for mode in dm_modes(info, dm):
@@ -209,7 +212,9 @@ def evaluate(
         if compare_dm and dictionary is None:
             dictionary = compare.matching_dictionary(info, dm_cache)
         methods = list(
-            _predictions(checkpoints, labels, forwards, info, batch_size, dictionary, not scored)
+            _predictions(
+                checkpoints, labels, forwards, info, batch_size, dictionary, not scored, dm_cache
+            )
         )
         if scored:
             methods += list(_baselines(truth, mean_ms))

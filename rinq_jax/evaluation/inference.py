@@ -27,8 +27,9 @@ from rinq_jax.configs.models import INPUT_CHANNELS
 from rinq_jax.data.acquisition.trajectory import signature_difference
 from rinq_jax.data.files import io
 from rinq_jax.data.pipeline import loader
-from rinq_jax.data.pipeline.transforms import SIGNAL_NORMALISATION
+from rinq_jax.data.pipeline.transforms import input_subspace, signal_normalisation
 from rinq_jax.errors import InputError
+from rinq_jax.evaluation import compare
 from rinq_jax.models import model_spec
 from rinq_jax.physics import epg
 from rinq_jax.training import checkpoints
@@ -63,9 +64,11 @@ class Checkpoint:
 
     @property
     def name(self) -> str:
-        """Short label, e.g. ``"rnn3 complex"`` or ``"rnn3 complex + measured B1"``."""
-        b1 = " + measured B1" if self.metadata.config.b1_input else ""
-        return f"{self.metadata.model} {self.metadata.input_kind}{b1}"
+        """Short label, e.g. ``"rnn3 complex"`` or ``"rnn3 complex, subspace + measured B1"``."""
+        config = self.metadata.config
+        subspace = ", subspace" if config.subspace_input else ""
+        b1 = " + measured B1" if config.b1_input else ""
+        return f"{config.model} {config.input_kind}{subspace}{b1}"
 
 
 def load_checkpoint(run_dir: str | Path, step: int | str | None = "best") -> Checkpoint:
@@ -113,10 +116,11 @@ def check_compatible(metadata: checkpoints.CheckpointMetadata, info: io.SliceInf
     if difference:
         problems.append(f"k-space trajectory (checkpoint vs file): {difference}")
     normalisation = metadata.signal_normalisation
-    if normalisation != SIGNAL_NORMALISATION:
+    expected = signal_normalisation(metadata.config.subspace_input)
+    if normalisation != expected:
         problems.append(
             f"input normalisation: the checkpoint was trained with {normalisation!r}, this "
-            f"version normalises {SIGNAL_NORMALISATION!r}"
+            f"version normalises {expected!r}"
         )
     kind = metadata.input_kind
     if metadata.channels != INPUT_CHANNELS[kind]:
@@ -180,6 +184,7 @@ def predict_slice(
     batch_size: int = BATCH_SIZE,
     chunk_rows: int = 8,
     forward=None,
+    cache_dir: str | Path | None = None,
 ) -> SlicePrediction:
     """T1/T2 maps of every masked pixel of a slice file.
 
@@ -189,6 +194,8 @@ def predict_slice(
         batch_size: patches per forward call (bounds memory; one compiled shape).
         chunk_rows: image rows read from disk at a time.
         forward: a `make_forward(checkpoint)` to reuse across slices (compiled once).
+        cache_dir: the dictionary cache of a checkpoint with ``subspace_input`` (default:
+            `compare.default_cache_dir` of the file; built there once if absent).
 
     Raises:
         IncompatibleCheckpointError: the checkpoint does not fit the file.
@@ -205,13 +212,19 @@ def predict_slice(
     channels = INPUT_CHANNELS[kind]
     buffer = np.zeros((batch_size, patch, patch, info.n_reps, channels), np.float32)
     b1_map = loader.read_b1_map(info) if meta.config.b1_input else None
+    basis = None
+    if meta.config.subspace_input:
+        basis = input_subspace(info.sequence, cache_dir or compare.default_cache_dir(path))
     inputs = {} if b1_map is None else {"b1": np.ones((batch_size, patch, patch), np.float32)}
     jax.block_until_ready(forward(buffer, **inputs))  # compile (cached after the first slice)
     t1_ms = np.zeros((info.n_rows, info.n_cols), np.float32)
     t2_ms = np.zeros_like(t1_ms)
     mask = np.zeros((info.n_rows, info.n_cols), bool)
     start = time.perf_counter()
-    for x, pixels in loader.slice_patches(info, patch, kind, chunk_rows, max_patches=batch_size):
+    patches = loader.slice_patches(
+        info, patch, kind, chunk_rows, max_patches=batch_size, basis=basis
+    )
+    for x, pixels in patches:
         n = len(x)
         buffer[:n] = x
         buffer[n:] = 0.0

@@ -313,6 +313,7 @@ TRAJECTORY_FIELDS = (
     "t2_scale_ms",
     "model_overrides",
     "b1_input",
+    "subspace_input",
     "values",
     "data_dir",
     "val_fraction",

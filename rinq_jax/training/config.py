@@ -99,6 +99,9 @@ class TrainConfig:
       b1_input: the network also reads a measured B1 map (`models.common.b1_steps`; RNN1 and
         RNN3 only, not in the paper): training draws it as a scanner measures it
         (`rinq_jax.data.subjects.b1_map`), and evaluation needs the slice files' ``b1_map``.
+      subspace_input: project each series onto the matching dictionary's rank-50 subspace
+        before it is normalised (`rinq_jax.data.pipeline.transforms`; not in the paper): the
+        spiral's aliasing outside it is removed, the networks are unchanged.
       model_overrides: keyword overrides for `get_model` (e.g. a smaller hidden size in tests,
         the LSTM's ``fast_gradients``), as a tuple of (name, value) pairs so the config stays
         hashable; checked against the model's attributes (`models.registry.check_overrides`).
@@ -135,6 +138,7 @@ class TrainConfig:
     max_val_patches: int | None = None
     progress: bool = True
     b1_input: bool = False
+    subspace_input: bool = False
     model_overrides: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self):

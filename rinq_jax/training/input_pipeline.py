@@ -94,6 +94,7 @@ def build_datasets(config: TrainConfig, patch_size: int) -> Datasets:
             config.train_subjects,
             config.values,
             config.b1_input,
+            config.subspace_input,
         )
     if config.train_subjects is not None:
         raise InputError(
@@ -119,8 +120,13 @@ def build_datasets(config: TrainConfig, patch_size: int) -> Datasets:
     split = splits.random_slice_split(
         [c.info for c in checked], n_train, n_val, n_test, seed=config.seed
     )
+    basis = (
+        transforms.input_subspace(checked[0].info.sequence, data_dir / "cache")
+        if config.subspace_input
+        else None
+    )
     return datasets_from_split(
-        split, patch_size, config.input_kind, config.target, checked, config.b1_input
+        split, patch_size, config.input_kind, config.target, checked, config.b1_input, basis
     )
 
 
@@ -132,12 +138,14 @@ def stream_datasets(
     train_subjects: int | None = None,
     values: str = "wide",
     b1_input: bool = False,
+    subspace_input: bool = False,
 ) -> Datasets:
     """A generated brain dataset's training stream and validation files.
 
     `SyntheticStream` over its training slices (of the first `train_subjects` subjects, all
     when None) drawing from the value distribution ``values`` (`configs.data.VALUE_DISTRIBUTIONS`),
-    its validation subjects' files as a `PatchDataset`; both with measured B1 for ``b1_input``.
+    its validation subjects' files as a `PatchDataset`; both with measured B1 for ``b1_input``
+    and series projected on the matching dictionary's subspace for ``subspace_input``.
     """
     distribution = tissue_values.ValueDistribution(**VALUE_DISTRIBUTIONS[values])
     if target != "true":
@@ -146,18 +154,21 @@ def stream_datasets(
             "true maps; --target dm needs slice files"
         )
     data = synthetic.load(data_dir, train_subjects)
+    seq = data.config.sequence()
+    basis = transforms.input_subspace(seq, data_dir / "cache") if subspace_input else None
     train = stream.SyntheticStream(
         data.train,
         data.noise_bank,
-        data.config.sequence(),
+        seq,
         data.config.acquisition(),
         patch_size,
         input_kind,
         distribution=distribution,
         b1_input=b1_input,
+        basis=basis,
     )
     val = loader.PatchDataset(
-        data.val, patch_size=patch_size, input_kind=input_kind, b1_input=b1_input
+        data.val, patch_size=patch_size, input_kind=input_kind, b1_input=b1_input, basis=basis
     )
     return Datasets(
         train=train,
@@ -165,7 +176,7 @@ def stream_datasets(
         files=data.files,
         sequence_hash=val.infos[0].sequence_hash,
         trajectory=spiral.trajectory_signature(data.config.acquisition(), train.n_reps),
-        signal_normalisation=transforms.SIGNAL_NORMALISATION,
+        signal_normalisation=transforms.signal_normalisation(subspace_input),
         target_samples_ms=train.sample_targets(65536, seed=0),
         streamed=True,
     )
@@ -178,11 +189,13 @@ def datasets_from_split(
     target: str = "true",
     checked: Sequence[pixels.SlicePixels] = (),
     b1_input: bool = False,
+    basis: np.ndarray | None = None,
 ) -> Datasets:
     """Wrap an explicit `splits.Split` in PatchDatasets, with the training targets' samples.
 
     ``checked``: `pixels.check_files` of (some of) the files, indexed without reading again;
-    ``b1_input``: the batches carry the files' measured B1 maps.
+    ``b1_input``: the batches carry the files' measured B1 maps; ``basis``: the series are
+    projected on it (`transforms.project`, ``subspace_input``).
     """
     by_path = {c.info.path: c for c in checked}
 
@@ -193,6 +206,7 @@ def datasets_from_split(
             input_kind=input_kind,
             target=target,
             b1_input=b1_input,
+            basis=basis,
         )
 
     train, val = make(split.train), make(split.val)
@@ -202,7 +216,7 @@ def datasets_from_split(
         files={k: [Path(f).name for f in getattr(split, k)] for k in ("train", "val", "test")},
         sequence_hash=train.infos[0].sequence_hash,
         trajectory=train.infos[0].trajectory,
-        signal_normalisation=transforms.SIGNAL_NORMALISATION,
+        signal_normalisation=transforms.signal_normalisation(basis is not None),
         target_samples_ms=train.targets_ms,
     )
 

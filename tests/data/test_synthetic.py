@@ -188,6 +188,28 @@ def test_stream_measures_b1_as_a_scanners_map_of_the_draws_field(dataset):
     assert ratio.std() == pytest.approx(0.03, rel=0.1)
 
 
+def test_a_subspace_stream_projects_the_noisy_aliased_series_before_normalising(dataset):
+    """With the matching dictionary's subspace, every input lies in the span, and a noiseless
+    1x1 patch is the normalised projection of the slice's gridded (aliased) series."""
+    out, data = dataset
+    basis = transforms.input_subspace(TINY.sequence(), out / "cache")
+    distribution = tissue_values.ValueDistribution(draws_per_batch=1)
+    s = _stream(data, patch_size=1, distribution=distribution, basis=basis, prefetch=0)
+    noisy = s.make_batch(np.arange(0, s.n_patches, 7), np.random.default_rng(3))["x"]
+    z = noisy[..., 0] + 1j * noisy[..., 1]
+    np.testing.assert_allclose(transforms.project(z, basis), z, atol=1e-4)
+
+    s._sigma[:] = 0.0
+    got = s.make_batch(np.array([3]), np.random.default_rng(9))["x"][0, 0, 0]
+    draw = tissue_values.training_values(np.random.default_rng(9), distribution)
+    coef = compartments.fingerprint_coefficients(TINY.sequence(), draw)
+    sl = data.train[0]
+    pattern = spiral.interleaf_pattern(TINY.acquisition(), TINY.n_reps)
+    series = compartments.gridded_series(sl.gridded[:, :, sl.centres[3:4]], coef, pattern)
+    expected, _ = transforms.normalise_signals(transforms.project(series, basis))
+    np.testing.assert_allclose(got[:, 0] + 1j * got[:, 1], expected[0], rtol=1e-4, atol=1e-4)
+
+
 def test_a_streamed_epoch_never_repeats_a_noise_draw(dataset):
     _, data = dataset
     s = _stream(data, patch_size=3, prefetch=0)

@@ -1,8 +1,16 @@
 """Tests of the input transforms: normalisation and edge-replicated patches."""
 
 import numpy as np
+import pytest
 
-from rinq_jax.data.pipeline.transforms import normalise_signals, phase_factor
+from rinq_jax.data.pipeline.transforms import (
+    input_subspace,
+    normalise_signals,
+    phase_factor,
+    project,
+)
+from rinq_jax.physics import epg
+from rinq_jax.physics.sequence import paper_sequence
 
 # ----------------------------------------------------------------------------- normalisation
 
@@ -38,3 +46,29 @@ def test_normalise_signals():
     undone = normalised * norms[..., None] / np.sqrt(40) / phase_factor(signals)[..., None]
     np.testing.assert_allclose(undone, signals, rtol=1e-4)
     np.testing.assert_allclose(np.abs(phase_factor(signals)), 1.0, rtol=1e-6)
+
+
+def test_the_input_subspace_keeps_fingerprints_and_removes_most_of_white_noise(tmp_path):
+    """``project`` is the orthogonal projector onto the matching dictionary's span.
+
+    Closed forms: idempotent (P P = P), the residual is orthogonal to the basis, a fingerprint
+    of the grid keeps its energy (to the compression's 1e-3), and white noise keeps r / T of
+    its energy on average.
+    """
+    seq = paper_sequence(200, 0)
+    basis = input_subspace(seq, tmp_path)
+    r, n_reps = basis.shape
+    assert r == 50 and input_subspace(seq, tmp_path) is basis  # built once per process
+    atoms = np.asarray(
+        epg.simulate(seq, np.array([400.0, 830.0, 2000.0]), np.array([30.0, 80.0, 600.0]), 0.93)
+    )
+    kept = project(atoms, basis)
+    np.testing.assert_allclose(
+        np.linalg.norm(kept, axis=-1) / np.linalg.norm(atoms, axis=-1), 1, atol=1e-3
+    )
+    np.testing.assert_allclose(project(kept, basis), kept, atol=1e-6)
+    noise = np.random.default_rng(0).standard_normal((4000, n_reps)) * (1 + 1j)
+    residual = noise - project(noise, basis)
+    assert np.abs(residual @ basis.conj().T).max() < 1e-4 * np.abs(noise).max()
+    fraction = np.sum(np.abs(project(noise, basis)) ** 2) / np.sum(np.abs(noise) ** 2)
+    assert fraction == pytest.approx(r / n_reps, rel=0.02)

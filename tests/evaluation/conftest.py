@@ -72,6 +72,7 @@ def train_tiny(
     model: str = "rnn3",
     input_kind: str = "complex",
     b1_input: bool = False,
+    subspace_input: bool = False,
 ):
     """A few steps of a small registry model on ``data_dir``; returns the run directory."""
     from rinq_jax.training.config import TrainConfig
@@ -88,6 +89,7 @@ def train_tiny(
         progress=False,
         model_overrides=overrides,
         b1_input=b1_input,
+        subspace_input=subspace_input,
     )
     train_and_evaluate(config)
     return workdir

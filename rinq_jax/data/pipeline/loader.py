@@ -51,18 +51,26 @@ from rinq_jax.data.pipeline.transforms import (
     PATCH_SIZES,
     gather_patches,
     normalise_signals,
+    project,
     to_channels,
 )
 
 
-def _load_block(path: str, row0: int, row1: int, input_kind: str) -> tuple[np.ndarray, np.ndarray]:
+def _load_block(
+    path: str, row0: int, row1: int, input_kind: str, basis: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Rows ``[row0, row1)`` of a file's signals as network channels, with their norms.
+
+    With a ``basis``, the series are first projected onto it (`transforms.project`); the norms
+    are then the projections'.
 
     Returns:
         float32[row1 - row0, W, T, C] normalised channels, float32[row1 - row0, W] norms.
 
     """
     signals = read_slice(path, fields=["signals"], rows=(row0, row1)).signals
+    if basis is not None:
+        signals = project(signals, basis)
     normalised, norms = normalise_signals(signals)
     return to_channels(normalised, input_kind), norms
 
@@ -93,6 +101,7 @@ class PatchDataset:
         shuffle_shards: shards per shuffle buffer (more: better mixing, more memory).
         prefetch: batches prepared ahead by the background thread (0: no thread).
         b1_input: also yield the patches' measured B1 (``b1_map``, read once per file).
+        basis: complex64[r, T]: project the series onto it first (``subspace_input``).
 
     Raises:
         MrfFormatError: a file is malformed, lacks the target maps (or the ``b1_map`` asked
@@ -112,6 +121,7 @@ class PatchDataset:
         shuffle_shards: int = 8,
         prefetch: int = 2,
         b1_input: bool = False,
+        basis: np.ndarray | None = None,
     ):
         _check_choice("patch_size", patch_size, PATCH_SIZES)
         _check_choice("input_kind", input_kind, INPUT_CHANNELS)
@@ -129,6 +139,7 @@ class PatchDataset:
         self.block_rows = block_rows
         self.shuffle_shards = shuffle_shards
         self.prefetch = prefetch
+        self.basis = basis
         self.infos = tuple(
             f.info if isinstance(f, SlicePixels) else as_slice_info(f) for f in files
         )
@@ -307,7 +318,7 @@ class PatchDataset:
         half = self.patch_size // 2
         row0 = max(0, block_row0 - half)
         row1 = min(self.infos[f].n_rows, block_row0 + self.block_rows + half)
-        return row0, _load_block(self.files[f], row0, row1, self.input_kind)[0]
+        return row0, _load_block(self.files[f], row0, row1, self.input_kind, self.basis)[0]
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -334,12 +345,13 @@ def slice_patches(
     chunk_rows: int = 8,
     max_patches: int = 1024,
     return_norms: bool = False,
+    basis: np.ndarray | None = None,
 ) -> Iterator[tuple[np.ndarray, ...]]:
     """Every masked pixel of one slice, in row-major order and bounded-memory chunks.
 
     Reads ``chunk_rows`` rows (plus the patch halo) at a time and yields at most
     ``max_patches`` patches per item: at paper size with P = 3, complex, ~60 MB of rows and
-    ~220 MB of patches.
+    ~220 MB of patches. With a ``basis`` the series are projected onto it first (`_load_block`).
 
     Yields:
         ``(x, pixels)`` or, with ``return_norms``, ``(x, pixels, norms)``:
@@ -360,7 +372,7 @@ def slice_patches(
             continue
         rows = rows + r0
         row0, row1 = max(0, r0 - half), min(info.n_rows, r0 + chunk_rows + half)
-        block, norms = _load_block(path, row0, row1, input_kind)
+        block, norms = _load_block(path, row0, row1, input_kind, basis)
         for k in range(0, rows.size, max_patches):
             r, c = rows[k : k + max_patches], cols[k : k + max_patches]
             x = gather_patches(block, row0, info.n_rows, r, c, patch_size)

@@ -56,6 +56,8 @@ class SyntheticStream:
             values only, `tissue_values.ValueDistribution()`).
         prefetch: batches prepared ahead in a background thread.
         b1_input: also yield each patch's measured B1 (module docstring).
+        basis: complex64[r, T]: project each series onto it before the normalisation
+            (`transforms.project`, ``TrainConfig.subspace_input``); None: as acquired.
     """
 
     def __init__(
@@ -70,6 +72,7 @@ class SyntheticStream:
         distribution: tissue_values.ValueDistribution | None = None,
         prefetch: int = 2,
         b1_input: bool = False,
+        basis: np.ndarray | None = None,
     ):
         if patch_size not in transforms.PATCH_SIZES:
             raise ValueError(
@@ -89,6 +92,7 @@ class SyntheticStream:
         self.distribution = distribution or tissue_values.ValueDistribution()
         self.prefetch = prefetch
         self.b1_input = b1_input
+        self.basis = basis
         self._sigma = np.array([s.noise_rms / cfg.snr for s in self.slices], np.float32)
         self._pattern = spiral.interleaf_pattern(cfg, seq.n_reps)
         counts = np.array([s.centres.size for s in self.slices])
@@ -165,6 +169,8 @@ class SyntheticStream:
         snr_factor = np.exp(rng.uniform(*np.log(self.distribution.snr_factor_range), n))
         sigma = self._sigma[slice_ids] / snr_factor.astype(np.float32)
         series += self._noise(rng, n) * sigma[:, None, None]
+        if self.basis is not None:
+            series = transforms.project(series, self.basis)
         normalised, _ = transforms.normalise_signals(series)  # [B, P*P, T]
         x = transforms.to_channels(normalised, self.input_kind)
         tissue = np.array(

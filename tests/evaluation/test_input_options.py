@@ -1,4 +1,7 @@
-"""A network that reads a measured B1 map: trained, saved, and mapping slices with their map."""
+"""The networks' input options: a measured B1 map, series projected on the dictionary subspace.
+
+Each is trained, saved, and applied by `inference.predict_slice` as in training.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import numpy as np
 import pytest
 
 from rinq_jax.data.files import io
+from rinq_jax.data.pipeline import transforms
 from rinq_jax.errors import MrfFormatError
 from rinq_jax.evaluation import inference
 from rinq_jax.training.config import TrainConfig
@@ -52,3 +56,27 @@ def test_b1_input_is_a_config_field_of_the_recurrent_models_only():
         TrainConfig(model="cnn1", input_kind="magnitude", b1_input=True)
     with pytest.raises(ValueError, match="config field"):
         TrainConfig(model="rnn3", model_overrides=(("b1_input", True),))
+
+
+def test_a_subspace_checkpoint_projects_every_slice_it_maps(tiny_data, tmp_path):
+    """Inference applies the training's projection: a slice whose series were already
+    projected (P P = P) gets the same maps; the checkpoint records the projection, and a
+    checkpoint that does not is refused for it."""
+    run = train_tiny(tiny_data, tmp_path / "rnn3", subspace_input=True)
+    checkpoint = inference.load_checkpoint(run)
+    assert checkpoint.metadata.signal_normalisation == transforms.signal_normalisation(True)
+    path = sorted(tiny_data.glob("*.h5"))[0]
+    maps = inference.predict_slice(checkpoint, path, cache_dir=tmp_path / "cache")
+    s = io.read_slice(path)
+    basis = transforms.input_subspace(s.sequence, tmp_path / "cache")
+    projected = tmp_path / "projected.h5"
+    io.write_slice(projected, dataclasses.replace(s, signals=transforms.project(s.signals, basis)))
+    again = inference.predict_slice(checkpoint, projected, cache_dir=tmp_path / "cache")
+    np.testing.assert_allclose(again.t1_ms, maps.t1_ms, rtol=1e-4)
+    np.testing.assert_allclose(again.t2_ms, maps.t2_ms, rtol=1e-4)
+
+    plain = dataclasses.replace(
+        checkpoint.metadata, signal_normalisation=transforms.SIGNAL_NORMALISATION
+    )
+    with pytest.raises(inference.IncompatibleCheckpointError, match="input normalisation"):
+        inference.check_compatible(plain, io.as_slice_info(path))
