@@ -10,14 +10,14 @@ Input to the networks (``x: float32[B, P, P, T, C]``)
   means the same tissue. The norm ``||s||_2`` is returned alongside; it is the M0 scale for
   evaluation (M0 ~ norm / norm of the matched dictionary atom). An all-zero signal stays zero
   (norm 0) instead of becoming NaN. Every signal of a patch is normalised by its own norm.
-* **Subspace** (``TrainConfig.subspace_input``, an option; the paper feeds the series as
-  measured): before the normalisation, each series is projected onto the rank-50 subspace of
-  the matching dictionary (the paper grid times the B1 axis, `input_subspace`), ``s -> V^H V s``
-  with ``V`` complex[r, T] orthonormal rows, the compression template matching works in
-  (McGivney et al., IEEE TMI 33:2311, 2014). At 48x undersampling ~85 % of a white-matter
-  series' energy is spiral aliasing outside that subspace; the projection removes it and keeps
-  every fingerprint of the grid (99.9+ % of their energy), so the network need not learn to.
-  The input keeps its length T: the networks are unchanged.
+* **Subspace** (``TrainConfig.subspace_input``, on in RNN3's ``rinq`` recipe; the paper feeds
+  the series as measured): before the normalisation, each series is projected onto the rank-50
+  subspace of the matching dictionary (the paper grid times the B1 axis, `input_subspace`),
+  ``s -> V^H V s`` with ``V`` complex[r, T] orthonormal rows, the compression template matching
+  works in (McGivney et al., IEEE TMI 33:2311, 2014). At 48x undersampling 88 % of a pure
+  white-matter series' energy is spiral aliasing outside that subspace (a test slice, README);
+  the projection removes it and keeps every fingerprint of the grid (99.9+ % of their energy),
+  so the network need not learn to. The input keeps its length T: the networks are unchanged.
 * **Channels** (:func:`to_channels`): ``input_kind="complex"`` gives ``C = 2`` (real, imaginary
   parts of the normalised series); ``"magnitude"`` gives ``C = 1`` (``|normalised|``).
 * **Patches** (:func:`gather_patches`): ``P = 1`` is the pixel itself;
