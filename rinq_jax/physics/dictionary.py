@@ -353,12 +353,16 @@ MATCHING_B1_VALUES = (0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2)
 
 
 def matching_dictionary(
-    seq: FispSequence, cache_dir: str | os.PathLike, rank: int | None, b1_axis: bool
+    seq: FispSequence,
+    cache_dir: str | os.PathLike,
+    rank: int | None,
+    b1_axis: bool,
+    progress: bool = True,
 ) -> Dictionary:
     """The dictionary of template matching, loaded from or built into ``cache_dir``.
 
     The paper grid (`paper_grid`), with the B1 axis `MATCHING_B1_VALUES` if ``b1_axis``,
-    simulated for ``seq`` and compressed to ``rank``.
+    simulated for ``seq`` and compressed to ``rank``; ``progress``: a progress bar while building.
     """
     grid = paper_grid(b1_values=MATCHING_B1_VALUES if b1_axis else None)
-    return cached(seq, grid, cache_dir, rank=rank)
+    return cached(seq, grid, cache_dir, rank=rank, progress=progress)

@@ -95,6 +95,7 @@ def build_datasets(config: TrainConfig, patch_size: int) -> Datasets:
             config.values,
             config.b1_input,
             config.subspace_input,
+            config.progress,
         )
     if config.train_subjects is not None:
         raise InputError(
@@ -121,7 +122,7 @@ def build_datasets(config: TrainConfig, patch_size: int) -> Datasets:
         [c.info for c in checked], n_train, n_val, n_test, seed=config.seed
     )
     basis = (
-        transforms.input_subspace(checked[0].info.sequence, data_dir / "cache")
+        transforms.input_subspace(checked[0].info.sequence, data_dir / "cache", config.progress)
         if config.subspace_input
         else None
     )
@@ -139,13 +140,15 @@ def stream_datasets(
     values: str = "wide",
     b1_input: bool = False,
     subspace_input: bool = False,
+    progress: bool = True,
 ) -> Datasets:
     """A generated brain dataset's training stream and validation files.
 
     `SyntheticStream` over its training slices (of the first `train_subjects` subjects, all
     when None) drawing from the value distribution ``values`` (`configs.data.VALUE_DISTRIBUTIONS`),
     its validation subjects' files as a `PatchDataset`; both with measured B1 for ``b1_input``
-    and series projected on the matching dictionary's subspace for ``subspace_input``.
+    and series projected on the matching dictionary's subspace for ``subspace_input`` (built
+    with a progress bar if ``progress``).
     """
     distribution = tissue_values.ValueDistribution(**VALUE_DISTRIBUTIONS[values])
     if target != "true":
@@ -155,7 +158,7 @@ def stream_datasets(
         )
     data = synthetic.load(data_dir, train_subjects)
     seq = data.config.sequence()
-    basis = transforms.input_subspace(seq, data_dir / "cache") if subspace_input else None
+    basis = transforms.input_subspace(seq, data_dir / "cache", progress) if subspace_input else None
     train = stream.SyntheticStream(
         data.train,
         data.noise_bank,

@@ -65,16 +65,20 @@ def signal_normalisation(subspace_input: bool) -> str:
 _SUBSPACES: dict[tuple[str, str], np.ndarray] = {}
 
 
-def input_subspace(seq: FispSequence, cache_dir: str | os.PathLike) -> np.ndarray:
+def input_subspace(
+    seq: FispSequence, cache_dir: str | os.PathLike, progress: bool = True
+) -> np.ndarray:
     """complex64[r, T]: orthonormal rows spanning the matching dictionary of ``seq``.
 
     The dictionary (`dictionary.matching_dictionary`: paper grid, B1 axis, rank 50 or T - 1) is
-    loaded from or built into ``cache_dir``, once per process.
+    loaded from or built into ``cache_dir`` (with a progress bar if ``progress``), once per
+    process.
     """
     key = (seq.hash, os.fspath(cache_dir))
     if key not in _SUBSPACES:
         rank = min(DICTIONARY_RANK, seq.n_reps - 1)
-        basis = dictionary.matching_dictionary(seq, cache_dir, rank, b1_axis=True).basis
+        built = dictionary.matching_dictionary(seq, cache_dir, rank, True, progress=progress)
+        basis = built.basis
         _SUBSPACES[key] = np.asarray(basis, np.complex64)
     return _SUBSPACES[key]
 
