@@ -82,5 +82,5 @@ def test_wide_values_measure_outside_the_brain_range_where_brain_values_recognis
         result = evaluate.evaluate(
             [checkpoint], extremes, tmp_path / f"eval-{values}", make_figures=False, log=print
         )
-        errors[values] = result.methods["rnn3 complex"].tissue_rme_pct("wm", "t1")
+        errors[values] = result.methods[checkpoint.name].tissue_rme_pct("wm", "t1")
     assert errors["wide"] < 0.7 * errors["brain"], errors
