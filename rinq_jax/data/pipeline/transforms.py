@@ -78,8 +78,7 @@ def input_subspace(
     if key not in _SUBSPACES:
         rank = min(DICTIONARY_RANK, seq.n_reps - 1)
         built = dictionary.matching_dictionary(seq, cache_dir, rank, True, progress=progress)
-        basis = built.basis
-        _SUBSPACES[key] = np.asarray(basis, np.complex64)
+        _SUBSPACES[key] = np.asarray(built.basis, np.complex64)
     return _SUBSPACES[key]
 
 
