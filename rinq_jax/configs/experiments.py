@@ -89,8 +89,9 @@ class Table1Setup:
 def table1_config(row: Row, setup: Table1Setup, seed: int, workdir: Path) -> TrainConfig:
     """The TrainConfig of one row and seed, in ``workdir/<row>-seed<k>``.
 
-    Every row reads the series as acquired, as in the paper (the recipe's subspace input, which
-    only RNN3's has, is off), so that the rows differ in the network alone.
+    Every row reads the series as acquired and learns the rate-weighted truth, as in the paper
+    (the recipe's subspace input and single-compartment target, which only RNN3's has, are
+    off), so that the rows differ in the network alone.
     """
     steps = max(1, round(setup.steps_fraction * recipes.default_steps(row.model)))
     if setup.max_steps is not None:
@@ -102,6 +103,7 @@ def table1_config(row: Row, setup: Table1Setup, seed: int, workdir: Path) -> Tra
         steps=steps,
         seed=seed,
         subspace_input=False,
+        target="true",
         train_subjects=None if row.more_data else SMALL_SUBJECTS,
         progress=False,
         model_overrides=tuple(

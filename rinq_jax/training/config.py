@@ -32,7 +32,7 @@ from rinq_jax.configs.models import B1_INPUT_MODELS, INPUT_KINDS, MODEL_NAMES
 from rinq_jax.models.registry import check_overrides, model_spec
 from rinq_jax.training.targets import TARGET_TRANSFORMS, TargetNorm
 
-TARGETS = ("true", "dm")
+TARGETS = ("true", "dm", "single")
 # Integer fields and their lowest value (None, where allowed, passes).
 _LOWEST = {
     "steps": 1,
@@ -63,7 +63,10 @@ class TrainConfig:
     Attributes:
       model: one of `rinq_jax.configs.models.MODEL_NAMES`.
       input_kind: "complex" (2 channels, real and imaginary) or "magnitude" (1 channel).
-      target: "true" trains on the phantom's true T1/T2; "dm" on dictionary-matching maps.
+      target: "true" trains on the true T1/T2 (the rate-weighted truth, ``t1_ms``); "single" on
+        the single-compartment truth (``t1_single_ms``: what one fingerprint of the pixel's
+        noiseless signal says, `rinq_jax.data.acquisition.compartments.single_compartment_maps`);
+        "dm" on dictionary-matching maps.
       data_dir: a generated brain dataset or a folder of slice files (`*.h5`); None means the
         default brain dataset (`configs.data.DEFAULT_DATA_DIR`, generated on first use).
       workdir: where checkpoints, metrics.csv and TensorBoard events go (None:

@@ -29,6 +29,7 @@ from rinq_jax.data.files import pixels
 from rinq_jax.data.pipeline import loader, splits, stream, transforms
 from rinq_jax.data.subjects import tissue_values
 from rinq_jax.errors import InputError, InputNotFoundError
+from rinq_jax.physics.fit import GridFit
 from rinq_jax.training.config import TrainConfig
 from rinq_jax.training.targets import transformed
 
@@ -146,12 +147,13 @@ def stream_datasets(
 
     `SyntheticStream` over its training slices (of the first `train_subjects` subjects, all
     when None) drawing from the value distribution ``values`` (`configs.data.VALUE_DISTRIBUTIONS`),
-    its validation subjects' files as a `PatchDataset`; both with measured B1 for ``b1_input``
+    its validation subjects' files as a `PatchDataset`, with the rate-weighted (``target``
+    "true") or the single-compartment truth ("single"); both with measured B1 for ``b1_input``
     and series projected on the matching dictionary's subspace for ``subspace_input`` (built
     with a progress bar if ``progress``).
     """
     distribution = tissue_values.ValueDistribution(**VALUE_DISTRIBUTIONS[values])
-    if target != "true":
+    if target not in ("true", "single"):
         raise InputError(
             f"{data_dir}: training slices of a generated dataset are drawn fresh and have only "
             "true maps; --target dm needs slice files"
@@ -159,6 +161,10 @@ def stream_datasets(
     data = synthetic.load(data_dir, train_subjects)
     seq = data.config.sequence()
     basis = transforms.input_subspace(seq, data_dir / "cache", progress) if subspace_input else None
+    single_fit = None
+    if target == "single":  # the fit of the validation slices' truth (`synthetic.generate`)
+        built = synthetic.matching_dictionary(data.config, data_dir, progress)
+        single_fit = GridFit.from_dictionary(built)
     train = stream.SyntheticStream(
         data.train,
         data.noise_bank,
@@ -169,9 +175,15 @@ def stream_datasets(
         distribution=distribution,
         b1_input=b1_input,
         basis=basis,
+        single_fit=single_fit,
     )
     val = loader.PatchDataset(
-        data.val, patch_size=patch_size, input_kind=input_kind, b1_input=b1_input, basis=basis
+        data.val,
+        patch_size=patch_size,
+        input_kind=input_kind,
+        target=target,
+        b1_input=b1_input,
+        basis=basis,
     )
     return Datasets(
         train=train,

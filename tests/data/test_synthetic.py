@@ -14,6 +14,8 @@ from rinq_jax.data.pipeline import stream, transforms
 from rinq_jax.data.raw import ismrmrd_export, ismrmrd_import
 from rinq_jax.data.subjects import b1_map, tissue_values, tissues
 from rinq_jax.errors import MrfFormatError
+from rinq_jax.physics import dictionary as dic
+from rinq_jax.physics.fit import GridFit
 from rinq_jax.physics.sequence import FispSequence
 
 TINY = synthetic.BrainDataConfig(
@@ -137,6 +139,46 @@ def test_stream_targets_are_the_draws_true_maps(dataset):
         sl = data.train[s._slice_of[i]]
         t1, t2 = compartments.true_maps(sl.fractions[:, s._centre_of[i]], draws[i % 2])
         np.testing.assert_allclose(batch["y_ms"][i], [t1, t2], rtol=1e-6)
+
+
+def test_stream_single_targets_are_each_centres_fit_at_its_true_b1(dataset):
+    """With a single_fit, each target is the single-compartment truth of the centre under its
+    draw, at the B1 of the slice's anatomy; a pure centre gets its compartment's values."""
+    _, data = dataset
+    seq = data.config.sequence()
+    grid = dic.paper_grid(b1_values=dic.MATCHING_B1_VALUES)
+    fit = GridFit.from_dictionary(dic.compress(dic.build(seq, grid, progress=False), 50))
+    s = _stream(
+        data,
+        patch_size=1,
+        distribution=tissue_values.ValueDistribution(draws_per_batch=2, wide_fraction=0.5),
+        prefetch=0,
+        single_fit=fit,
+    )
+    purity = np.concatenate([sl.fractions[1:].max(axis=0) for sl in data.train])
+    ids = np.concatenate([np.argsort(purity)[-8:], np.arange(0, s.n_patches, 97)[:16]])
+    batch = s.make_batch(ids, np.random.default_rng(5))
+    rng = np.random.default_rng(5)
+    draws = [tissue_values.training_values(rng, s.distribution) for _ in range(2)]
+    pure, errors = 0, []
+    for n, i in enumerate(ids):
+        sl, c = data.train[s._slice_of[i]], s._centre_of[i]
+        subject, index = (int(part.split("-")[1]) for part in sl.name.split("_"))
+        slc = brain_slices.slice_model(data.config, subject, index)[0]
+        row, col = sl.pixels[sl.centres[c]]
+        f = sl.fractions[:, c : c + 1]
+        want = compartments.single_compartment_maps(
+            seq, f, draws[n % 2], slc.b1_shape[row, col][None], fit
+        )
+        errors.append(np.abs(batch["y_ms"][n] / np.ravel(want) - 1))  # float32 rounding only
+        weight = f[:, 0] * draws[n % 2].pd
+        if weight.max() >= compartments.PURE_WEIGHT * weight.sum():
+            label = weight.argmax()
+            want = [draws[n % 2].t1_ms[label], draws[n % 2].t2_ms[label]]
+            np.testing.assert_allclose(batch["y_ms"][n], want, rtol=1e-6)
+            pure += 1
+    assert np.median(errors) < 1e-4 and np.max(errors) < 1e-2
+    assert 0 < pure < len(ids)
 
 
 def test_stream_signal_is_the_gridded_compartment_series_plus_noise(dataset):
@@ -277,8 +319,10 @@ def test_test_slices_carry_fractions_a_measured_b1_map_and_the_reachable_truth(d
     # the measured map follows the true B1 within its noise
     ratio = s.b1_map[s.mask] / s.b1[s.mask]
     assert abs(np.median(ratio) - 1) < 0.01 and 0.01 < ratio.std() < 0.06
-    # validation slices need no single-compartment fit
-    assert "t1_single_ms" not in io.inspect(data.val[0]).fields
+    # validation slices: the grid fit of the training stream's targets
+    val = io.read_slice(data.val[0])
+    pure = val.mask & (val.fractions.max(axis=-1) >= 0.999)
+    np.testing.assert_allclose(val.t1_single_ms[pure], val.t1_ms[pure], rtol=1e-5)
 
 
 def test_out_of_range_subjects_have_their_bins_values(dataset):
@@ -338,7 +382,7 @@ def test_slice_profile_set_changes_the_signals_not_the_truths(dataset):
     ideal = level.pop("ideal slice")
     # the ideal condition is the dataset's acquisition: its signals equal a plain slice file's
     subject, dictionary = int(ideal.subject_id[4:]), synthetic.matching_dictionary(TINY, out)
-    plain = brain_slices.make_slice_file(TINY, subject, 0, dictionary, False, lesions=True)
+    plain = brain_slices.make_slice_file(TINY, subject, 0, dictionary, None, lesions=True)
     np.testing.assert_array_equal(ideal.signals, plain.signals)
     assert set(level) == {f"profile TBW {t:g}" for t in test_sets.PROFILE_TBWS if t}
     for name, s in level.items():

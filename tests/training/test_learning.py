@@ -8,6 +8,7 @@ import pytest
 from rinq_jax.configs.train import get_config
 from rinq_jax.data.datasets import synthetic
 from rinq_jax.data.files import io
+from rinq_jax.data.files.format import TARGET_PAIRS
 from rinq_jax.training.loop import train_and_evaluate
 
 # Small and short (120 repetitions), so 4x undersampling and SNR 100 leave the signals enough
@@ -45,11 +46,10 @@ def test_recipe_lowers_the_validation_loss_well_below_the_mean_predictor(tmp_pat
     synthetic.generate(TINY, tmp_path / "data", progress=False)
     config = _tiny_run(tmp_path / "data", tmp_path / "run", "brain")
     result = train_and_evaluate(config)
-    # the mean predictor on the same validation pixels
-    val = [
-        io.read_slice(p, fields=["t1_ms", "t2_ms"]) for p in synthetic.load(tmp_path / "data").val
-    ]
-    y = np.concatenate([np.stack([s.t1_ms[s.mask], s.t2_ms[s.mask]], -1) for s in val])
+    # the mean predictor on the same validation pixels and the truth the recipe trains on
+    pair = TARGET_PAIRS[config.target]
+    val = [io.read_slice(p, fields=pair) for p in synthetic.load(tmp_path / "data").val]
+    y = np.concatenate([np.stack([getattr(s, f)[s.mask] for f in pair], -1) for s in val])
     mean_loss = np.sqrt(np.mean((y - y.mean(0)) ** 2))
     with (tmp_path / "run" / "metrics.csv").open(newline="") as f:
         val_rows = [r for r in csv.DictReader(f) if r["split"] == "val"]

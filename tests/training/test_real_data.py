@@ -49,7 +49,9 @@ def test_train_py_end_to_end_full_size_rnn3(tmp_path, capsys):
     cli = load_script("train.py")
     run = tmp_path / "run"
     argv = ["--model", "rnn3", "--data-dir", str(data), "--workdir", str(run), "--steps", "2"]
-    assert cli.main([*argv, "--no-progress"]) == 0
+    assert cli.main([*argv, "--no-progress"]) == 1  # the recipe's target "single": not in files
+    assert "t1_single_ms" in capsys.readouterr().err  # names the missing truth
+    assert cli.main([*argv, "--target", "true", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "best validation loss" in out and str(run / "best") in out
     with (run / "metrics.csv").open(newline="") as f:

@@ -30,7 +30,9 @@ Units: T1, T2 in ms; B1 relative (1 = nominal flip angle); proton density relati
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -38,7 +40,7 @@ from rinq_jax.data.acquisition import nufft, spiral
 from rinq_jax.data.subjects import tissues
 from rinq_jax.data.subjects.tissue_values import TissueValues
 from rinq_jax.physics import epg, slice_profile
-from rinq_jax.physics.fit import fit_single_compartment
+from rinq_jax.physics.fit import FitResult, fit_single_compartment
 from rinq_jax.physics.sequence import FispSequence
 
 __all__ = [
@@ -148,38 +150,65 @@ PURE_WEIGHT = 0.999
 
 
 def single_compartment_maps(
-    seq: FispSequence, fractions: np.ndarray, values: TissueValues, b1_shape: np.ndarray
+    seq: FispSequence,
+    fractions: np.ndarray,
+    values: TissueValues | Sequence[TissueValues],
+    b1_shape: np.ndarray,
+    fit: Callable[..., FitResult] | None = None,
+    coefficients: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The truth a one-tissue method can reach: T1, T2 (ms) of the single-compartment fit.
 
     Each pixel's noiseless, unaliased signal ``sum_l f_l pd_l s_l(b1)`` (this module's
-    quadratic B1 model) is fitted by one fingerprint at the pixel's true ``b1 = 1 + a beta``
-    (`rinq_jax.physics.fit`), starting from the rate-weighted truth (`true_maps`). A pixel
-    whose largest compartment carries `PURE_WEIGHT` of its proton density gets that
-    compartment's values exactly.
+    quadratic B1 model) is fitted by one fingerprint at the pixel's true ``b1 = 1 + a beta``,
+    by default exactly (`rinq_jax.physics.fit.fit_single_compartment`, starting from the
+    rate-weighted truth, `true_maps`). A pixel whose largest compartment carries `PURE_WEIGHT`
+    of its proton density gets that compartment's values exactly.
 
     Args:
         seq: the acquisition schedule.
         fractions: float[N_CLASSES, N] compartment fractions of N pixels with magnetisation.
-        values: the slice's draw.
+        values: the slice's draw, or one draw per pixel (a training batch's).
         b1_shape: float[N] B1 pattern ``beta`` of the pixels.
+        fit: ``fit(signals [n, T], b1 [n], t1_init_ms [n], t2_init_ms [n]) -> FitResult`` in
+            place of the exact fit (e.g. the fast `rinq_jax.physics.fit.GridFit`).
+        coefficients: `fingerprint_coefficients` of ``values`` when already at hand: [K, T],
+            or [N, K, T] for one draw per pixel.
 
     Returns:
         (t1_ms, t2_ms), float32[N].
     """
     labels = list(LABELS)
-    weight = np.asarray(fractions, np.float64)[labels] * values.pd[labels, None]  # [L, N]
+    fractions = np.asarray(fractions, np.float64)
+    per_pixel = not isinstance(values, TissueValues)
+    draws = list(values) if per_pixel else [values]
+    which = np.arange(len(draws)) if per_pixel else np.zeros(fractions.shape[1], int)
+    t1, t2, pd = (
+        np.stack([getattr(d, k)[labels] for d in draws], -1)[:, which]
+        for k in ("t1_ms", "t2_ms", "pd")
+    )  # [L, N]
+    weight = fractions[labels] * pd
     share = weight.max(axis=0) / weight.sum(axis=0)
-    best = np.asarray(labels)[weight.argmax(axis=0)]
-    t1_ms, t2_ms = values.t1_ms[best].astype(np.float32), values.t2_ms[best].astype(np.float32)
+    best = weight.argmax(axis=0)
+    columns = np.arange(best.size)
+    t1_ms, t2_ms = t1[best, columns].astype(np.float32), t2[best, columns].astype(np.float32)
     mixed = np.flatnonzero(share < PURE_WEIGHT)
     if mixed.size:
         beta = np.asarray(b1_shape, np.float64)[mixed]
         maps = basis_maps(fractions[:, mixed], np.zeros(mixed.size), beta)  # [K, n]
-        signals = maps.T @ fingerprint_coefficients(seq, values)  # [n, T]
-        init = true_maps(fractions[:, mixed], values)
-        fit = fit_single_compartment(seq, signals, 1.0 + values.b1_amplitude * beta, *init)
-        t1_ms[mixed], t2_ms[mixed] = fit.t1_ms, fit.t2_ms
+        if coefficients is None:
+            coefficients = fingerprint_coefficients(seq, values)
+        if per_pixel:
+            signals = np.einsum("kn,nkt->nt", maps, coefficients[mixed])
+        else:
+            signals = maps.T @ coefficients  # [n, T]
+        amplitude = np.array([d.b1_amplitude for d in draws])[which[mixed]]
+        w = weight[:, mixed]
+        init = [w.sum(0) / np.sum(w / t[:, mixed], axis=0) for t in (t1, t2)]  # `true_maps`
+        if fit is None:
+            fit = functools.partial(fit_single_compartment, seq)
+        result = fit(signals, 1.0 + amplitude * beta, *init)
+        t1_ms[mixed], t2_ms[mixed] = result.t1_ms, result.t2_ms
     return t1_ms, t2_ms
 
 

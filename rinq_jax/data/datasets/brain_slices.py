@@ -28,6 +28,7 @@ from rinq_jax.data.subjects.b1_map import blurred, measured_b1_map
 from rinq_jax.errors import MrfFormatError
 from rinq_jax.physics import dictionary as dictionary_lib
 from rinq_jax.physics import slice_profile
+from rinq_jax.physics.fit import GridFit
 from rinq_jax.physics.matching import match
 
 if TYPE_CHECKING:  # the config's module writes these slices: imported for annotations only
@@ -49,6 +50,8 @@ class SliceCompartments:
             (edges replicated, as `transforms.gather_patches`).
         fractions: float32[N_CLASSES, M] compartment fractions of the centres.
         tissue: uint8[M] dominant tissue label of the centres.
+        b1_shape: float32[M] the slice's B1 pattern ``beta`` at the centres: a draw of
+            amplitude ``a`` has the true B1 ``1 + a beta`` there.
         b1_blurred: float32[N] the slice's B1 pattern ``beta`` at the stored pixels, blurred to a
             B1 map's resolution (`b1_map.blurred`): a draw of amplitude ``a`` is measured as
             ``(1 + a b1_blurred) (1 + e)`` (`rinq_jax.data.subjects.b1_map`).
@@ -62,6 +65,7 @@ class SliceCompartments:
     neighbours: np.ndarray
     fractions: np.ndarray
     tissue: np.ndarray
+    b1_shape: np.ndarray
     b1_blurred: np.ndarray
     noise_rms: float
     name: str
@@ -152,6 +156,7 @@ def make_training_slice(
         neighbours=inverse.reshape(-1, 3, 3).astype(np.int32),
         fractions=slc.fractions[:, rows, cols].astype(np.float32),
         tissue=tissue[rows, cols],
+        b1_shape=slc.b1_shape[rows, cols].astype(np.float32),
         b1_blurred=blurred(slc.b1_shape, config.fov_mm / config.matrix)
         .ravel()[stored]
         .astype(np.float32),
@@ -165,16 +170,17 @@ def make_slice_file(
     subject: int,
     slice_index: int,
     dictionary: dictionary_lib.Dictionary,
-    single_truth: bool = True,
+    single_truth: str | None = "exact",
     adjust_values: Callable[[tissue_values.TissueValues], tissue_values.TissueValues] | None = None,
     lesions: bool | None = None,
     profile: slice_profile.SliceProfile | None = None,
 ) -> io.MrfSlice:
     """One complete slice: fast-path series, exact noise, true and dictionary-matching maps.
 
-    Also its compartment fractions, a measured B1 map (`rinq_jax.data.subjects.b1_map`) and, with
-    ``single_truth``, the single-compartment truth (`compartments.single_compartment_maps`,
-    a fit per pixel: test slices only, validation needs the rate truth alone).
+    Also its compartment fractions, a measured B1 map (`rinq_jax.data.subjects.b1_map`) and the
+    single-compartment truth (`compartments.single_compartment_maps`): with ``single_truth``
+    "exact" the exact fit of each mixed pixel (test slices), "grid" the fast `GridFit` of
+    ``dictionary`` that makes the training stream's targets (validation slices), None none.
     ``adjust_values`` maps the subject's tissue values to the slice's
     (`rinq_jax.data.datasets.test_sets`); ``lesions`` is as in `slice_model`; a slice ``profile``
     (`rinq_jax.physics.slice_profile`) shapes the signals only, not the truths.
@@ -196,11 +202,12 @@ def make_slice_file(
     phase = slc.phase_rad + values.phase_rad
     b1 = (1.0 + values.b1_amplitude * slc.b1_shape).astype(np.float32)
     single = {}
-    if single_truth:
-        fit = compartments.single_compartment_maps(
-            seq, slc.fractions[:, mask], values, slc.b1_shape[mask]
+    if single_truth is not None:
+        fit = GridFit.from_dictionary(dictionary) if single_truth == "grid" else None
+        fitted = compartments.single_compartment_maps(
+            seq, slc.fractions[:, mask], values, slc.b1_shape[mask], fit
         )
-        single = dict(zip(("t1_single_ms", "t2_single_ms"), _on_mask(mask, *fit), strict=True))
+        single = dict(zip(("t1_single_ms", "t2_single_ms"), _on_mask(mask, *fitted), strict=True))
     b1_rng = _subject_rng(config, subject, slice_index, 3)
     return io.MrfSlice(
         subject_id=f"sub-{subject:02d}",
@@ -235,8 +242,13 @@ def make_slice_file(
             "dm_rank": config.rank,
             "tissue_labels": repr(dict(tissues.TISSUES)),
             "truth": "t1_ms/t2_ms: proton-density-weighted mean relaxation rate of the "
-            "pixel's compartments; t1_single_ms/t2_single_ms: single-compartment fit of the "
-            "noiseless unaliased signal at the true B1",
+            "pixel's compartments"
+            + (
+                "; t1_single_ms/t2_single_ms: single-compartment fit of the noiseless unaliased "
+                f"signal at the true B1 ({single_truth})"
+                if single
+                else ""
+            ),
         },
     )
 

@@ -13,7 +13,8 @@ Subjects are disjoint between the splits. Every slice comes from `rinq_jax.data.
 (the ICBM 2009a template, deformed per subject) through the compartment model of
 `rinq_jax.data.acquisition.compartments` (`rinq_jax.data.datasets.brain_slices`). Validation and test slices get one fixed draw of the
 subject's tissue values (`tissue_values.population_values`), B1 amplitude and phase, exact k-space
-noise (`acquisition.acquire_noise`) and dictionary-matching maps; training slices keep only what the
+noise (`acquisition.acquire_noise`), dictionary-matching maps and both truths (rate-weighted and
+single-compartment, `brain_slices.make_slice_file`); training slices keep only what the
 stream (`rinq_jax.data.pipeline.stream`) needs to draw new tissue values, B1 and noise for every
 batch.
 
@@ -239,16 +240,24 @@ def generate(
             make_training_slice(config, subject, slice_index).save(out_dir / name)
             continue
         if dictionary is None:
-            dictionary = matching_dictionary(config, out_dir)
-        slice_file = make_slice_file(config, subject, slice_index, dictionary, split == "test")
+            dictionary = matching_dictionary(config, out_dir, progress)
+        truth = "exact" if split == "test" else "grid"  # validation: the stream's targets
+        slice_file = make_slice_file(config, subject, slice_index, dictionary, truth)
         io.write_slice(out_dir / name, slice_file)
     return {split: [out_dir / name for name in lists[split]] for split in SPLITS}
 
 
-def matching_dictionary(config: BrainDataConfig, out_dir: Path) -> dictionary_lib.Dictionary:
-    """The matching dictionary with its B1 axis, cached in ``out_dir/cache``."""
+def matching_dictionary(
+    config: BrainDataConfig, out_dir: Path, progress: bool = True
+) -> dictionary_lib.Dictionary:
+    """The matching dictionary with its B1 axis, cached in ``out_dir/cache``.
+
+    Built with a progress bar if ``progress``.
+    """
     cache = Path(out_dir) / "cache"
-    return dictionary_lib.matching_dictionary(config.sequence(), cache, config.rank, b1_axis=True)
+    return dictionary_lib.matching_dictionary(
+        config.sequence(), cache, config.rank, b1_axis=True, progress=progress
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -88,7 +88,13 @@ def check_consistent(infos: Sequence[SliceInfo], target: str) -> None:
             )
         if not info.has_target(target):
             pair = TARGET_PAIRS[target]
-            raise MrfFormatError(info.path, pair[0], f"missing; target={target!r} needs {pair}")
+            held = [t for t in TARGET_PAIRS if info.has_target(t)]
+            raise MrfFormatError(
+                info.path,
+                pair[0],
+                f"missing; target={target!r} needs {pair}; the file holds the targets {held} "
+                "(train.py --target)",
+            )
 
 
 def check_files(

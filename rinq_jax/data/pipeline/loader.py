@@ -8,7 +8,8 @@ is built by ``rinq_jax.data.pipeline.transforms`` (normalisation, channels, edge
 patches).
 
 * **Targets**: ``y_ms: float32[B, 2]`` = (T1, T2) in ms of the centre pixel, from ``t1_ms/t2_ms``
-  (``target="true"``) or ``dm_t1_ms/dm_t2_ms`` (``target="dm"``).
+  (``target="true"``), ``t1_single_ms/t2_single_ms`` (``"single"``) or ``dm_t1_ms/dm_t2_ms``
+  (``target="dm"``).
 * **Measured B1** (``b1_input``, for a network that reads it): ``b1: float32[B, P, P]``, the
   file's ``b1_map`` at the patch pixels (`b1_patches`).
 
@@ -96,7 +97,8 @@ class PatchDataset:
             and the sequence hash.
         patch_size: 1 or 3.
         input_kind: ``"complex"`` (C = 2) or ``"magnitude"`` (C = 1).
-        target: ``"true"`` (``t1_ms/t2_ms``) or ``"dm"`` (``dm_t1_ms/dm_t2_ms``).
+        target: ``"true"`` (``t1_ms/t2_ms``), ``"single"`` (``t1_single_ms/t2_single_ms``) or
+            ``"dm"`` (``dm_t1_ms/dm_t2_ms``).
         block_rows: image rows per shard (the unit read from disk).
         shuffle_shards: shards per shuffle buffer (more: better mixing, more memory).
         prefetch: batches prepared ahead by the background thread (0: no thread).

@@ -25,7 +25,10 @@ same with and without it.
 Batch ``b`` of epoch ``e`` depends only on ``(seed, e, b)`` (`numpy.random.SeedSequence`), so a
 resumed run replays the same batches and no two batches of a run share a draw. Signals are then
 normalised exactly as on disk (`transforms.normalise_signals`, `transforms.to_channels`), and the
-targets are the draw's true maps of the centre pixels (`compartments.true_maps`).
+targets are the draw's true maps of the centre pixels: the rate-weighted truth
+(`compartments.true_maps`) or, with a ``single_fit``, the single-compartment truth
+(`compartments.single_compartment_maps` at the centre's true B1, fitted by
+`rinq_jax.physics.fit.GridFit`): what one fingerprint of the pixel's noiseless signal says.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import numpy as np
 from rinq_jax.data.acquisition import compartments, spiral
 from rinq_jax.data.pipeline import batching, transforms
 from rinq_jax.data.subjects import b1_map, tissue_values
+from rinq_jax.physics.fit import GridFit
 from rinq_jax.physics.sequence import FispSequence
 
 _STREAM_KEY = 0x5EED  # separates the stream's seeds from every other use of the run seed
@@ -58,6 +62,8 @@ class SyntheticStream:
         b1_input: also yield each patch's measured B1 (module docstring).
         basis: complex64[r, T]: project each series onto it before the normalisation
             (`transforms.project`, ``TrainConfig.subspace_input``); None: as acquired.
+        single_fit: targets are the single-compartment truth by this fit (module docstring);
+            None: the rate-weighted truth.
     """
 
     def __init__(
@@ -73,6 +79,7 @@ class SyntheticStream:
         prefetch: int = 2,
         b1_input: bool = False,
         basis: np.ndarray | None = None,
+        single_fit: GridFit | None = None,
     ):
         if patch_size not in transforms.PATCH_SIZES:
             raise ValueError(
@@ -93,6 +100,7 @@ class SyntheticStream:
         self.prefetch = prefetch
         self.b1_input = b1_input
         self.basis = basis
+        self.single_fit = single_fit
         self._sigma = np.array([s.noise_rms / cfg.snr for s in self.slices], np.float32)
         self._pattern = spiral.interleaf_pattern(cfg, seq.n_reps)
         counts = np.array([s.centres.size for s in self.slices])
@@ -157,14 +165,14 @@ class SyntheticStream:
         coef = compartments.fingerprint_coefficients(self.seq, draws)  # [D, K, T]
         which = np.arange(n) % len(draws)
         slice_ids, centre_ids = self._slice_of[ids], self._centre_of[ids]
-        gridded, y_ms, b1_blurred = [], np.empty((n, 2), np.float32), []
-        for i, (s, c) in enumerate(zip(slice_ids, centre_ids, strict=True)):
+        gridded, b1_blurred = [], []
+        for s, c in zip(slice_ids, centre_ids, strict=True):
             sl = self.slices[s]
             pixels = sl.neighbours[c].ravel() if p == 3 else sl.centres[c : c + 1]
             gridded.append(sl.gridded[:, :, pixels])
             if self.b1_input:
                 b1_blurred.append(sl.b1_blurred[pixels])
-            y_ms[i] = compartments.true_maps(sl.fractions[:, c], draws[which[i]])
+        y_ms = self._targets(slice_ids, centre_ids, [draws[w] for w in which], coef[which])
         series = compartments.gridded_series(np.stack(gridded), coef[which], self._pattern)
         snr_factor = np.exp(rng.uniform(*np.log(self.distribution.snr_factor_range), n))
         sigma = self._sigma[slice_ids] / snr_factor.astype(np.float32)
@@ -185,10 +193,25 @@ class SyntheticStream:
             batch["b1"] = true_blurred.reshape(n, p, p) * (1.0 + noise)
         return batch
 
+    def _targets(self, slice_ids, centre_ids, values, coefficients) -> np.ndarray:
+        """float32[n, 2] (T1, T2) ms of the centres under their draws (module docstring)."""
+        centres = [(self.slices[s], c) for s, c in zip(slice_ids, centre_ids, strict=True)]
+        fractions = np.stack([sl.fractions[:, c] for sl, c in centres], axis=1)  # [N_CLASSES, n]
+        if self.single_fit is None:
+            y = [compartments.true_maps(fractions[:, i], v) for i, v in enumerate(values)]
+            return np.array(y, np.float32)
+        beta = np.array([sl.b1_shape[c] for sl, c in centres])
+        maps = compartments.single_compartment_maps(
+            self.seq, fractions, values, beta, self.single_fit, coefficients
+        )
+        return np.stack(maps, -1)
+
     def sample_targets(self, n: int, seed: int = 0) -> np.ndarray:
         """float64[n, 2] true (T1, T2) in ms of random patches under random draws.
 
-        This is the distribution the network is trained on (for the target normalisation).
+        This is the distribution the network is trained on (for the target normalisation),
+        in the rate-weighted truth also for a ``single_fit`` stream: fitting 65,536 samples
+        would cost minutes, and the normalisation needs only their mean and spread.
         """
         rng = np.random.default_rng([_STREAM_KEY, seed, 2**31])
         ids = rng.integers(0, self.n_patches, n)

@@ -83,8 +83,13 @@ def input_subspace(
 
 
 def project(signals: np.ndarray, basis: np.ndarray) -> np.ndarray:
-    """complex64[..., T]: each series' orthogonal projection ``V^H V s`` onto ``basis`` [r, T]."""
-    return ((np.asarray(signals) @ basis.conj().T) @ basis).astype(np.complex64)
+    """complex64[..., T]: each series' orthogonal projection ``V^H V s`` onto ``basis`` [r, T].
+
+    As one matrix product over all series (numpy's stacked products are several times slower).
+    """
+    signals = np.asarray(signals)
+    flat = signals.reshape(-1, signals.shape[-1])
+    return ((flat @ basis.conj().T) @ basis).astype(np.complex64).reshape(signals.shape)
 
 
 def normalise_signals(signals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
