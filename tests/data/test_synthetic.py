@@ -65,6 +65,19 @@ def test_generate_is_reproducible_and_resumes(dataset, tmp_path):
     synthetic.generate(TINY, tmp_path, progress=False)  # complete files are kept
     assert again["val"][0].stat().st_mtime_ns == stamp
 
+    # files of an older version, without the fields this one adds, are made again
+    old = io.read_slice(again["val"][0])
+    io.write_slice(again["val"][0], dataclasses.replace(old, t1_single_ms=None, t2_single_ms=None))
+    train = dict(np.load(again["train"][1]))
+    del train["b1_shape"]
+    np.savez(again["train"][1], **train)
+    synthetic.generate(TINY, tmp_path, progress=False)
+    remade = io.read_slice(again["val"][0])
+    np.testing.assert_array_equal(remade.t1_single_ms, old.t1_single_ms)
+    np.testing.assert_array_equal(remade.signals, first)
+    loaded = brain_slices.SliceCompartments.load(again["train"][1])
+    np.testing.assert_array_equal(loaded.b1_shape, data.train[1].b1_shape)
+
 
 def test_generate_refuses_another_configuration_in_the_same_folder(dataset):
     out, _ = dataset

@@ -21,6 +21,7 @@ from .conftest import write_tiny_slices
 ROOT = Path(__file__).resolve().parents[2]
 # Full-size RNN3 on tiny files (T = 30): 3 training slices, batch 16 -> 6 steps an epoch.
 ARGS = ["--model", "rnn3", "--steps", "15", "--batch-size", "16", "--checkpoint-every-steps", "2"]
+ARGS += ["--target", "true"]  # the slice files hold the rate-weighted truth
 
 
 def _command(data: Path, run: Path) -> list[str]:

@@ -19,7 +19,8 @@ stream (`rinq_jax.data.pipeline.stream`) needs to draw new tissue values, B1 and
 batch.
 
 Every file is reproducible from (seed, subject, slice) and written atomically; complete files
-are kept, so an interrupted run resumes.
+are kept, so an interrupted run resumes (and files written by an older version without the
+fields this one adds are made again).
 """
 
 from __future__ import annotations
@@ -231,7 +232,7 @@ def generate(
         (split, name)
         for split in SPLITS
         for name in lists[split]
-        if not io.is_complete(out_dir / name)
+        if not _is_current(out_dir / name, split)
     ]
     dictionary = None
     for split, name in tqdm(todo, desc="slices", unit="slice", disable=not progress):
@@ -245,6 +246,20 @@ def generate(
         slice_file = make_slice_file(config, subject, slice_index, dictionary, truth)
         io.write_slice(out_dir / name, slice_file)
     return {split: [out_dir / name for name in lists[split]] for split in SPLITS}
+
+
+def _is_current(path: Path, split: str) -> bool:
+    """Whether ``path`` is complete and holds what this version writes.
+
+    Older files are made again: training slices without the B1 pattern, held-out slices
+    without the single-compartment truth.
+    """
+    if not io.is_complete(path):
+        return False
+    if split == "train":
+        with np.load(path) as data:
+            return "b1_shape" in data.files
+    return io.inspect(path).has_target("single")
 
 
 def matching_dictionary(
