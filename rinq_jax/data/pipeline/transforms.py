@@ -85,7 +85,7 @@ def input_subspace(
 def project(signals: np.ndarray, basis: np.ndarray) -> np.ndarray:
     """complex64[..., T]: each series' orthogonal projection ``V^H V s`` onto ``basis`` [r, T].
 
-    As one matrix product over all series (numpy's stacked products are several times slower).
+    Computed as one matrix product over all series (not numpy's stacked products).
     """
     signals = np.asarray(signals)
     flat = signals.reshape(-1, signals.shape[-1])
