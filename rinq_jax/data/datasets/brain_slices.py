@@ -201,13 +201,11 @@ def make_slice_file(
     pd = np.tensordot(values.pd, slc.fractions, axes=1)
     phase = slc.phase_rad + values.phase_rad
     b1 = (1.0 + values.b1_amplitude * slc.b1_shape).astype(np.float32)
+    truth = "t1_ms/t2_ms: proton-density-weighted mean relaxation rate of the pixel's compartments"
     single = {}
     if single_truth is not None:
-        fit = GridFit.from_dictionary(dictionary) if single_truth == "grid" else None
-        fitted = compartments.single_compartment_maps(
-            seq, slc.fractions[:, mask], values, slc.b1_shape[mask], fit
-        )
-        single = dict(zip(("t1_single_ms", "t2_single_ms"), _on_mask(mask, *fitted), strict=True))
+        single = _single_truth(seq, slc, values, mask, dictionary, single_truth)
+        truth += f"; {SINGLE_TRUTH} at the true B1 ({single_truth} fit)"
     b1_rng = _subject_rng(config, subject, slice_index, 3)
     return io.MrfSlice(
         subject_id=f"sub-{subject:02d}",
@@ -241,16 +239,21 @@ def make_slice_file(
             "slice_position": slc.slice_position,
             "dm_rank": config.rank,
             "tissue_labels": repr(dict(tissues.TISSUES)),
-            "truth": "t1_ms/t2_ms: proton-density-weighted mean relaxation rate of the "
-            "pixel's compartments"
-            + (
-                "; t1_single_ms/t2_single_ms: single-compartment fit of the noiseless unaliased "
-                f"signal at the true B1 ({single_truth})"
-                if single
-                else ""
-            ),
+            "truth": truth,
         },
     )
+
+
+SINGLE_TRUTH = "t1_single_ms/t2_single_ms: single-compartment fit of the noiseless unaliased signal"
+
+
+def _single_truth(seq, slc, values, mask, dictionary, method: str) -> dict[str, np.ndarray]:
+    """``t1_single_ms``, ``t2_single_ms`` maps of a slice, by the exact or the grid fit."""
+    fit = GridFit.from_dictionary(dictionary) if method == "grid" else None
+    fitted = compartments.single_compartment_maps(
+        seq, slc.fractions[:, mask], values, slc.b1_shape[mask], fit
+    )
+    return dict(zip(("t1_single_ms", "t2_single_ms"), _on_mask(mask, *fitted), strict=True))
 
 
 def _on_mask(mask: np.ndarray, *values: np.ndarray) -> list[np.ndarray]:
