@@ -13,7 +13,7 @@ BIT 15:49, 1975): ``m0 = <d, s> / <d, d>`` in closed form, residual ``r = s - m0
 the EPG (`rinq_jax.physics.epg.simulate`). Levenberg-Marquardt damping keeps each step a
 descent step. For a pure tissue's noiseless fingerprint the fit returns the tissue's values.
 
-`GridFit` solves the same problem approximately and ~100x faster, for the training stream's
+`GridFit` solves the same problem approximately and without EPG passes, for the training stream's
 targets: it searches a compressed B1-axis dictionary (`rinq_jax.physics.dictionary`), with the
 fingerprint at the pixel's B1 interpolated between the three nearest B1 nodes, and refines the
 best entry by a quadratic through its grid neighbours.
@@ -165,7 +165,8 @@ class GridFit:
     minimised over the grid, ``||u_p||^2 = w^T Re(G_p) w`` with the node Gram matrices ``G_p``
     precomputed. A quadratic in (ln T1, ln T2) fitted by least squares to the score
     ``|<u_p, c>|^2 / ||u_p||^2`` of the best entry's 3 x 3 grid neighbourhood gives the answer
-    (its maximum, kept inside that neighbourhood); at the grid's edges the entry itself.
+    (its maximum, kept inside that neighbourhood); where the neighbourhood is incomplete, a
+    parabola along each axis (`_refine`).
     Against the exact fit (`fit_single_compartment`) on brain mixtures: tests/physics/test_fit.py.
 
     Build with `GridFit.from_dictionary`.
