@@ -107,6 +107,8 @@ def fisp_repetition(
 
 # Atoms simulated together: the states of a few hundred atoms stay in the CPU caches.
 ATOM_CHUNK = 256
+# Fewest atoms worth a thread of their own (`_over_threads`).
+MIN_SHARD_ATOMS = 32
 
 
 @partial(jax.jit, static_argnames=("n_states", "inverted", "unroll", "real", "chunk"))
@@ -127,18 +129,20 @@ def _simulate_flat(
 ):
     """Signals complex[N, T] for flat parameter vectors t1_ms, t2_ms, b1: float[N].
 
-    Runs `_simulate_chunk` on ``chunk`` atoms at a time (the last chunk padded).
+    Runs `_simulate_chunk` on at most ``chunk`` atoms at a time: the fewest chunks that hold
+    the N atoms, of equal size, the last padded (by less than one atom per chunk).
     """
     n = t1_ms.shape[0]
+    n_chunks = -(-n // chunk)
+    chunk = -(-n // n_chunks)
 
     def one_chunk(params):
         t1, t2, b1_ = params
         sequence = (flip_rad, phase_rad, tr_ms, te_ms, ti_ms)
         return _simulate_chunk(*sequence, t1, t2, b1_, n_states, inverted, unroll, real)
 
-    if n <= chunk:
+    if n_chunks == 1:
         return one_chunk((t1_ms, t2_ms, b1))
-    n_chunks = -(-n // chunk)
     padded = [
         jnp.pad(v, (0, n_chunks * chunk - n), constant_values=1).reshape(n_chunks, chunk)
         for v in (t1_ms, t2_ms, b1)
@@ -339,22 +343,21 @@ def _over_threads(run, atoms: list[jax.Array]) -> jax.Array:
 
     Why: XLA:CPU runs the EPG scan on one core (its [n_states, chunk] updates are too small
     for XLA's intra-op parallelism), and a computation runs on the thread that calls it.
-    So on the CPU, outside of tracing, the atoms are cut into one equal shard per core
-    (padded to whole chunks, so one compilation serves all) and the shards run in
-    threads, at most one shard per chunk. The values are the same either way: every atom
-    is computed on its own. Paper-grid sample of 2,048 atoms on 2 cores: 2.8-3.2 -> 1.6-2.0
-    s per grid.
+    So on the CPU, outside of tracing, the atoms are cut into one equal shard per core (the
+    last padded, so one compilation serves all), each of at least `MIN_SHARD_ATOMS`, and the
+    shards run in threads. The values are the same either way: every atom is computed on its
+    own. Timings: benchmarks/results.md.
 
     Args:
       run: a function of the flat parameters returning signals [N, T].
       atoms: the flat parameters, each float[N].
     """
     n = atoms[0].shape[0]
-    n_threads = min(_cores(), n // ATOM_CHUNK)
+    n_threads = min(_cores(), n // MIN_SHARD_ATOMS)
     tracing = any(isinstance(v, jax.core.Tracer) for v in atoms)
     if n_threads < 2 or tracing or jax.default_backend() != "cpu":
         return run(*atoms)
-    size = -(-n // (n_threads * ATOM_CHUNK)) * ATOM_CHUNK  # atoms per shard, whole chunks
+    size = -(-n // n_threads)  # atoms per shard
     padded = [jnp.pad(v, (0, n_threads * size - n), constant_values=1) for v in atoms]
     x64 = jax.config.read("jax_enable_x64")  # thread-local where set by jax.enable_x64
 

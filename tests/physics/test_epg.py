@@ -158,7 +158,7 @@ def _reference_signals(seq: FispSequence, t1_ms, t2_ms, b1, dtype):
 def test_fast_path_equals_scan_of_fisp_repetition(phases, monkeypatch):
     from rinq_jax.physics import epg
 
-    monkeypatch.setattr(epg, "ATOM_CHUNK", 128)  # 300 atoms: three chunks, the last padded
+    monkeypatch.setattr(epg, "ATOM_CHUNK", 128)  # 300 atoms: three chunks of 100
     rng = np.random.default_rng(7)
     base = paper_sequence(400)
     phase_deg = {
@@ -201,5 +201,5 @@ def test_atoms_split_over_threads_give_the_one_thread_signals(monkeypatch):
         epg, "_simulate_flat", lambda *a, **k: shards.append(a[5].shape) or flat(*a, **k)
     )
     split = np.asarray(simulate(seq, t1_ms, t2_ms, b1))
-    assert shards == [(128,)] * 3  # 333 atoms -> 3 shards of 2 chunks of 64, padded
+    assert shards == [(111,)] * 3  # 333 atoms -> 3 shards, each 2 chunks of 56, padded
     np.testing.assert_array_equal(split, one)
