@@ -28,7 +28,7 @@ from rinq_jax.data.subjects.b1_map import blurred, measured_b1_map
 from rinq_jax.errors import MrfFormatError
 from rinq_jax.physics import dictionary as dictionary_lib
 from rinq_jax.physics import slice_profile
-from rinq_jax.physics.fit import GridFit
+from rinq_jax.physics.fit import GridFit, grid_started_fit
 from rinq_jax.physics.matching import match
 
 if TYPE_CHECKING:  # the config's module writes these slices: imported for annotations only
@@ -179,7 +179,8 @@ def make_slice_file(
 
     Also its compartment fractions, a measured B1 map (`rinq_jax.data.subjects.b1_map`) and the
     single-compartment truth (`compartments.single_compartment_maps`): with ``single_truth``
-    "exact" the exact fit of each mixed pixel (test slices), "grid" the fast `GridFit` of
+    "exact" the exact fit of each mixed pixel (test slices; started from the grid fit,
+    `rinq_jax.physics.fit.grid_started_fit`), "grid" the fast `GridFit` of
     ``dictionary`` that makes the training stream's targets (validation slices), None none.
     ``adjust_values`` maps the subject's tissue values to the slice's
     (`rinq_jax.data.datasets.test_sets`); ``lesions`` is as in `slice_model`; a slice ``profile``
@@ -249,7 +250,8 @@ SINGLE_TRUTH = "t1_single_ms/t2_single_ms: single-compartment fit of the noisele
 
 def _single_truth(seq, slc, values, mask, dictionary, method: str) -> dict[str, np.ndarray]:
     """``t1_single_ms``, ``t2_single_ms`` maps of a slice, by the exact or the grid fit."""
-    fit = GridFit.from_dictionary(dictionary) if method == "grid" else None
+    grid = GridFit.from_dictionary(dictionary)
+    fit = grid if method == "grid" else grid_started_fit(seq, grid)
     fitted = compartments.single_compartment_maps(
         seq, slc.fractions[:, mask], values, slc.b1_shape[mask], fit
     )
