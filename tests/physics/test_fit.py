@@ -99,9 +99,9 @@ def test_the_grid_fit_equals_the_exact_fit_on_brain_mixtures(grid_fit):
 
 
 def test_the_exact_fit_from_the_grid_fit_reaches_the_least_squares_optimum(grid_fit):
-    """Two iterations from the grid fit's answer (what the test slices store) reach the cost of
-    twelve from the rate-weighted start on the same mixtures, and its (T1, T2) where the cost
-    is not flat (T2 < 300 ms, previous test)."""
+    """Two iterations from the grid fit's answer (what the test slices store) reach the cost and
+    the (T1, T2) of twelve from the rate-weighted start, on WM/GM mixtures (T2 < 300 ms, where
+    the cost is not flat: previous test)."""
     seq, fit = grid_fit
     rng = np.random.default_rng(2)
     wm, gm = [830.0, 60.0], [1330.0, 85.0]
