@@ -5,7 +5,8 @@
 RNN3's recipe learns the single-compartment truth (``TrainConfig.target = "single"``), which
 the training stream computes for every batch with the fast dictionary search
 (`rinq_jax.physics.fit.GridFit`), while the test slices store the exact least-squares fit
-(``t1_single_ms``, `rinq_jax.physics.fit.fit_single_compartment`). This recomputes the test
+(``t1_single_ms``: `rinq_jax.physics.fit.fit_single_compartment`, run to convergence from the
+grid fit's answer by `grid_started_fit`). This recomputes the test
 slices' truth with the stream's fit, from the slices' own anatomy and tissue values
 (`brain_slices.slice_model`), and prints the relative difference over their brain pixels (at
 least 98 % white matter, grey matter and CSF) and their pure (>= 90 %) white and grey matter.
