@@ -338,6 +338,7 @@ def test_test_slices_carry_fractions_a_measured_b1_map_and_the_reachable_truth(d
     np.testing.assert_allclose(val.t1_single_ms[pure], val.t1_ms[pure], rtol=1e-5)
 
 
+@pytest.mark.slow  # ~45 s: five tiny out-of-range subjects generated
 def test_out_of_range_subjects_have_their_bins_values(dataset):
     from rinq_jax.data.datasets import test_sets
 
@@ -363,6 +364,7 @@ def test_out_of_range_subjects_have_their_bins_values(dataset):
     assert seen == set(test_sets.SCALE_BINS)
 
 
+@pytest.mark.slow  # ~45 s: a tiny subject acquired at five noise levels
 def test_snr_set_scales_one_noise_realisation_by_its_factor(dataset):
     """Same subject, values and noise draw at every level: the noise is sigma = rms / SNR, so
     s(x0.25) - s(x1) = 3 n / SNR and s(x1) - s(x4) = 0.75 n / SNR, a ratio of exactly 4."""
@@ -386,6 +388,7 @@ def test_snr_set_scales_one_noise_realisation_by_its_factor(dataset):
         )
 
 
+@pytest.mark.slow  # ~40 s: a tiny subject simulated with four slice profiles
 def test_slice_profile_set_changes_the_signals_not_the_truths(dataset):
     from rinq_jax.data.datasets import test_sets
 

@@ -42,6 +42,7 @@ def _tiny_run(data, workdir, values):
     )
 
 
+@pytest.mark.slow  # ~100 s: a tiny dataset and a 300-step run
 def test_recipe_lowers_the_validation_loss_well_below_the_mean_predictor(tmp_path):
     synthetic.generate(TINY, tmp_path / "data", progress=False)
     config = _tiny_run(tmp_path / "data", tmp_path / "run", "brain")
