@@ -20,7 +20,7 @@ Table 1 rows.
   span of the fingerprints is removed before the network, which is left as the paper built it;
   with it a lower peak step size (3e-4). Measured on RNN3 at 3,000 steps, two seeds (README,
   "Does it measure?"): the raw series at 3e-4 or 1e-3 measure worse in and out of the training
-  range;
+  range; with the subspace input, peaks of 6e-4 and 1e-3 (one seed each) did no better;
 * **the single-compartment truth as the target** for RNN3 (``target="single"``,
   `rinq_jax.data.pipeline.stream`): what one fingerprint of a pixel's noiseless signal says,
   the truth that matching reaches and the evaluation scores, rather than the rate-weighted mean
