@@ -31,6 +31,7 @@ from rinq_jax.evaluation import compare, evaluate, inference, metrics
 CSF_BINS = ((0.0, 0.05), (0.05, 1.0), (1.0, 9.0))
 TISSUES = {"wm": tissues.WM, "gm": tissues.GM}
 DM_LABEL = "dictionary matching (measured B1)"
+TRUTH_FIELDS = ["mask", "tissue", "fractions", "t1_single_ms", "t2_single_ms"]
 
 
 def neighbourhood_sum(values: np.ndarray) -> np.ndarray:
@@ -69,7 +70,7 @@ def run(ckpts: list[Path]) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray
     dictionary = compare.matching_dictionary(files[0])
     pooled: dict = {}
     for path in files:
-        truth = io.read_slice(path)
+        truth = io.read_slice(path, fields=TRUTH_FIELDS)
         maps = {}
         for label, c, forward in zip(labels, checkpoints, forwards, strict=True):
             p = inference.predict_slice(c, path, forward=forward)
