@@ -30,7 +30,6 @@ from rinq_jax.evaluation import compare, evaluate, inference, metrics
 # CSF in the 3 x 3 neighbourhood, in pixels of area: none, a partial-volume trace, one or more.
 CSF_BINS = ((0.0, 0.05), (0.05, 1.0), (1.0, 9.0))
 TISSUES = {"wm": tissues.WM, "gm": tissues.GM}
-DM_LABEL = "dictionary matching (measured B1)"
 TRUTH_FIELDS = ["mask", "tissue", "fractions", "t1_single_ms", "t2_single_ms"]
 
 
@@ -76,7 +75,7 @@ def run(ckpts: list[Path]) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray
             p = inference.predict_slice(c, path, forward=forward)
             maps[label] = (p.t1_ms, p.t2_ms)
         d = compare.match_slice(path, dictionary, b1_mode="map")
-        maps[DM_LABEL] = (d.t1_ms, d.t2_ms)
+        maps[evaluate.DM_LABELS["map"]] = (d.t1_ms, d.t2_ms)
         for key, value in signed_errors(maps, truth).items():
             pooled.setdefault(key, []).append(value)
     return {
