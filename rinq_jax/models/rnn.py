@@ -61,7 +61,10 @@ from rinq_jax.models.common import b1_steps, batch_norm, check_input, dense_dot_
 from rinq_jax.models.lstm import DEFAULT_UNROLL, ChunkedLSTM, group_steps
 from rinq_jax.models.quantile import quantile
 
-__all__ = ["RNN1", "RNN3"]
+__all__ = ["NEIGHBOUR_PREDICTIONS", "RNN1", "RNN3"]
+
+# RNN3's "intermediates" entry: float32[B, 9, 2] the neighbours' predictions before the quantile
+NEIGHBOUR_PREDICTIONS = "neighbour_predictions"
 
 
 def _recurrent_trunk(
@@ -136,7 +139,8 @@ class RNN3(nn.Module):
 
     Call: ``x`` float32[B, 3, 3, T, C], ``train``, ``b1`` float32[B, 3, 3] (with ``b1_input``
     only) -> float32[B, 2], the quantile over the 9 neighbours' (T1, T2) predictions, taken per
-    parameter.
+    parameter. Applied with ``mutable=["intermediates"]``, the nine predictions float32[B, 9, 2]
+    (row-major over the patch) are also returned, under `NEIGHBOUR_PREDICTIONS`.
     """
 
     channels: int = 2
@@ -162,4 +166,6 @@ class RNN3(nn.Module):
         if self.output_relu:
             y = nn.relu(y)
         y = y.reshape(y.shape[0], n_neighbours, 2)
+        # the nine predictions, for a loss on each (`training.steps`, ``neighbour_loss``)
+        self.sow("intermediates", NEIGHBOUR_PREDICTIONS, y)
         return quantile(y, 0.5, axis=1)

@@ -268,10 +268,10 @@ class GridFit:
             group = np.flatnonzero(first == j)
             nodes = self.atoms[j : j + 3].reshape(-1, rank)
             inner = np.conj(nodes @ coef[group].conj().T).reshape(3, n_entries, -1)  # <U, c>
-            for n, g in enumerate(group):
-                w = weights[g]
-                num = np.tensordot(w, inner[:, :, n], axes=1)
-                out[g] = np.abs(num) ** 2 / (self.gram[j] @ np.outer(w, w).ravel())
+            w = weights[group]  # [G, 3]
+            num = sum(w[:, k].astype(np.float32) * inner[k] for k in range(3)).T  # [G, P]
+            norm2 = (w[:, :, None] * w[:, None, :]).reshape(-1, 9) @ self.gram[j].T  # [G, P]
+            out[group] = np.abs(num) ** 2 / norm2
         return out
 
     def __call__(self, signals: np.ndarray, b1: np.ndarray, *_init) -> FitResult:

@@ -33,6 +33,7 @@ from rinq_jax.models.registry import check_overrides, model_spec
 from rinq_jax.training.targets import TARGET_TRANSFORMS, TargetNorm
 
 TARGETS = ("true", "dm", "single")
+NEIGHBOUR_LOSS_MODELS = ("rnn3",)  # the quantile layer's nine predictions
 # Integer fields and their lowest value (None, where allowed, passes).
 _LOWEST = {
     "steps": 1,
@@ -105,6 +106,9 @@ class TrainConfig:
       subspace_input: project each series onto the matching dictionary's rank-50 subspace
         before it is normalised (`rinq_jax.data.pipeline.transforms`; not in the paper): the
         spiral's aliasing outside it is removed, the networks are unchanged.
+      neighbour_loss: weight of a loss on each of RNN3's nine neighbour predictions against its
+        own pixel's truth, beside the paper's loss on their median (`training.steps.train_step`;
+        a generated dataset's stream only, which draws the neighbours' targets; 0: the paper's).
       model_overrides: keyword overrides for `get_model` (e.g. a smaller hidden size in tests,
         the LSTM's ``fast_gradients``), as a tuple of (name, value) pairs so the config stays
         hashable; checked against the model's attributes (`models.registry.check_overrides`).
@@ -142,6 +146,7 @@ class TrainConfig:
     progress: bool = True
     b1_input: bool = False
     subspace_input: bool = False
+    neighbour_loss: float = 0.0
     model_overrides: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self):
@@ -168,6 +173,13 @@ class TrainConfig:
         for name, (low, high) in _FRACTIONS.items():
             if not low <= getattr(self, name) <= high:
                 raise ValueError(f"{name} must lie in [{low}, {high}], got {getattr(self, name)}")
+        if not 0.0 <= self.neighbour_loss < math.inf:
+            raise ValueError(f"neighbour_loss must be >= 0 and finite, got {self.neighbour_loss}")
+        if self.neighbour_loss and self.model not in NEIGHBOUR_LOSS_MODELS:
+            raise ValueError(
+                f"neighbour_loss: only {', '.join(NEIGHBOUR_LOSS_MODELS)} predict for the "
+                f"neighbours of a patch, not {self.model}"
+            )
         if self.steps is not None and self.epochs is not None:
             raise ValueError(f"set steps or epochs, not both (got {self.steps}, {self.epochs})")
         # JSON turns tuples into lists; normalise so equality survives the round trip.

@@ -97,12 +97,14 @@ def build_datasets(config: TrainConfig, patch_size: int) -> Datasets:
             config.b1_input,
             config.subspace_input,
             config.progress,
+            neighbour_targets=config.neighbour_loss > 0,
         )
-    if config.train_subjects is not None:
-        raise InputError(
-            f"{data_dir}: train_subjects needs a generated brain dataset; a folder of slice "
-            "files is split by slice"
-        )
+    for name, default in (("train_subjects", None), ("neighbour_loss", 0.0)):
+        if getattr(config, name) != default:
+            raise InputError(
+                f"{data_dir}: {name} needs a generated brain dataset (its training stream); "
+                "a folder of slice files is split by slice"
+            )
     files = sorted(data_dir.glob("*.h5"))
     if not files:
         raise InputNotFoundError(f"no slice files (*.h5) in {config.data_dir}")
@@ -142,6 +144,7 @@ def stream_datasets(
     b1_input: bool = False,
     subspace_input: bool = False,
     progress: bool = True,
+    neighbour_targets: bool = False,
 ) -> Datasets:
     """A generated brain dataset's training stream and validation files.
 
@@ -150,7 +153,8 @@ def stream_datasets(
     its validation subjects' files as a `PatchDataset`, with the rate-weighted (``target``
     "true") or the single-compartment truth ("single"); both with measured B1 for ``b1_input``
     and series projected on the matching dictionary's subspace for ``subspace_input`` (built
-    with a progress bar if ``progress``).
+    with a progress bar if ``progress``); the training batches also hold every patch pixel's
+    target with ``neighbour_targets``.
     """
     distribution = tissue_values.ValueDistribution(**VALUE_DISTRIBUTIONS[values])
     if target not in ("true", "single"):
@@ -176,6 +180,7 @@ def stream_datasets(
         b1_input=b1_input,
         basis=basis,
         single_fit=single_fit,
+        neighbour_targets=neighbour_targets,
     )
     val = loader.PatchDataset(
         data.val,

@@ -96,7 +96,6 @@ def _prepare(config: TrainConfig, datasets: Datasets | None, model) -> _Run:
     config = resolve_config(config)
     mesh = steps.make_mesh()  # one 1-D data mesh over all local devices
     steps.check_batch_divisible(config.batch_size, mesh.devices.size)
-    Path(config.workdir).mkdir(parents=True, exist_ok=True)
     if model is None:
         model = get_model(config.model, config.input_kind, **config.model_kwargs)
     if datasets is None:
@@ -108,6 +107,7 @@ def _prepare(config: TrainConfig, datasets: Datasets | None, model) -> _Run:
             f"training set has {datasets.train.n_patches} patches, fewer than one batch of "
             f"{config.batch_size}"
         )
+    Path(config.workdir).mkdir(parents=True, exist_ok=True)  # only once the data are good
     total_steps = run_length(config, datasets.streamed, steps_per_epoch)
     with closing(datasets.train.batches(1, seed=0, epoch=0, start_batch=0)) as it:
         sample = next(iter(it))
@@ -262,7 +262,7 @@ class _Loop:
     def __init__(self, run: _Run, checkpoints: _Checkpoints, cleanup, t_start: float):
         config = run.config
         self.run, self.checkpoints, self.t_start = run, checkpoints, t_start
-        self.train_step = steps.make_train_step(run.mesh, config.target_norm)
+        self.train_step = steps.make_train_step(run.mesh, config.target_norm, config.neighbour_loss)
         self.eval_step = steps.make_eval_step(run.mesh, config.target_norm)
         evals = config.evals_per_run
         self.eval_every = max(1, run.total_steps // evals) if evals else 0

@@ -23,6 +23,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from rinq_jax.data.subjects.tissues import SCORED_TISSUES
 from rinq_jax.errors import InputError
+from rinq_jax.models.rnn import NEIGHBOUR_PREDICTIONS
 from rinq_jax.training.input_pipeline import closing
 from rinq_jax.training.state import TrainState
 from rinq_jax.training.targets import TargetNorm
@@ -39,16 +40,39 @@ def model_inputs(batch: Batch) -> dict[str, jax.Array]:
     return {"b1": batch["b1"]} if "b1" in batch else {}
 
 
+def neighbour_mse(predictions: jax.Array, y_patch: jax.Array, weight: jax.Array) -> jax.Array:
+    """Weighted MSE of RNN3's nine neighbour predictions against each pixel's own target.
+
+    ``predictions``, ``y_patch``: float32[B, 9, 2] normalised (T1, T2); ``weight``: float32[B, 9]
+    (0 for a pixel without a target). ``sum_bk w_bk |p_bk - y_bk|^2 / (2 sum_bk w_bk)``.
+    """
+    err2 = jnp.sum((predictions - y_patch) ** 2, axis=-1)
+    return jnp.sum(weight * err2) / (2.0 * jnp.maximum(jnp.sum(weight), 1.0))
+
+
 def train_step(
-    state: TrainState, batch: Batch, rng: jax.Array, *, target_norm: TargetNorm
+    state: TrainState,
+    batch: Batch,
+    rng: jax.Array,
+    *,
+    target_norm: TargetNorm,
+    neighbour_weight: float = 0.0,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
     """One optimiser step on the MSE of the normalised (T1, T2) targets (`TargetNorm`).
 
+    With ``neighbour_weight`` > 0 (RNN3, ``TrainConfig.neighbour_loss``) the loss adds
+    ``neighbour_weight * neighbour_mse`` of the nine predictions the quantile layer takes the
+    median of (`models.rnn.NEIGHBOUR_PREDICTIONS`), each against its own pixel's truth: the
+    paper's reading of them as the neighbours' predictions.
+
     Args:
       state: current TrainState (params, batch_stats, opt_state, step).
-      batch: {"x": float32[B, P, P, T, C], "y_ms": float32[B, 2]} (and "b1": `model_inputs`).
+      batch: {"x": float32[B, P, P, T, C], "y_ms": float32[B, 2]} (and "b1": `model_inputs`);
+        with ``neighbour_weight`` also "y_patch_ms": float32[B, P, P, 2] and "patch_weight":
+        float32[B, P, P] (`rinq_jax.data.pipeline.stream`).
       rng: the run's root key; this step uses `fold_in(rng, state.step)` (resumable randomness).
       target_norm: maps the targets in ms to the network's outputs.
+      neighbour_weight: weight of the neighbours' loss (0: the paper's loss).
 
     Returns:
       (new_state, metrics). metrics: "loss" (normalised MSE), "grad_norm", "finite" (bool),
@@ -66,10 +90,17 @@ def train_step(
             batch["x"],
             train=True,
             **model_inputs(batch),
-            mutable=["batch_stats"],
+            mutable=["batch_stats", "intermediates"] if neighbour_weight else ["batch_stats"],
             rngs={"dropout": step_rng},
         )
-        return jnp.mean((pred - y) ** 2), (pred, updates)
+        loss = jnp.mean((pred - y) ** 2)
+        if neighbour_weight:
+            (slots,) = updates["intermediates"][NEIGHBOUR_PREDICTIONS]
+            n = slots.shape[0]
+            y_patch = target_norm.normalise(batch["y_patch_ms"].reshape(n, -1, 2))
+            weight = batch["patch_weight"].reshape(n, -1)
+            loss = loss + neighbour_weight * neighbour_mse(slots, y_patch, weight)
+        return loss, (pred, updates)
 
     (loss, (pred, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     grad_norm = optax.tree.norm(grads)
@@ -215,13 +246,13 @@ def replicate(tree, mesh: Mesh):
 
 
 def make_train_step(
-    mesh: Mesh, target_norm: TargetNorm
+    mesh: Mesh, target_norm: TargetNorm, neighbour_weight: float = 0.0
 ) -> Callable[[TrainState, Batch, jax.Array], tuple[TrainState, dict[str, jax.Array]]]:
     """Jitted, data-parallel `train_step` over `mesh`; donates the input state."""
     repl = NamedSharding(mesh, PartitionSpec())
     data = NamedSharding(mesh, PartitionSpec("data"))
     return jax.jit(
-        functools.partial(train_step, target_norm=target_norm),
+        functools.partial(train_step, target_norm=target_norm, neighbour_weight=neighbour_weight),
         in_shardings=(repl, data, repl),
         out_shardings=(repl, repl),
         donate_argnums=0,

@@ -154,6 +154,39 @@ def test_stream_targets_are_the_draws_true_maps(dataset):
         np.testing.assert_allclose(batch["y_ms"][i], [t1, t2], rtol=1e-6)
 
 
+def test_stream_neighbour_targets_are_each_patch_pixels_true_maps(dataset):
+    """With neighbour_targets, every brain pixel of a patch gets its own truth under the patch's
+    draw (from the slice's anatomy, image space), weight 1; rim pixels weight 0 and the centre's
+    target. The rest of the batch is the same as without them."""
+    _, data = dataset
+    dist = tissue_values.ValueDistribution(draws_per_batch=3, wide_fraction=0.5)
+    kwargs = {"patch_size": 3, "distribution": dist, "prefetch": 0}
+    plain, s = _stream(data, **kwargs), _stream(data, neighbour_targets=True, **kwargs)
+    ids = np.arange(0, s.n_patches, 37)[:40]
+    batch = s.make_batch(ids, np.random.default_rng(3))
+    reference = plain.make_batch(ids, np.random.default_rng(3))
+    for key, value in reference.items():
+        np.testing.assert_array_equal(batch[key], value)
+    rng = np.random.default_rng(3)
+    draws = [tissue_values.training_values(rng, dist) for _ in range(3)]
+    y_patch, weight = batch["y_patch_ms"].reshape(-1, 9, 2), batch["patch_weight"].reshape(-1, 9)
+    np.testing.assert_array_equal(y_patch[:, 4], batch["y_ms"])
+    for n, i in enumerate(ids):
+        sl = data.train[s._slice_of[i]]
+        subject, index = (int(part.split("-")[1]) for part in sl.name.split("_"))
+        slc = brain_slices.slice_model(data.config, subject, index)[0]
+        brain = tissues.dominant_tissue(slc.fractions)[1]  # the slice's brain mask
+        for j, stored in enumerate(sl.neighbours[s._centre_of[i]].ravel()):
+            row, col = sl.pixels[stored]
+            assert weight[n, j] == brain[row, col]
+            if brain[row, col]:
+                want = compartments.true_maps(slc.fractions[:, row, col], draws[n % 3])
+                np.testing.assert_allclose(y_patch[n, j], want, rtol=1e-5)
+            else:
+                np.testing.assert_array_equal(y_patch[n, j], batch["y_ms"][n])
+    assert 0 < weight.mean() < 1
+
+
 def test_stream_single_targets_are_each_centres_fit_at_its_true_b1(dataset):
     """With a single_fit, each target is the single-compartment truth of the centre under its
     draw, at the B1 of the slice's anatomy; a pure centre gets its compartment's values."""

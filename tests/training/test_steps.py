@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from rinq_jax.data.subjects.tissues import SCORED_TISSUES
+from rinq_jax.models.rnn import NEIGHBOUR_PREDICTIONS, RNN3
 from rinq_jax.training import steps
 from rinq_jax.training.state import create_train_state
 from rinq_jax.training.targets import TargetNorm
@@ -143,3 +144,32 @@ def test_eval_step_sums_per_tissue_give_each_tissues_loss_and_relative_error():
         assert out[f"val_loss_{name}_ms"] == pytest.approx(np.sqrt(np.mean(err**2)), rel=1e-4)
         rme = 100 * np.mean(np.abs(err[:, 0]) / ds.y_ms[:12][sel][:, 0])
         assert out[f"rme_t1_{name}_pct"] == pytest.approx(rme, rel=1e-4)
+
+
+def test_neighbour_loss_adds_each_patch_pixels_error_beside_the_median():
+    """RNN3's nine predictions (median = the output) each scored against their own pixel's
+    target, weighted: 0-weight pixels (the rim) do not count, whatever their target."""
+    model = RNN3(lstm_hidden=8)
+    keys = jax.random.split(jax.random.PRNGKey(0), 4)
+    x = jax.random.normal(keys[0], (4, 3, 3, 60, 2))
+    state = create_train_state(model, keys[1], x[:1], 1e-3)
+    y_patch = np.array(jax.random.uniform(keys[2], (4, 3, 3, 2), minval=50.0, maxval=3000.0))
+    weight = np.ones((4, 3, 3), np.float32)
+    weight[0, 0, :] = weight[3, :, 2] = 0.0
+    y_patch[weight == 0] = 1e6
+    batch = {"x": x, "y_ms": y_patch[:, 1, 1], "y_patch_ms": y_patch, "patch_weight": weight}
+    rng = jax.random.PRNGKey(1)
+    step = jax.jit(steps.train_step, static_argnames=("target_norm", "neighbour_weight"))
+    _, plain = step(state, batch, rng, target_norm=NORM)
+    _, both = step(state, batch, rng, target_norm=NORM, neighbour_weight=0.5)
+
+    variables = {"params": state.params, "batch_stats": state.batch_stats}
+    pred, updates = model.apply(variables, x, train=True, mutable=["batch_stats", "intermediates"])
+    slots = np.asarray(updates["intermediates"][NEIGHBOUR_PREDICTIONS][0])  # [4, 9, 2]
+    np.testing.assert_allclose(np.median(slots, axis=1), pred, rtol=1e-6)
+    scale = np.array([4000.0, 600.0])
+    y, y9 = y_patch[:, 1, 1] / scale, y_patch.reshape(4, 9, 2) / scale
+    w = weight.reshape(4, 9, 1)
+    by_hand = np.sum(w * (slots - y9) ** 2) / (2 * w.sum())
+    np.testing.assert_allclose(plain["loss"], np.mean((pred - y) ** 2), rtol=1e-5)
+    np.testing.assert_allclose(both["loss"], plain["loss"] + 0.5 * by_hand, rtol=1e-5)

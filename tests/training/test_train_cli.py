@@ -111,3 +111,18 @@ def test_train_subjects_needs_a_generated_dataset(cli, tmp_path, capsys):
     assert "train_subjects needs a generated brain dataset" in err and err.count("\n") == 1
     args = cli.build_parser().parse_args(["--model", "rnn3", "--train-subjects", "4"])
     assert cli.config_from_args(args).train_subjects == 4
+
+
+def test_neighbour_loss_needs_rnn3_and_a_generated_dataset(cli, tmp_path, capsys):
+    from tests.evaluation.conftest import write_eval_slices
+
+    write_eval_slices(tmp_path / "slices", n_files=3)
+    argv = ["--data-dir", str(tmp_path / "slices"), "--neighbour-loss", "1", "--no-progress"]
+    assert cli.main(["--model", "rnn3", *argv, "--workdir", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert "neighbour_loss needs a generated brain dataset" in err and err.count("\n") == 1
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--model", "rnn1", *argv])
+    assert exit_info.value.code == 2
+    assert "only rnn3 predict for the neighbours" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

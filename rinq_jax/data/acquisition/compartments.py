@@ -156,6 +156,7 @@ def single_compartment_maps(
     b1_shape: np.ndarray,
     fit: Callable[..., FitResult] | None = None,
     coefficients: np.ndarray | None = None,
+    draw_of: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The truth a one-tissue method can reach: T1, T2 (ms) of the single-compartment fit.
 
@@ -168,12 +169,15 @@ def single_compartment_maps(
     Args:
         seq: the acquisition schedule.
         fractions: float[N_CLASSES, N] compartment fractions of N pixels with magnetisation.
-        values: the slice's draw, or one draw per pixel (a training batch's).
+        values: the slice's draw, or a sequence of draws (a training batch's), pixel ``n``
+            under ``values[draw_of[n]]``.
         b1_shape: float[N] B1 pattern ``beta`` of the pixels.
         fit: ``fit(signals [n, T], b1 [n], t1_init_ms [n], t2_init_ms [n]) -> FitResult`` in
             place of the exact fit (e.g. the fast `rinq_jax.physics.fit.GridFit`).
         coefficients: `fingerprint_coefficients` of ``values`` when already at hand: [K, T],
-            or [N, K, T] for one draw per pixel.
+            or [D, K, T] for a sequence of D draws.
+        draw_of: int[N] each pixel's draw in a sequence ``values`` (None: one draw per pixel,
+            D = N).
 
     Returns:
         (t1_ms, t2_ms), float32[N].
@@ -182,7 +186,10 @@ def single_compartment_maps(
     fractions = np.asarray(fractions, np.float64)
     per_pixel = not isinstance(values, TissueValues)
     draws = list(values) if per_pixel else [values]
-    which = np.arange(len(draws)) if per_pixel else np.zeros(fractions.shape[1], int)
+    if draw_of is not None:
+        which = np.asarray(draw_of)
+    else:
+        which = np.arange(len(draws)) if per_pixel else np.zeros(fractions.shape[1], int)
     t1, t2, pd = (
         np.stack([getattr(d, k)[labels] for d in draws], -1)[:, which]
         for k in ("t1_ms", "t2_ms", "pd")
@@ -198,10 +205,11 @@ def single_compartment_maps(
         maps = basis_maps(fractions[:, mixed], np.zeros(mixed.size), beta)  # [K, n]
         if coefficients is None:
             coefficients = fingerprint_coefficients(seq, values)
-        if per_pixel:
-            signals = np.einsum("kn,nkt->nt", maps, coefficients[mixed])
-        else:
-            signals = maps.T @ coefficients  # [n, T]
+        coefficients = coefficients if per_pixel else coefficients[None]  # [D, K, T]
+        signals = np.empty((mixed.size, coefficients.shape[-1]), np.complex128)
+        for d in np.unique(which[mixed]):  # each draw's pixels: [n_d, K] @ [K, T]
+            pixels = np.flatnonzero(which[mixed] == d)
+            signals[pixels] = maps[:, pixels].T @ coefficients[d]
         amplitude = np.array([d.b1_amplitude for d in draws])[which[mixed]]
         w = weight[:, mixed]
         init = [w.sum(0) / np.sum(w / t[:, mixed], axis=0) for t in (t1, t2)]  # `true_maps`

@@ -22,6 +22,11 @@ gives it, ``(1 + a G * beta)(1 + e)`` (`rinq_jax.data.subjects.b1_map`: the slic
 smoothed 3 % noise per patch), drawn after everything else so that the other arrays are the
 same with and without it.
 
+With ``neighbour_targets`` (RNN3's ``neighbour_loss``, `rinq_jax.training.steps.train_step`), each
+batch also holds the target of every patch pixel that is a brain pixel, under the patch's draw,
+and a weight of 1 for those pixels, 0 for the rim outside the brain mask (whose target is then
+the centre's).
+
 Batch ``b`` of epoch ``e`` depends only on ``(seed, e, b)`` (`numpy.random.SeedSequence`), so a
 resumed run replays the same batches and no two batches of a run share a draw. Signals are then
 normalised exactly as on disk (`transforms.normalise_signals`, `transforms.to_channels`), and the
@@ -64,6 +69,7 @@ class SyntheticStream:
             (`transforms.project`, ``TrainConfig.subspace_input``); None: as acquired.
         single_fit: targets are the single-compartment truth by this fit (module docstring);
             None: the rate-weighted truth.
+        neighbour_targets: also yield every patch pixel's target (module docstring; P = 3).
     """
 
     def __init__(
@@ -80,6 +86,7 @@ class SyntheticStream:
         b1_input: bool = False,
         basis: np.ndarray | None = None,
         single_fit: GridFit | None = None,
+        neighbour_targets: bool = False,
     ):
         if patch_size not in transforms.PATCH_SIZES:
             raise ValueError(
@@ -91,6 +98,8 @@ class SyntheticStream:
             raise ValueError("SyntheticStream needs at least one training slice")
         if cfg.snr is None:
             raise ValueError("SyntheticStream needs an acquisition with an SNR")
+        if neighbour_targets and patch_size != 3:
+            raise ValueError("neighbour_targets needs 3 x 3 patches")
         self.slices = list(slices)
         self.noise_bank = noise_bank
         self.seq = seq
@@ -101,11 +110,18 @@ class SyntheticStream:
         self.b1_input = b1_input
         self.basis = basis
         self.single_fit = single_fit
+        self.neighbour_targets = neighbour_targets
         self._sigma = np.array([s.noise_rms / cfg.snr for s in self.slices], np.float32)
         self._pattern = spiral.interleaf_pattern(cfg, seq.n_reps)
         counts = np.array([s.centres.size for s in self.slices])
         self._slice_of = np.repeat(np.arange(len(self.slices)), counts)
         self._centre_of = np.concatenate([np.arange(c) for c in counts])
+        # per slice, each stored pixel's centre index (-1: the rim outside the brain mask)
+        self._centre_index = []
+        for sl in self.slices:
+            index = np.full(sl.pixels.shape[0], -1, np.int64)
+            index[sl.centres] = np.arange(sl.centres.size)
+            self._centre_index.append(index)
 
     @property
     def n_patches(self) -> int:
@@ -138,8 +154,9 @@ class SyntheticStream:
         """Yield the epoch's batches from ``start_batch`` on.
 
         Each is ``{"x": float32[B, P, P, T, C], "y_ms": float32[B, 2], "tissue": int32[B],
-        "index": int64[B]}`` (``tissue``: the centre's dominant label), and with ``b1_input``
-        ``"b1": float32[B, P, P]``.
+        "index": int64[B]}`` (``tissue``: the centre's dominant label), with ``b1_input``
+        ``"b1": float32[B, P, P]``, with ``neighbour_targets`` ``"y_patch_ms": float32[B, P, P,
+        2]`` and ``"patch_weight": float32[B, P, P]``.
         """
         if batch_size < 1 or start_batch < 0:
             raise ValueError(
@@ -172,7 +189,21 @@ class SyntheticStream:
             gridded.append(sl.gridded[:, :, pixels])
             if self.b1_input:
                 b1_blurred.append(sl.b1_blurred[pixels])
-        y_ms = self._targets(slice_ids, centre_ids, [draws[w] for w in which], coef[which])
+        if self.neighbour_targets:
+            pixel = np.stack(  # [n, P*P] each patch pixel's centre index, -1 on the rim
+                [
+                    self._centre_index[s][self.slices[s].neighbours[c].ravel()]
+                    for s, c in zip(slice_ids, centre_ids, strict=True)
+                ]
+            )
+            i, j = np.nonzero(pixel >= 0)  # the centre (j = 4) always is a brain pixel
+            y_patch = np.zeros((n, p * p, 2), np.float32)
+            y_patch[i, j] = self._targets(slice_ids[i], pixel[i, j], which[i], draws, coef)
+            y_ms = y_patch[:, p * p // 2].copy()
+            rim = np.nonzero(pixel < 0)
+            y_patch[rim] = y_ms[rim[0]]
+        else:
+            y_ms = self._targets(slice_ids, centre_ids, which, draws, coef)
         series = compartments.gridded_series(np.stack(gridded), coef[which], self._pattern)
         snr_factor = np.exp(rng.uniform(*np.log(self.distribution.snr_factor_range), n))
         sigma = self._sigma[slice_ids] / snr_factor.astype(np.float32)
@@ -186,6 +217,9 @@ class SyntheticStream:
         )
         x = x.reshape(n, p, p, self.n_reps, -1)
         batch = {"x": x, "y_ms": y_ms, "tissue": tissue, "index": ids}
+        if self.neighbour_targets:
+            batch["y_patch_ms"] = y_patch.reshape(n, p, p, 2)
+            batch["patch_weight"] = (pixel >= 0).astype(np.float32).reshape(n, p, p)
         if self.b1_input:
             amplitude = np.array([d.b1_amplitude for d in draws], np.float32)[which]
             true_blurred = 1.0 + amplitude[:, None] * np.stack(b1_blurred)  # [B, P*P]
@@ -193,16 +227,21 @@ class SyntheticStream:
             batch["b1"] = true_blurred.reshape(n, p, p) * (1.0 + noise)
         return batch
 
-    def _targets(self, slice_ids, centre_ids, values, coefficients) -> np.ndarray:
-        """float32[n, 2] (T1, T2) ms of the centres under their draws (module docstring)."""
+    def _targets(self, slice_ids, centre_ids, draw_of, draws, coefficients) -> np.ndarray:
+        """float32[n, 2] (T1, T2) ms of brain pixels under their draws (module docstring).
+
+        ``slice_ids``, ``centre_ids``, ``draw_of``: int[n] each pixel's slice, index among the
+        slice's centres and draw; ``draws``, ``coefficients``: the batch's draws and their
+        `compartments.fingerprint_coefficients` [D, K, T].
+        """
         centres = [(self.slices[s], c) for s, c in zip(slice_ids, centre_ids, strict=True)]
         fractions = np.stack([sl.fractions[:, c] for sl, c in centres], axis=1)  # [N_CLASSES, n]
         if self.single_fit is None:
-            y = [compartments.true_maps(fractions[:, i], v) for i, v in enumerate(values)]
+            y = [compartments.true_maps(fractions[:, i], draws[d]) for i, d in enumerate(draw_of)]
             return np.array(y, np.float32)
         beta = np.array([sl.b1_shape[c] for sl, c in centres])
         maps = compartments.single_compartment_maps(
-            self.seq, fractions, values, beta, self.single_fit, coefficients
+            self.seq, fractions, draws, beta, self.single_fit, coefficients, draw_of
         )
         return np.stack(maps, -1)
 
