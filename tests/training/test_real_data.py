@@ -75,5 +75,5 @@ def test_a_scanners_own_matching_maps_train_a_network_and_eval_writes_its_maps(t
     (test_file,) = result["files_without_truth"]
     stem = Path(test_file).stem
     assert {p.name for p in (out / "nifti").iterdir()} >= {
-        f"{stem}_rnn1-complex_{name}.nii.gz" for name in ("t1_ms", "t2_ms", "m0")
+        f"{stem}_rnn1-complex-subspace_{name}.nii.gz" for name in ("t1_ms", "t2_ms", "m0")
     }
